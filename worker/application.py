@@ -1,0 +1,13 @@
+"""The Celery app that every fleet process loads (`celery -A worker ...`)."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+# Task modules: each package's thin adapters. Later packages add theirs here.
+TASK_MODULES = ["worker.tasks"]
+
+app = Celery("fleet", include=TASK_MODULES)
+app.config_from_object("celeryconfig")
+
+import worker.signals  # noqa: E402,F401  (connects logging, correlation and metrics to the app)

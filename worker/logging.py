@@ -1,0 +1,123 @@
+"""JSON log lines with task context and masked secrets, written off the task's thread."""
+
+from __future__ import annotations
+
+import atexit
+import contextvars
+import logging
+import logging.handlers
+import queue
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pythonjsonlogger.json import JsonFormatter
+
+from worker.masking import mask_text, mask_value
+
+_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("fleet_log_context", default={})
+_listener: logging.handlers.QueueListener | None = None
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+
+
+def bind(**fields: Any) -> None:
+    """Add fields to every log line of the current task or request."""
+    _context.set({**_context.get(), **{k: v for k, v in fields.items() if v is not None}})
+
+
+def clear() -> None:
+    """Forget the fields bound for the previous task or request."""
+    _context.set({})
+
+
+def current() -> dict[str, Any]:
+    """The fields bound now."""
+    return dict(_context.get())
+
+
+@contextmanager
+def bound(**fields: Any) -> Iterator[None]:
+    """Bind fields for the duration of a block."""
+    token = _context.set({**_context.get(), **{k: v for k, v in fields.items() if v is not None}})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+class ContextFilter(logging.Filter):
+    """Copies the bound context onto each record, before it leaves the task's thread."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in _context.get().items():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        if not hasattr(record, "category"):
+            record.category = "system"
+        return True
+
+
+class MaskingFilter(logging.Filter):
+    """Redacts secrets in the message, its arguments and extra fields."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = mask_text(record.getMessage())
+        record.args = None
+        for key in list(record.__dict__):
+            if key not in _STANDARD:
+                record.__dict__[key] = mask_value(key, record.__dict__[key])
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = mask_text(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+def json_formatter() -> logging.Formatter:
+    """The formatter of every fleet log line."""
+    return JsonFormatter(
+        "%(asctime)s %(levelname)s %(name)s %(message)s",
+        rename_fields={"levelname": "level", "name": "logger", "asctime": "ts"},
+        timestamp=False,
+        json_ensure_ascii=False,
+    )
+
+
+def configure(role: str, log_dir: Path, level: str = "INFO") -> None:
+    """Send every log line as JSON to stderr and to a rotating file, through a queue."""
+    global _listener
+    stop()
+    formatter = json_formatter()
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        handlers.append(
+            logging.handlers.RotatingFileHandler(
+                log_dir / f"{role}.jsonl", maxBytes=20_000_000, backupCount=5, encoding="utf-8"
+            )
+        )
+    except OSError as exc:
+        sys.stderr.write(f"cannot write logs to {log_dir}: {exc}; logging to stderr only\n")
+    for handler in handlers:
+        handler.setFormatter(formatter)
+    log_queue: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    queue_handler = logging.handlers.QueueHandler(log_queue)
+    queue_handler.addFilter(ContextFilter())
+    queue_handler.addFilter(MaskingFilter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(queue_handler)
+    root.setLevel(level.upper())
+    _listener = logging.handlers.QueueListener(log_queue, *handlers, respect_handler_level=False)
+    _listener.start()
+    atexit.register(stop)
+
+
+def stop() -> None:
+    """Flush and stop the listener thread."""
+    global _listener
+    if _listener is not None:
+        listener, _listener = _listener, None
+        listener.stop()

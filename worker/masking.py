@@ -1,0 +1,66 @@
+"""Redact secrets from log messages, extra fields and anything else written out."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+MASK = "***"
+SECRET_KEYS = re.compile(
+    r"(pass(word|wd)?|token|secret|api[_-]?key|apikey|authorization|auth|credential|private[_-]?key|dsn)",
+    re.IGNORECASE,
+)
+_KEY_VALUE = re.compile(
+    r"(?P<key>\b[\w-]*(?:password|passwd|token|secret|api[_-]?key|apikey|authorization)[\w-]*\b)"
+    r"(?P<sep>\s*[=:]\s*|\"\s*:\s*\")(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;&\"']+)",
+    re.IGNORECASE,
+)
+_BEARER = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]+)(?P<at>@)", re.I)
+_CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
+_SLACK_HOOK = re.compile(r"(hooks\.slack\.com/services/)[\w/]+")
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2 == 1:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def _mask_card(match: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", match.group(0))
+    return f"{MASK}{digits[-4:]}" if _luhn_ok(digits) else match.group(0)
+
+
+def mask_text(text: str) -> str:
+    """The text with key=value secrets, bearer tokens, URL passwords and card numbers redacted."""
+    text = _URL_PASSWORD.sub(lambda m: f"{m['head']}{MASK}{m['at']}", text)
+    text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
+    text = _KEY_VALUE.sub(lambda m: f"{m['key']}{m['sep']}{MASK}", text)
+    text = _SLACK_HOOK.sub(lambda m: f"{m.group(1)}{MASK}", text)
+    return _CARD.sub(_mask_card, text)
+
+
+def mask_value(key: str, value: Any) -> Any:
+    """One field's value, redacted when its key names a secret, recursively for containers."""
+    if SECRET_KEYS.search(key) and value not in (None, "", [], {}):
+        return MASK
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, Mapping):
+        return {str(k): mask_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_value(key, item) for item in value]
+    return value
+
+
+def mask_identifier(value: str, keep: int = 3, tail: int = 2) -> str:
+    """An identifier shortened for logs: `acc***89`."""
+    if len(value) <= keep + tail:
+        return MASK
+    return f"{value[:keep]}{MASK}{value[-tail:]}"

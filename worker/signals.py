@@ -1,0 +1,86 @@
+"""Celery signal handlers: JSON logging, correlation ids and task context on every line."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from celery import signals
+
+from worker import logging as fleet_logging
+from worker.constants import CORRELATION_HEADER
+from worker.settings import get_settings
+
+log = logging.getLogger("fleet.worker")
+
+
+def _configure(role: str) -> None:
+    settings = get_settings()
+    fleet_logging.configure(role, settings.log_dir, settings.log_level)
+
+
+@signals.setup_logging.connect
+def _setup_logging(**_: Any) -> None:
+    # Connecting this signal stops Celery from configuring logging itself.
+    _configure("celery")
+
+
+@signals.worker_process_init.connect
+def _child_logging(**_: Any) -> None:
+    # A forked pool process has no listener thread: start its own.
+    _configure("worker")
+
+
+@signals.celeryd_after_setup.connect
+def _worker_logging(sender: str, **_: Any) -> None:
+    _configure(f"worker-{sender.split('@')[0]}")
+
+
+@signals.beat_init.connect
+def _beat_logging(**_: Any) -> None:
+    _configure("beat")
+
+
+@signals.before_task_publish.connect
+def _propagate_correlation(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    """Every message carries a correlation id: the current task's, or a new one."""
+    if headers is None or headers.get(CORRELATION_HEADER):
+        return
+    bound = fleet_logging.current().get("correlation_id")
+    headers[CORRELATION_HEADER] = bound or str(uuid.uuid4())
+
+
+def correlation_of(request: Any) -> str:
+    """The correlation id a task was sent with, its own id when the producer set none."""
+    return str(getattr(request, CORRELATION_HEADER, None) or request.id)
+
+
+@signals.task_prerun.connect
+def _bind_task_context(task: Any = None, task_id: str | None = None, **_: Any) -> None:
+    fleet_logging.clear()
+    if task is None:
+        return
+    request = task.request
+    fleet_logging.bind(
+        task_id=task_id,
+        task_name=task.name,
+        queue=(request.delivery_info or {}).get("routing_key"),
+        correlation_id=correlation_of(request),
+    )
+
+
+@signals.task_postrun.connect
+def _clear_task_context(**_: Any) -> None:
+    fleet_logging.clear()
+
+
+@signals.task_failure.connect
+def _log_failure(sender: Any = None, task_id: str | None = None, exception: BaseException | None = None,
+                 **_: Any) -> None:
+    log.error(
+        "task failed: %s: %s",
+        type(exception).__name__ if exception else "unknown",
+        exception,
+        extra={"task_id": task_id, "task_name": getattr(sender, "name", None)},
+    )
