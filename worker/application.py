@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import Celery
 
 # Task modules: each package's thin adapters. Later packages add theirs here.
-TASK_MODULES = ["worker.tasks"]
+TASK_MODULES = ["worker.tasks", "ledger.tasks", "agents.tasks", "beat.tasks"]
 
 app = Celery("fleet", include=TASK_MODULES)
 app.config_from_object("celeryconfig")

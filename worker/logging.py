@@ -8,16 +8,19 @@ import logging
 import logging.handlers
 import queue
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
 from worker.masking import mask_text, mask_value
 
-_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("fleet_log_context", default={})
+_context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
+    "fleet_log_context", default=MappingProxyType({})
+)
 _listener: logging.handlers.QueueListener | None = None
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 
@@ -79,6 +82,7 @@ def json_formatter() -> logging.Formatter:
     return JsonFormatter(
         "%(asctime)s %(levelname)s %(name)s %(message)s",
         rename_fields={"levelname": "level", "name": "logger", "asctime": "ts"},
+        datefmt="%Y-%m-%dT%H:%M:%S%z",
         timestamp=False,
         json_ensure_ascii=False,
     )
@@ -121,3 +125,5 @@ def stop() -> None:
     if _listener is not None:
         listener, _listener = _listener, None
         listener.stop()
+        for handler in listener.handlers:
+            handler.close()

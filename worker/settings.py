@@ -144,9 +144,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise SettingsError(f"FLEET_CONFIG: {path} must hold a mapping at the top level")
     unknown = sorted(set(loaded) - CONFIG_SECTIONS)
     if unknown:
-        raise SettingsError(
-            f"FLEET_CONFIG: {path} has unknown sections {unknown}; known: {sorted(CONFIG_SECTIONS)}"
-        )
+        raise SettingsError(f"FLEET_CONFIG: {path} has unknown sections {unknown}; known: {sorted(CONFIG_SECTIONS)}")
     return loaded
 
 

@@ -76,8 +76,9 @@ def _clear_task_context(**_: Any) -> None:
 
 
 @signals.task_failure.connect
-def _log_failure(sender: Any = None, task_id: str | None = None, exception: BaseException | None = None,
-                 **_: Any) -> None:
+def _log_failure(
+    sender: Any = None, task_id: str | None = None, exception: BaseException | None = None, **_: Any
+) -> None:
     log.error(
         "task failed: %s: %s",
         type(exception).__name__ if exception else "unknown",

@@ -1,0 +1,127 @@
+"""Test helpers that start real components: a worker process, waits that poll a condition."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05, what: str = "") -> Any:
+    """Poll until the condition returns something truthy; fail with `what` after the timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+        time.sleep(interval)
+
+
+class WorkerProcess:
+    """`celery -A worker worker` as a child process, the way an operator starts it."""
+
+    def __init__(
+        self,
+        queues: str = "agents,ledger,reports",
+        concurrency: int = 1,
+        pool: str = "prefork",
+        name: str | None = None,
+        env: dict[str, str] | None = None,
+        log_path: Path | None = None,
+        extra: list[str] | None = None,
+    ) -> None:
+        self.name = name or f"test-{uuid.uuid4().hex[:6]}"
+        self.queues = queues
+        self.command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker",
+            "worker",
+            "-Q",
+            queues,
+            "-c",
+            str(concurrency),
+            "-P",
+            pool,
+            "-n",
+            f"{self.name}@%h",
+            "--without-mingle",
+            "--without-gossip",
+            *(extra or []),
+        ]
+        self.env = {**os.environ, **(env or {})}
+        self.log_path = log_path or Path(os.environ["FLEET_LOG_DIR"]) / f"{self.name}.out"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def hostname(self) -> str:
+        """The node name Celery reports, as `celery inspect` shows it."""
+        import socket
+
+        return f"{self.name}@{socket.gethostname()}"
+
+    def start(self, app: Any = None, timeout: float = 60.0) -> WorkerProcess:
+        """Start and wait until it answers fleet.ping on its first queue."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as out:
+            self.process = subprocess.Popen(
+                self.command, cwd=ROOT, env=self.env, stdout=out, stderr=out, start_new_session=True
+            )
+        if app is not None:
+            self.wait_ready(app, timeout)
+        return self
+
+    def wait_ready(self, app: Any, timeout: float = 60.0) -> None:
+        """Block until fleet.ping sent to each of its queues comes back from this worker."""
+        for queue in self.queues.split(","):
+            deadline = time.monotonic() + timeout
+            result = app.send_task("fleet.ping", queue=queue, priority=0)
+            while not result.ready():
+                assert self.process is not None
+                if self.process.poll() is not None:
+                    raise AssertionError(f"worker exited with {self.process.returncode}: {self.tail()}")
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"worker did not answer on {queue}: {self.tail()}")
+                time.sleep(0.05)
+
+    def tail(self, lines: int = 30) -> str:
+        """The last lines the worker printed."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def signal(self, signum: int) -> None:
+        """Send a signal to the worker's main process."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signum)
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group, as the kernel's OOM killer or a crash would."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """Warm shutdown (SIGTERM), then kill if it does not exit in time."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.process.returncode

@@ -1,0 +1,3 @@
+"""Tables of the agents domain."""
+
+from __future__ import annotations
