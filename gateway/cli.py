@@ -45,6 +45,23 @@ def db_current() -> None:
     typer.echo(", ".join(current(get_settings().database_url)) or "(empty)")
 
 
+@app.command("api")
+def api(
+    host: str = typer.Option("127.0.0.1", help="Address to bind."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    workers: int = typer.Option(1, help="uvicorn worker processes."),
+) -> None:
+    """Serve the HTTP API with uvicorn."""
+    import uvicorn
+
+    from worker import logging as fleet_logging
+    from worker.settings import get_settings
+
+    settings = get_settings()
+    fleet_logging.configure("api", settings.log_dir, settings.log_level)
+    uvicorn.run("gateway.api:create_app", factory=True, host=host, port=port, workers=workers, log_config=None)
+
+
 for _module in (cli_ledger, cli_agents, cli_reports):
     _module.register(app)
 
