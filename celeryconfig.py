@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from worker.constants import PRIORITY_SEP, PRIORITY_STEPS, QUEUES, ROUTE_PREFIXES, TIME_LIMITS
 from worker.settings import get_settings
@@ -36,7 +36,8 @@ accept_content = ["json"]
 result_accept_content = ["json"]
 event_serializer = "json"
 
-task_queues = [Queue(name, routing_key=name) for name in QUEUES]
+# One direct exchange per queue, named like it: what a plain Celery producer declares for `queue=name`.
+task_queues = [Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES]
 task_default_queue = "agents"
 task_routes = {f"{prefix}*": {"queue": queue} for prefix, queue in ROUTE_PREFIXES.items()}
 # Our producers always set a priority; on Redis a message without one lands in the most urgent list.
@@ -75,6 +76,8 @@ task_send_sent_event = True
 worker_send_task_events = True
 
 task_annotations = [QueueTimeLimits()]
+# Celery's consumer, recording every message it cannot decode in the dead-letter table.
+worker_consumer = "worker.dead_letters:FleetConsumer"
 # Recycle worker processes to bound leaks from native libraries and caches.
 worker_max_tasks_per_child = 10_000
 worker_max_memory_per_child = 512_000  # KiB
