@@ -52,6 +52,11 @@ broker_transport_options = {
     "visibility_timeout": _settings.visibility_timeout,
 }
 result_backend_transport_options = {"visibility_timeout": _settings.visibility_timeout}
+# A result written while Redis restarts is retried (backoff up to 5 s, about 2 min in all), not lost.
+result_backend_always_retry = True
+result_backend_max_retries = 30
+result_backend_base_sleep_between_retries_ms = 100
+result_backend_max_sleep_between_retries_ms = 5000
 # Prefetch one message per process: a worker holding a backlog cannot let a critical one overtake it.
 worker_prefetch_multiplier = 1
 
