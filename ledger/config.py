@@ -72,12 +72,13 @@ class LedgerConfig(BaseModel):
     api_versions: list[str] = Field(default_factory=lambda: ["v1", "v2"])
     filters: list[FilterRule] = Field(default_factory=list)
     priority_rules: list[PriorityRule] = Field(default_factory=list)
-    sequence_wait_seconds: float = Field(default=10.0, ge=0, le=240)
+    sequence_wait_seconds: float = Field(default=5.0, ge=0, le=240)
     sequence_retry_countdown: float = Field(default=0.5, gt=0, le=60)
     snapshot_retention_days: int = Field(default=30, ge=1)
     config_keys: list[str] = Field(default_factory=lambda: list(CHANGEABLE_KEYS))
     batch_chunk_size: int = Field(default=2000, ge=1, le=20000)
-    sensitive_fields: list[str] = Field(default_factory=list)
+    # Data fields logged only masked (acc***89); accounts are always masked.
+    sensitive_fields: list[str] = Field(default_factory=lambda: ["transaction_id"])
     anomaly: AnomalyConfig = Field(default_factory=AnomalyConfig)
 
     def scale(self, currency: str) -> int:

@@ -159,7 +159,7 @@ def generate(
         )
     for index in range(max(4, events // 40)):  # every currency needs two accounts to transfer between
         peers = [a for a in stream.accounts if a.currency == stream.accounts[index].currency]
-        if len(peers) < 2:
+        if len(peers) < 2 or index < 2:
             stream.accounts[index].currency = "EUR"
             stream.items[index]["event"]["data"]["currency"] = "EUR"
     body = events - len(stream.items)

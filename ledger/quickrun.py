@@ -41,6 +41,7 @@ class Record:
     timestamp: datetime | None
     keyed: bool = True  # False for a conflicting event id: only its snapshot is stored
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    transactions: list[str] = field(default_factory=list)
 
 
 class LedgerTx(Protocol):
@@ -208,6 +209,7 @@ class _Chunk:
                 event.timestamp if event else None,
                 keyed,
                 alerts,
+                decision.transactions,
             )
         )
         if keyed:
