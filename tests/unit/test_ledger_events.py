@@ -74,3 +74,10 @@ def test_a_decimal_string_is_major_units_and_an_integer_minor_units(raw: int | s
 )
 def test_precision_counts_significant_decimals(value: str, scale: int, fits: bool) -> None:
     assert fits_scale(Decimal(value), scale) is fits
+
+
+def test_the_committed_json_schemas_are_current() -> None:
+    from ledger.schema import HERE, render, schemas
+
+    for name, schema in schemas().items():
+        assert (HERE / name).read_text(encoding="utf-8") == render(schema), f"run python -m ledger.schema ({name})"
