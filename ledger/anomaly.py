@@ -39,15 +39,18 @@ def log_amount(amount: Decimal) -> float:
 def score(baseline: dict[str, Any], value: float, config: AnomalyConfig) -> Score:
     """Score a value against a baseline without changing it."""
     count = int(baseline.get("n", 0))
-    window = list(baseline.get("window", []))
+    window = baseline.get("window", ())
     if count < config.warmup or len(window) < 2:
         return Score(value, 0.0, 0.0, False, True)
-    median = statistics.median(window)
-    mad = statistics.median(abs(x - median) for x in window)
-    robust = abs(value - median) / max(_MAD_TO_SIGMA * mad, _MAD_FLOOR)
     sd = math.sqrt(max(float(baseline.get("var", 0.0)), 0.0))
     ewma = abs(value - float(baseline.get("mean", value))) / max(sd, _SD_FLOOR)
-    flagged = robust > config.threshold and ewma > config.threshold
+    if ewma <= config.threshold:
+        # Both scores must exceed the threshold; the median/MAD (two sorts) is only needed when this one does.
+        return Score(value, 0.0, ewma, False, False)
+    median = statistics.median(window)
+    mad = statistics.median([abs(x - median) for x in window])
+    robust = abs(value - median) / max(_MAD_TO_SIGMA * mad, _MAD_FLOOR)
+    flagged = robust > config.threshold
     return Score(value, robust, ewma, flagged, False)
 
 

@@ -9,7 +9,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+import orjson
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    create_model,
+)
 from pydantic_core import PydanticCustomError
 
 from ledger.config import LedgerConfig
@@ -40,6 +51,8 @@ class Violation:
 
 
 def _identifier(value: str) -> str:
+    if value.isascii() and value.isprintable() and value.strip():
+        return value  # the common case: printable ASCII is NFC and holds no control or format character
     value = unicodedata.normalize("NFC", value)
     if not value.strip():
         raise PydanticCustomError("invalid_identifier", "identifier is empty")
@@ -144,6 +157,34 @@ class Envelope(BaseModel):
     data: dict[str, Any]
 
 
+def accounts_of(data: EventData) -> tuple[str, ...]:
+    """Every account an event's data touches, in order."""
+    if isinstance(data, TransactionCreated):
+        return (data.sender, data.receiver)
+    if isinstance(data, AccountOpened | AccountClosed | BalanceChanged):
+        return (data.account,)
+    if isinstance(data, ContractExecuted):
+        return tuple(leg.account for leg in (*data.inputs, *data.outputs))
+    return ()
+
+
+def transaction_key(data: EventData) -> str | None:
+    """The id a transfer or contract execution claims (each may be used once)."""
+    if isinstance(data, TransactionCreated):
+        return data.transaction_id
+    if isinstance(data, ContractExecuted):
+        return f"contract:{data.contract_id}:{data.execution_id}"
+    return None
+
+
+# One model per event type with its `data` typed: a valid event is validated in one call (the hot path);
+# an invalid one goes through Envelope then its data model, which name the problems precisely.
+_TYPED: dict[str, type[BaseModel]] = {
+    name: create_model(f"{model.__name__}Event", __base__=Envelope, data=(model, ...))
+    for name, model in DATA_MODELS.items()
+}
+
+
 @dataclass(frozen=True, slots=True)
 class LedgerEvent:
     """A parsed, well-formed event."""
@@ -160,19 +201,22 @@ class LedgerEvent:
 
 @dataclass(frozen=True, slots=True)
 class Decoded:
-    """A body as far as it could be read: the JSON object (or None) and its fingerprint."""
+    """A body as far as it could be read: the JSON object (or None), its fingerprint and its id."""
 
     body: dict[str, Any] | None
     fingerprint: str
     violations: list[Violation]
+    event_id: str = ""
 
-    @property
-    def event_id(self) -> str:
-        """The event's id, or a stable one derived from the content when it has none."""
-        value = self.body.get("event_id") if self.body else None
+    @staticmethod
+    def of(body: dict[str, Any] | None, fingerprint: str, violations: list[Violation]) -> Decoded:
+        """A decoded body with its id: the event's own, or a stable one derived from the content."""
+        value = body.get("event_id") if body else None
         if isinstance(value, str) and value and len(value) <= 128:
-            return unicodedata.normalize("NFC", value)
-        return f"raw-{self.fingerprint[:24]}"
+            event_id = unicodedata.normalize("NFC", value)
+        else:
+            event_id = f"raw-{fingerprint[:24]}"
+        return Decoded(body, fingerprint, violations, event_id)
 
     def text(self, key: str) -> str | None:
         """A string field of the envelope, if present."""
@@ -189,18 +233,33 @@ def _refuse_constant(text: str) -> Any:
 
 
 def _has_float(value: Any) -> bool:
-    if isinstance(value, float):
-        return True
-    if isinstance(value, dict):
-        return any(_has_float(item) for item in value.values())
-    if isinstance(value, list):
-        return any(_has_float(item) for item in value)
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is float:
+            return True
+        if kind is dict:
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
     return False
 
 
 def canonical(body: Any) -> str:
     """Canonical JSON: sorted keys, no spaces, UTF-8 kept."""
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return orjson.dumps(body, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:  # integers beyond 64 bits, lone surrogates: the standard library handles them
+        return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON text (fast path: orjson)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _digest(data: bytes) -> str:
@@ -212,21 +271,21 @@ def decode(raw: str | bytes | dict[str, Any], limit: int) -> Decoded:
     if isinstance(raw, dict):
         text = canonical(raw) if not _has_float(raw) else None
         if text is None:
-            return Decoded(raw, _digest(repr(raw).encode()), [Violation("malformed_payload", "", "float value")])
+            return Decoded.of(raw, _digest(repr(raw).encode()), [Violation("malformed_payload", "", "float value")])
         size = len(text.encode())
         if size > limit:
-            return Decoded(raw, _digest(text.encode()), [_too_large(size, limit)])
-        return Decoded(raw, _digest(text.encode()), [])
+            return Decoded.of(raw, _digest(text.encode()), [_too_large(size, limit)])
+        return Decoded.of(raw, _digest(text.encode()), [])
     data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
     if len(data) > limit:
-        return Decoded(None, _digest(data), [_too_large(len(data), limit)])
+        return Decoded.of(None, _digest(data), [_too_large(len(data), limit)])
     try:
         body = json.loads(data, parse_float=_refuse_float, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:
-        return Decoded(None, _digest(data), [Violation("malformed_payload", "", f"not JSON: {exc}"[:200])])
+        return Decoded.of(None, _digest(data), [Violation("malformed_payload", "", f"not JSON: {exc}"[:200])])
     if not isinstance(body, dict):
-        return Decoded(None, _digest(data), [Violation("malformed_payload", "", "not a JSON object")])
-    return Decoded(body, _digest(canonical(body).encode()), [])
+        return Decoded.of(None, _digest(data), [Violation("malformed_payload", "", "not a JSON object")])
+    return Decoded.of(body, _digest(canonical(body).encode()), [])
 
 
 def _too_large(size: int, limit: int) -> Violation:
@@ -246,6 +305,25 @@ def build(decoded: Decoded, config: LedgerConfig) -> LedgerEvent | list[Violatio
     """The typed event of a decoded body, or every violation found in it."""
     if decoded.violations or decoded.body is None:
         return decoded.violations
+    event_type = decoded.body.get("event_type")
+    typed = _TYPED.get(event_type) if isinstance(event_type, str) else None
+    if typed is not None:
+        try:
+            valid: Any = typed.model_validate(decoded.body)
+        except ValidationError:
+            pass  # the slower path below names every problem
+        else:
+            if valid.api_version in config.api_versions:
+                return LedgerEvent(
+                    valid.event_id,
+                    valid.event_type,
+                    valid.timestamp,
+                    valid.api_version,
+                    valid.correlation_id,
+                    valid.data,
+                    decoded.body,
+                    decoded.fingerprint,
+                )
     try:
         envelope = Envelope.model_validate(decoded.body)
     except ValidationError as exc:

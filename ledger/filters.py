@@ -8,7 +8,7 @@ from fnmatch import fnmatchcase
 
 from ledger.amounts import to_decimal
 from ledger.config import PRIORITY_LEVELS, LedgerConfig, Match
-from ledger.events import BalanceChanged, ContractExecuted, LedgerEvent, TransactionCreated
+from ledger.events import BalanceChanged, ContractExecuted, LedgerEvent, TransactionCreated, accounts_of
 
 DEFAULT_LEVEL = PRIORITY_LEVELS["normal"]
 
@@ -35,22 +35,17 @@ class Route:
 def facts(event: LedgerEvent, config: LedgerConfig) -> Facts:
     """The matchable facts of an event; the amount is in major units."""
     data = event.data
-    single = getattr(data, "account", None)
-    accounts: tuple[str, ...] = (single,) if isinstance(single, str) else ()
     amount: Decimal | None = None
-    contract_id = None
     if isinstance(data, TransactionCreated):
-        accounts = (data.sender, data.receiver)
         amount = to_decimal(data.amount, config.scale(data.currency))
     elif isinstance(data, BalanceChanged):
         # The account's currency is unknown here: integers are read at the default scale.
         scale = config.default_precision
         amount = abs(to_decimal(data.after, scale) - to_decimal(data.before, scale))
     elif isinstance(data, ContractExecuted):
-        contract_id = data.contract_id
-        accounts = tuple(leg.account for leg in (*data.inputs, *data.outputs))
         amount = sum((to_decimal(leg.amount, config.scale(leg.currency)) for leg in data.inputs), Decimal(0))
-    return Facts(event.event_type, accounts, contract_id, amount)
+    contract_id = data.contract_id if isinstance(data, ContractExecuted) else None
+    return Facts(event.event_type, accounts_of(data), contract_id, amount)
 
 
 def matches(rule: Match, found: Facts) -> bool:

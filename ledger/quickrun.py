@@ -7,13 +7,12 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 from typing import Any, Protocol
 
 from ledger import LedgerError
 from ledger.anomaly import observe
 from ledger.config import LedgerConfig
-from ledger.events import Decoded, LedgerEvent, Violation, build, decode
+from ledger.events import Decoded, LedgerEvent, Violation, accounts_of, build, decode, transaction_key
 from ledger.filters import route
 from ledger.rules import Decision, validate
 from ledger.state import Account, Applied, MemoryLedger, Overlay
@@ -108,25 +107,17 @@ def duplicate_of(original: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _touched(event: LedgerEvent) -> set[str]:
-    data = event.data
-    found = {value for name in ("account", "sender", "receiver") if isinstance(value := getattr(data, name, None), str)}
-    for leg in (*getattr(data, "inputs", ()), *getattr(data, "outputs", ())):
-        found.add(leg.account)
-    return found
-
-
 def _keys(items: list[_Item]) -> tuple[set[str], set[str], set[str]]:
-    events, accounts, transactions = set(), set(), set()
+    events: set[str] = set()
+    accounts: set[str] = set()
+    transactions: set[str] = set()
     for item in items:
         events.add(item.decoded.event_id)
         if isinstance(item.parsed, LedgerEvent):
-            accounts |= _touched(item.parsed)
-            data = item.parsed.data
-            if isinstance(tid := getattr(data, "transaction_id", None), str):
-                transactions.add(tid)
-            if isinstance(cid := getattr(data, "contract_id", None), str):
-                transactions.add(f"contract:{cid}:{getattr(data, 'execution_id', '')}")
+            accounts.update(accounts_of(item.parsed.data))
+            key = transaction_key(item.parsed.data)
+            if key is not None:
+                transactions.add(key)
     return events, accounts, transactions
 
 
@@ -140,15 +131,14 @@ class _Chunk:
     def __init__(self, base: MemoryLedger, config: LedgerConfig, now: datetime, final: bool, correlation: str | None):
         self.overlay = Overlay(base)
         self.config, self.now, self.final, self.correlation = config, now, final, correlation
-        self._configs: dict[str, LedgerConfig] = {}
+        self._effective: LedgerConfig | None = None
         self.records: list[Record] = []
 
     def effective(self) -> LedgerConfig:
-        overrides = self.overlay.config_overrides()
-        key = repr(sorted(overrides.items()))
-        if key not in self._configs:
-            self._configs[key] = self.config.changed(overrides)
-        return self._configs[key]
+        """The config with every accepted `config_changed` so far applied (recomputed only after one)."""
+        if self._effective is None:
+            self._effective = self.config.changed(self.overlay.config_overrides())
+        return self._effective
 
     def process(self, item: _Item) -> dict[str, Any]:
         started = time.perf_counter()
@@ -217,21 +207,24 @@ class _Chunk:
         return result
 
     def _apply(self, decision: Decision, event_id: str, event: LedgerEvent | None) -> list[dict[str, Any]]:
+        alerts = self._watch(decision, event_id)
         overlay = self.overlay
         for account in decision.after.values():
             overlay.put_account(account, new=decision.before.get(account.account) is None)
         overlay.transactions.update(decision.transactions)
-        overlay.overrides.update(decision.overrides)
-        return self._watch(decision.amounts, event_id)
+        if decision.overrides:
+            overlay.overrides.update(decision.overrides)
+            self._effective = None
+        return alerts
 
-    def _watch(self, amounts: list[tuple[str, Decimal]], event_id: str) -> list[dict[str, Any]]:
+    def _watch(self, decision: Decision, event_id: str) -> list[dict[str, Any]]:
         alerts = []
-        for account_id, amount in amounts:
-            account = self.overlay.account(account_id)
+        for account_id, amount in decision.amounts:
+            # The accounts in `after` are this decision's own copies: their baseline can be replaced in place.
+            account = decision.after.get(account_id)
             if account is None or amount == 0:
                 continue
-            found, baseline = observe(account.baseline, amount, self.config.anomaly)
-            self.overlay.put_account(account.evolve(baseline=baseline), new=account_id in self.overlay.opened)
+            found, account.baseline = observe(account.baseline, amount, self.config.anomaly)
             if found.flagged:
                 alerts.append(
                     {

@@ -40,6 +40,8 @@ class Decision:
     @property
     def codes(self) -> list[str]:
         """Codes in precedence order, the deciding one first, without repeats."""
+        if not self.violations:
+            return []
         return sorted({v.code for v in self.violations}, key=PRECEDENCE.__getitem__)
 
 
@@ -61,9 +63,10 @@ class _Check:
             self.decision.before.setdefault(account_id, found)
         return found
 
-    def put(self, account: Account) -> None:
+    def put(self, account: Account, **changes: Any) -> None:
+        """Record the account's new state: one fresh copy per change, owned by this decision."""
         self.decision.before.setdefault(account.account, self.view.account(account.account))
-        self.decision.after[account.account] = account.evolve(last_timestamp=self._latest(account))
+        self.decision.after[account.account] = account.evolve(last_timestamp=self._latest(account), **changes)
 
     def _latest(self, account: Account) -> datetime:
         last = account.last_timestamp
@@ -155,7 +158,7 @@ def _opened(check: _Check, data: AccountOpened) -> None:
 def _closed(check: _Check, data: AccountClosed) -> None:
     found = check.existing(data.account, "data.account", "account_not_found", None)
     if found is not None:
-        check.put(found.evolve(closed=True))
+        check.put(found, closed=True)
 
 
 def _transaction(check: _Check, data: TransactionCreated) -> None:
@@ -172,8 +175,8 @@ def _transaction(check: _Check, data: TransactionCreated) -> None:
     check.covers(sender, amount, "data.amount")
     if sender is None or receiver is None or data.sender == data.receiver:
         return
-    check.put(sender.evolve(balance=sender.balance - amount))
-    check.put(receiver.evolve(balance=receiver.balance + amount))
+    check.put(sender, balance=sender.balance - amount)
+    check.put(receiver, balance=receiver.balance + amount)
     check.decision.transactions.append(data.transaction_id)
     check.decision.amounts += [(data.sender, amount), (data.receiver, amount)]
 
@@ -198,7 +201,7 @@ def _balance(check: _Check, data: BalanceChanged) -> None:
             check.fail("balance_mismatch", "data.delta", f"after - before = {after - before}, delta {delta}")
     if after < -found.overdraft_limit:
         check.fail("exceeds_balance", "data.after", f"{after} is below the overdraft limit")
-    check.put(found.evolve(balance=after, last_sequence=data.sequence or found.last_sequence))
+    check.put(found, balance=after, last_sequence=data.sequence or found.last_sequence)
     check.decision.amounts.append((data.account, abs(after - before)))
 
 
@@ -239,7 +242,7 @@ def _contract(check: _Check, data: ContractExecuted) -> None:
         assert current is not None  # every leg's account was found above
         if change < 0:
             check.covers(current, -change, "data.inputs")
-        check.put(current.evolve(balance=current.balance + change))
+        check.put(current, balance=current.balance + change)
         check.decision.amounts.append((account_id, abs(change)))
     check.decision.transactions.append(key)
 

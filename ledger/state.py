@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Account:
-    """One account of the shadow ledger."""
+    """One account of the shadow ledger; treat as immutable once shared (evolve makes the copies)."""
 
     account: str
     currency: str
@@ -22,8 +22,18 @@ class Account:
     baseline: dict[str, Any] = field(default_factory=dict)
 
     def evolve(self, **changes: Any) -> Account:
-        """A copy with some fields changed."""
-        return replace(self, **changes)
+        """A copy with some fields changed (hand-written: dataclasses.replace is slow on the hot path)."""
+        get = changes.get
+        return Account(
+            self.account,
+            self.currency,
+            get("overdraft_limit", self.overdraft_limit),
+            get("balance", self.balance),
+            get("closed", self.closed),
+            get("last_sequence", self.last_sequence),
+            get("last_timestamp", self.last_timestamp),
+            get("baseline", self.baseline),
+        )
 
 
 @dataclass(frozen=True, slots=True)
