@@ -25,8 +25,13 @@ BARE_BROKER = os.environ.get("FLEET_BROKER_URL", "redis://127.0.0.1:6379/0")
 # The bare baseline: the same broker, transport options, serializer, acks and prefetch, a task doing nothing.
 bare_app = Celery("bare", broker=BARE_BROKER, backend=BARE_BROKER)
 bare_app.conf.update(
-    task_serializer="json", result_serializer="json", accept_content=["json"], task_default_queue="bare",
-    task_acks_late=True, worker_prefetch_multiplier=1, worker_hijack_root_logger=False,
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    task_default_queue="bare",
+    task_acks_late=True,
+    worker_prefetch_multiplier=1,
+    worker_hijack_root_logger=False,
     broker_transport_options={"queue_order_strategy": "priority", "priority_steps": list(range(10)), "sep": ":"},
 )
 
@@ -46,8 +51,24 @@ class Worker:
     """A `celery worker` subprocess, stopped with SIGTERM."""
 
     def __init__(self, app: str, queues: str, concurrency: int, log: Path) -> None:
-        command = [sys.executable, "-m", "celery", "-A", app, "worker", "-Q", queues, "-c", str(concurrency),
-                   "-n", f"bench-{uuid.uuid4().hex[:6]}@%h", "--without-mingle", "--without-gossip", "-l", "WARNING"]
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            app,
+            "worker",
+            "-Q",
+            queues,
+            "-c",
+            str(concurrency),
+            "-n",
+            f"bench-{uuid.uuid4().hex[:6]}@%h",
+            "--without-mingle",
+            "--without-gossip",
+            "-l",
+            "WARNING",
+        ]
         self.out = log.open("ab")
         self.process = subprocess.Popen(command, cwd=ROOT, stdout=self.out, stderr=self.out)
 
@@ -138,8 +159,13 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="fleet-bench-ledger-"))
     server = RedisServer(port=free_port(), data_dir=work / "redis").start()
-    os.environ.update({"FLEET_BROKER_URL": server.url, "FLEET_LOG_DIR": str(work / "log"),
-                       "FLEET_DATABASE_URL": f"sqlite:///{work / 'fleet.db'}"})
+    os.environ.update(
+        {
+            "FLEET_BROKER_URL": server.url,
+            "FLEET_LOG_DIR": str(work / "log"),
+            "FLEET_DATABASE_URL": f"sqlite:///{work / 'fleet.db'}",
+        }
+    )
     try:
         return _measure(args, server.url, work)
     finally:
@@ -164,8 +190,10 @@ def _measure(args: argparse.Namespace, broker: str, work: Path) -> int:
     from tests.ledger_cases import event
 
     tag = uuid.uuid4().hex[:6]
-    bodies = [event(f"one-{tag}-{i}", "account_opened", {"account": f"one-{tag}-{i}", "currency": "EUR"})
-              for i in range(args.tasks)]
+    bodies = [
+        event(f"one-{tag}-{i}", "account_opened", {"account": f"one-{tag}-{i}", "currency": "EUR"})
+        for i in range(args.tasks)
+    ]
     single = throughput(app, "ledger.quick_run", "ledger", bodies)
     figures.append(("ledger.quick_run events/s (one per task)", f"{single:,.0f}"))
     figures.append(("  ratio to bare no-op (goal >= 0.70)", f"{single / baseline:.2f}"))
@@ -176,8 +204,12 @@ def _measure(args: argparse.Namespace, broker: str, work: Path) -> int:
     behind = critical_wait(app, args.backlog, args.reps)
     fleet.stop()
     for label, waits in (("empty queue", empty), (f"behind {args.backlog:,} normal", behind)):
-        figures.append((f"critical wait to start, {label}: p50 / p95 ms",
-                        f"{statistics.median(waits):.1f} / {percentile(waits, 95):.1f}"))
+        figures.append(
+            (
+                f"critical wait to start, {label}: p50 / p95 ms",
+                f"{statistics.median(waits):.1f} / {percentile(waits, 95):.1f}",
+            )
+        )
     if os.environ.get("FLEET_TEST_POSTGRES_URL"):
         figures.append(("PostgreSQL batch", "run with FLEET_DATABASE_URL set to it (see docs/ledger.md)"))
     width = max(len(label) for label, _ in figures)

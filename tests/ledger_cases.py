@@ -76,7 +76,7 @@ def cases(p: str) -> dict[str, Any]:
     big = event(f"{p}-big", "config_changed", {"key": "amount_limit", "value": "x" * 70_000})
     leg = {"currency": "EUR"}
     return {
-        "malformed_payload": "this is { not json",
+        "malformed_payload": f"this is {{ not json ({p})",
         "payload_too_large": json.dumps(big),
         "schema_invalid": event(f"{p}-schema", "transaction_created", {"transaction_id": "t", "sender": 5}),
         "unsupported_event_type": event(f"{p}-type", "account_renamed", {}),

@@ -7,8 +7,9 @@ PostgreSQL except for the placeholder and `FOR UPDATE`.
 
 from __future__ import annotations
 
+import atexit
 import fcntl
-import functools
+import os
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -78,10 +79,33 @@ def _chunks(values: Iterable[str]) -> Iterator[list[str]]:
         yield items[start : start + IN_CHUNK]
 
 
-@functools.cache
+_engines: dict[str, Engine] = {}
+_locks: dict[tuple[str, int], TextIO] = {}
+
+
+def _lock_file(path: str, pid: int) -> TextIO:
+    # One open file per process (a forked child opens its own: flock locks belong to the open file).
+    if (path, pid) not in _locks:
+        _locks[path, pid] = open(path, "a")  # noqa: SIM115  (closed at exit)
+    return _locks[path, pid]
+
+
+@atexit.register
+def _close() -> None:
+    # Close what the caches hold before the interpreter tears down (no ResourceWarning at exit).
+    for engine in _engines.values():
+        engine.dispose()
+    _engines.clear()
+    for lock in _locks.values():
+        lock.close()
+    _locks.clear()
+
+
 def ledger_engine(url: str) -> Engine:
     """An engine whose SQLite transactions take the write lock at BEGIN, so two workers never interleave."""
-    engine = make_engine(url, json_serializer=dumps)
+    if url in _engines:
+        return _engines[url]
+    engine = _engines[url] = make_engine(url, json_serializer=dumps)
     if normalise_url(url).startswith("sqlite"):
 
         @event.listens_for(engine, "connect")
@@ -228,20 +252,18 @@ class SqlLedgerStore:
         # Writers of one SQLite file queue on a lock file: flock wakes the next one at once, where SQLite's
         # busy handler would sleep in growing steps (most of a task's time with two processes).
         self._lock_path = None if self.postgres or not database or database == ":memory:" else f"{database}.lock"
-        self._lock: TextIO | None = None
 
     @contextmanager
     def _writer(self) -> Iterator[None]:
         if self._lock_path is None:
             yield
             return
-        if self._lock is None:
-            self._lock = open(self._lock_path, "a")  # noqa: SIM115  (held for the life of the process)
-        fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX)
+        lock = _lock_file(self._lock_path, os.getpid())
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(self._lock.fileno(), fcntl.LOCK_UN)
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
     @contextmanager
     def transaction(self) -> Iterator[SqlLedgerTx]:
