@@ -11,7 +11,7 @@ from typing import Any
 
 from agents import executor, gatekeeper, graph, verifier
 from agents.config import AgentsConfig
-from agents.errors import AgentError, InvalidTransition, ToolError, ToolTransientError
+from agents.errors import AgentError, InvalidTransition, RunNotFound, ToolError, ToolTransientError
 from agents.models import TERMINAL_STATUSES, Plan, RunRecord, StageOutput, SubtaskResult, Usage, Verdict
 from agents.ports import EventSink, RunStore, ToolCache
 from agents.profiles import Profile
@@ -68,8 +68,23 @@ def _stage(ports: Ports, run_id: str, name: str, task_id: str | None) -> Iterato
     )
 
 
+def seal(ports: Ports, run_id: str) -> None:
+    """Write the final status and output into the run's snapshot."""
+    record = ports.store.get_run(run_id)
+    if record.snapshot_id is None:
+        return
+    try:
+        data = ports.store.get_snapshot(record.snapshot_id)
+    except RunNotFound:
+        return
+    data.update(status=record.status, output=record.output, error=record.error)
+    ports.store.save_snapshot(record.snapshot_id, run_id, data)
+
+
 def _finish(ports: Ports, run_id: str, to: str, allowed: set[str], **fields: Any) -> None:
     if ports.store.transition(run_id, to, frozenset(allowed), **fields):
+        if to in TERMINAL_STATUSES:
+            seal(ports, run_id)
         ports.events.publish(run_id, {"type": "run_finished" if to in TERMINAL_STATUSES else "run_status", "status": to,
                                       **({"error": fields["error"]} if fields.get("error") else {})})  # fmt: skip
 
