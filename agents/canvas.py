@@ -11,6 +11,7 @@ from celery.canvas import Signature
 
 STAGE_TASKS = ("agents.analyze", "agents.gate", "agents.execute", "agents.verify")
 SUBTASK_TASK = "agents.run_subtask"
+BARRIER_TASK = "celery.accumulate"
 # Seconds between the soft limit (the tool is interrupted, the subtask fails) and the hard kill.
 HARD_LIMIT_GRACE_S = 5
 
@@ -51,7 +52,10 @@ def execution(run_id: str, levels: Sequence[Sequence[str]], queue: str, priority
             for subtask_id in level
         ]
         steps.append(group(members))
-    return chain(*steps)
+    # The last level's barrier, on our queue: left to Task.replace, it would be a celery.accumulate routed to
+    # the default queue, which a worker serving only another agents queue never reads.
+    barrier = signature(BARRIER_TASK, kwargs={"index": 0}, queue=queue, priority=priority, task_id=str(uuid.uuid4()))
+    return chain(*steps, barrier)
 
 
 def task_ids(canvas: Any) -> Iterator[str]:

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from agents.analyst import plan_locally
 from agents.config import AgentsConfig, OpenAISettings
 from agents.errors import ProfileError
-from agents.models import Plan, Usage, WorkflowRequest
+from agents.models import Plan, Subtask, Usage, WorkflowRequest
 from agents.tools import Registry
 
 PROMPT_TEMPLATE_NAME = "sena-planner-v1"
@@ -72,8 +72,16 @@ class LocalProfile:
     name = "local"
 
     def plan(self, request: WorkflowRequest, registry: Registry) -> tuple[Plan, Usage]:
-        """The local planner's plan."""
-        return plan_locally(request.input), Usage()
+        """The local planner's plan, or the caller's own `options.subtasks` (validated by the gatekeeper all the same)."""
+        given = request.options.get("subtasks")
+        if given is None:
+            return plan_locally(request.input), Usage()
+        try:
+            subtasks = tuple(Subtask.model_validate(item) for item in given)
+        except (ValidationError, TypeError) as exc:
+            raise ProfileError(f"options.subtasks is not a list of subtasks: {exc}") from None
+        tools = tuple(dict.fromkeys(s.tool_ref for s in subtasks))
+        return Plan(intent="given", subtasks=subtasks, tools=tools, rationale="subtasks given by the caller"), Usage()
 
     def describe(self) -> dict[str, Any]:
         """This profile as a snapshot records it."""
