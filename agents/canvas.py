@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from celery import chain, group, signature
-from celery.canvas import Signature
+from celery.canvas import Signature, _chain, _chord
 
 STAGE_TASKS = ("agents.analyze", "agents.gate", "agents.execute", "agents.verify")
 SUBTASK_TASK = "agents.run_subtask"
@@ -60,7 +60,11 @@ def execution(run_id: str, levels: Sequence[Sequence[str]], queue: str, priority
 
 def task_ids(canvas: Any) -> Iterator[str]:
     """Every task id set on the signatures of a canvas (to remember for cancel)."""
-    if isinstance(canvas, chain | group):
+    if isinstance(canvas, _chord):
+        for member in canvas.tasks:
+            yield from task_ids(member)
+        yield from task_ids(canvas.body)
+    elif isinstance(canvas, _chain | group):
         for member in canvas.tasks:
             yield from task_ids(member)
     elif isinstance(canvas, Signature) and canvas.options.get("task_id"):

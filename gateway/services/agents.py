@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from agents import actions, canvas
@@ -166,6 +170,7 @@ __all__ = [
     "AgentError",
     "approve",
     "cancel",
+    "evaluate",
     "list_runs",
     "list_tools",
     "progress",
@@ -177,3 +182,31 @@ __all__ = [
     "test_tool",
     "wait_for_run",
 ]
+
+
+def evaluate(samples: Path, profile: str = "local", parallel: int = 4, timeout_s: float = 120.0) -> dict[str, Any]:
+    """Run every sample of `samples/inputs` through the fleet, score it against `samples/expected`, write results."""
+    from agents.evaluation import Expected, score, summarise
+
+    inputs = sorted((samples / "inputs").glob("*.json"))
+    if not inputs:
+        raise AgentError(f"no samples in {samples / 'inputs'}")
+
+    def one(path: Path) -> dict[str, Any]:
+        sample = json.loads(path.read_text(encoding="utf-8"))
+        expected = Expected.model_validate_json((samples / "expected" / path.name).read_text(encoding="utf-8"))
+        started = time.perf_counter()
+        record = run(sample["input"], profile=profile, options=sample.get("options", {}), timeout_s=timeout_s)
+        result = score(expected, record, (time.perf_counter() - started) * 1000)
+        return {"sample": path.stem, "language": sample.get("language"), **result}
+
+    with ThreadPoolExecutor(parallel) as pool:
+        scores = list(pool.map(one, inputs))
+    results_dir = samples / "results" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    results_dir.mkdir(parents=True, exist_ok=True)
+    with (results_dir / "samples.jsonl").open("w", encoding="utf-8") as out:
+        for item in scores:
+            out.write(json.dumps(item, ensure_ascii=False) + "\n")
+    summary = {"profile": profile, "metrics": summarise(scores), "results_dir": str(results_dir)}
+    (results_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    return summary
