@@ -109,8 +109,13 @@ def cancel(run_id: str, actor: str = "operator") -> dict[str, Any]:
     ports = build_ports()
     actions.cancel(run_id, ports, actor)
     task_ids = ports.store.task_ids(run_id)
+    app = _app()
     if task_ids:
-        _app().control.revoke(task_ids, terminate=True, signal="SIGTERM")
+        app.control.revoke(task_ids, terminate=True, signal="SIGTERM")
+    # The producer's id (the run id) belongs to the last stage, which a revoked canvas never reaches:
+    # resolve it as REVOKED so a producer waiting on it learns at once (the run record says cancelled).
+    if not app.AsyncResult(run_id).ready():
+        app.backend.mark_as_revoked(run_id, reason=f"run cancelled by {actor}")
     return run_status(run_id)
 
 

@@ -86,9 +86,14 @@ def test_cancel_stops_the_run_keeps_partial_results_and_no_later_stage_starts(
 
     cancelled = service.cancel(run_id, actor="tester")
     final = celery_app.AsyncResult(run_id)
-    wait_for(final.ready, timeout=30, what="the run's canvas to end")
+    wait_for(final.ready, timeout=30, what="the producer's id to resolve")
+    inspect = celery_app.control.inspect(destination=[faults_worker.hostname], timeout=2)
+    wait_for(
+        lambda: (inspect.active() or {}).get(faults_worker.hostname) == [], timeout=30, what="the worker to be idle"
+    )
 
     record = service.run_status(run_id)
+    assert final.state == "REVOKED"
     assert cancelled["status"] == record["status"] == "cancelled"
     assert record["error"] == "cancelled by tester"
     assert record["subtasks"][0]["output"] == {"expression": "6*7", "value": "42"}
