@@ -12,13 +12,14 @@ import redis
 from kombu import Connection
 
 from gateway.services import agents as service
+from tests.fake_openai import FakeOpenAI
 from tests.support import WorkerProcess, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 
-def _config(folder: Path, queue: str) -> dict[str, str]:
-    """Environment of a worker serving `queue` with the test tools, fast retries and a 2 s subtask limit."""
+def _config(folder: Path, queue: str, openai_url: str = "http://127.0.0.1:9/v1") -> dict[str, str]:
+    """Environment of a worker serving `queue` with the test tools, fast retries, a 2 s subtask limit, a fake model."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "fleet.yaml"
     path.write_text(
@@ -28,15 +29,23 @@ def _config(folder: Path, queue: str) -> dict[str, str]:
         "  tool_retries: 2\n"
         "  retry_backoff_s: 0.05\n"
         "  subtask_time_limit_s: 2\n"
+        f"  openai: {{base_url: '{openai_url}', model: fake-1, prompt_price_per_1k: 0.5, completion_price_per_1k: 2.0}}\n"
     )
-    return {"FLEET_CONFIG": str(path), "FLEET_TEST_EFFECTS_DIR": str(folder)}
+    return {"FLEET_CONFIG": str(path), "FLEET_TEST_EFFECTS_DIR": str(folder), "FLEET_OPENAI_API_KEY": "test-key"}
 
 
 @pytest.fixture(scope="module")
-def faults_worker(celery_app, database_url: str, session_dir: Path) -> Iterator[WorkerProcess]:  # type: ignore[no-untyped-def]
+def fake_openai() -> Iterator[FakeOpenAI]:
+    """A local server speaking the chat-completions API."""
+    with FakeOpenAI() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def faults_worker(celery_app, database_url: str, session_dir: Path, fake_openai: FakeOpenAI) -> Iterator[WorkerProcess]:  # type: ignore[no-untyped-def]
     """A worker on its own queue that knows the test tools (two processes, so a slow subtask leaves room)."""
-    worker = WorkerProcess(queues="agents-faults", concurrency=2, name="agents-faults",
-                           env=_config(session_dir / "agents-faults", "agents-faults")).start(celery_app)  # fmt: skip
+    env = _config(session_dir / "agents-faults", "agents-faults", fake_openai.base_url)
+    worker = WorkerProcess(queues="agents-faults", concurrency=2, name="agents-faults", env=env).start(celery_app)
     yield worker
     worker.stop()
 
@@ -98,6 +107,25 @@ def test_cancel_stops_the_run_keeps_partial_results_and_no_later_stage_starts(
     assert record["error"] == "cancelled by tester"
     assert record["subtasks"][0]["output"] == {"expression": "6*7", "value": "42"}
     assert "verify" not in [s["stage"] for s in record["stages"]]
+
+
+def test_the_openai_profile_plans_through_the_fake_model_and_records_tokens_and_cost(
+    faults_worker: WorkerProcess, fake_openai: FakeOpenAI
+) -> None:
+    record = service.run("compute 42*2", profile="openai", options={"queue": "agents-faults"}, timeout_s=15)
+
+    assert record["status"] == "succeeded", record["error"]
+    assert record["output"]["results"]["s1"]["value"] == "84"
+    usage = record["stages"][0]["usage"]
+    assert (usage["prompt_tokens"], usage["completion_tokens"], usage["cost"]) == (120, 30, 0.12)
+    assert fake_openai.requests[-1][0]["Authorization"] == "Bearer test-key"
+
+
+def test_an_openai_plan_that_is_not_json_fails_the_run_at_the_analyst(faults_worker: WorkerProcess) -> None:
+    record = service.run("broken 1+1", profile="openai", options={"queue": "agents-faults"}, timeout_s=15)
+
+    assert record["status"] == "failed"
+    assert "analyze: the model's plan is not valid JSON" in record["error"]
 
 
 def _restore_unacknowledged(celery_app) -> int:  # type: ignore[no-untyped-def]
