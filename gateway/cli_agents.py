@@ -263,3 +263,17 @@ def register(app: typer.Typer) -> None:
     app.command("replay")(replay)
     app.command("eval")(evaluate)
     app.add_typer(tool_app, name="tool")
+
+
+def print_run_status(run_id: str, as_json: bool) -> int:
+    """Print one workflow run (`agent status RUN_ID`); the exit code: 0 succeeded or resting, 1 otherwise."""
+    from agents.errors import RunNotFound
+    from gateway.services import agents as service
+
+    try:
+        record = service.run_status(run_id)
+    except RunNotFound:
+        typer.secho(f"no workflow run {run_id}", err=True)
+        return EXIT_FAILED
+    _emit(record, as_json) or show_record(record)
+    return EXIT_OK if record["status"] not in {"failed", "rejected", "cancelled"} else EXIT_FAILED
