@@ -10,4 +10,5 @@ TASK_MODULES = ["worker.tasks", "ledger.tasks", "agents.tasks", "beat.tasks"]
 app = Celery("fleet", include=TASK_MODULES)
 app.config_from_object("celeryconfig")
 
-import worker.signals  # noqa: E402,F401  (connects logging, correlation and metrics to the app)
+import worker.signals  # noqa: E402  (connects logging, correlation and metrics to the app)
+import worker.telemetry  # noqa: E402,F401  (per-minute aggregates and Prometheus counters; reports.telemetry)
