@@ -93,8 +93,5 @@ def missed_report_due(now_local: datetime, has_report_today: bool, config: Repor
 
 def report_period(day: date, now_local: datetime, config: ReportsConfig) -> tuple[datetime, datetime]:
     """The 24 hours a report covers: up to now for today's report, up to the report time for a past day."""
-    if day >= now_local.date():
-        end = now_local
-    else:
-        end = datetime.combine(day, report_time(config), tzinfo=now_local.tzinfo)
+    end = now_local if day >= now_local.date() else datetime.combine(day, report_time(config), tzinfo=now_local.tzinfo)
     return end - timedelta(hours=24), end

@@ -7,6 +7,7 @@ one pipeline round trip. `reports.collect_metrics` moves the hashes into SQL (`w
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -152,9 +153,9 @@ def parse_hash(minute: int, fields: dict[str, str]) -> list[MinuteAggregate]:
         index, value = int(slot), float(raw)
         if index < len(STATS):
             stat = STATS[index]
-            setattr(row, stat, int(round(value)) if stat in ("count", "failures", "retries", "wait_count") else value)
+            setattr(row, stat, round(value) if stat in ("count", "failures", "retries", "wait_count") else value)
         else:
-            row.buckets[index - len(STATS)] = int(round(value))
+            row.buckets[index - len(STATS)] = round(value)
     return list(rows.values())
 
 
@@ -178,10 +179,8 @@ def _queue_wait(request: Any, now: float) -> float | None:
         return None
     eta = getattr(request, "eta", None)
     if eta:
-        try:
+        with contextlib.suppress(ValueError):
             sent = max(sent, datetime.fromisoformat(str(eta)).timestamp())
-        except ValueError:
-            pass
     return max(0.0, now - sent)
 
 
