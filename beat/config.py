@@ -42,7 +42,6 @@ DEFAULT_THRESHOLDS: dict[str, Threshold] = {
     "error_lines": Threshold(caution=1, warning=10, stat="max"),
     "http_p95_s": Threshold(caution=0.5, warning=2, stat="max"),
     "db_p95_s": Threshold(caution=0.1, warning=1, stat="max"),
-    "workers": Threshold(caution=1, warning=0, stat="min", direction="below"),
 }
 
 
@@ -61,6 +60,9 @@ class ReportsConfig(BaseModel):
     thresholds: dict[str, Threshold] = Field(default_factory=dict)
     patterns: list[dict[str, Any]] = Field(default_factory=list)
     chart: bool = True
+    expected_workers: int = Field(default=1, ge=0)
+    flower_url: str | None = None
+    api_url: str | None = None
 
     @field_validator("report_time")
     @classmethod

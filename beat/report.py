@@ -62,7 +62,8 @@ def judge(
     evidence = Evidence(signals=summary.signals, levels=levels, components=components, logs=inputs.logs)
     issues = analyze(patterns, evidence, inputs.language)
     health = rollup(components)
-    if health == Health.OK and any(i.priority == "HIGH" for i in issues):
+    signal_warning = any(level == Level.WARNING for level in levels.values())
+    if health == Health.OK and (signal_warning or any(i.priority == "HIGH" for i in issues)):
         health = Health.WARNING
     return levels, components, health, issues
 

@@ -195,7 +195,7 @@ def summarise(
         retries=total.retries,
         signals=signals,
         per_task=_rollup(tasks),
-        routes=_rollup(a for a in in_period if a.kind == "http"),
+        routes=_rollup(a for a in in_period if a.kind in ("http", "db")),
         series=series,
     )
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-# Before anything imports prometheus_client: every fleet process writes its metrics to one shared folder.
-import worker.prometheus_env  # noqa: F401  isort: skip
 from worker.application import app
 
 __all__ = ["app"]

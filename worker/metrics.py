@@ -7,8 +7,11 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-import worker.prometheus_env  # noqa: F401  (sets PROMETHEUS_MULTIPROC_DIR first)  isort: skip
-from prometheus_client import (
+from worker.prometheus_env import ensure_multiproc_dir
+
+ensure_multiproc_dir()  # before prometheus_client is imported: it picks its value class at import
+
+from prometheus_client import (  # noqa: E402
     CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
@@ -17,10 +20,10 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client.core import GaugeMetricFamily  # noqa: E402
+from prometheus_client.registry import Collector  # noqa: E402
 
-from beat.aggregates import BUCKETS
+from beat.aggregates import BUCKETS  # noqa: E402
 
 log = logging.getLogger("fleet.reports")
 

@@ -13,10 +13,8 @@ def ensure_multiproc_dir() -> Path:
     if not os.environ.get(ENV):
         from worker.settings import get_settings
 
+        # Exported, so the worker's pool processes and the processes it starts share the folder.
         os.environ[ENV] = str((get_settings().log_dir.parent / "prometheus").resolve())
     path = Path(os.environ[ENV])
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-ensure_multiproc_dir()

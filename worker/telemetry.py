@@ -22,7 +22,6 @@ from sqlalchemy import Engine, event
 
 from beat.aggregates import BUCKETS, STATS, MinuteAggregate, bucket_index
 from beat.config import ReportsConfig, reports_config
-from worker import metrics
 from worker.settings import get_settings
 
 log = logging.getLogger("fleet.reports")
@@ -45,14 +44,27 @@ def minute_of(epoch: float) -> int:
 class Recorder:
     """The in-memory table of one process and the thread that flushes it."""
 
-    def __init__(self, config: ReportsConfig, redis_factory: Callable[[], Any]) -> None:
-        self.config = config
+    def __init__(self, config: Callable[[], ReportsConfig], redis_factory: Callable[[], Any]) -> None:
+        self._config_factory = config
+        self._config: ReportsConfig | None = None
         self.redis_factory = redis_factory
         self._lock = threading.Lock()
         self._table: dict[tuple[int, str, str, str], list[float]] = {}
         self._pending = 0
         self._pid = 0
         self._stop = threading.Event()
+
+    @property
+    def config(self) -> ReportsConfig:
+        """The `reports` section, read at first use (settings are final by then)."""
+        if self._config is None:
+            self._config = self._config_factory()
+        return self._config
+
+    @property
+    def enabled(self) -> bool:
+        """False when `reports.telemetry` is off: every handler returns at once."""
+        return self.config.telemetry
 
     def record(
         self,
@@ -169,7 +181,7 @@ def _redis() -> Any:
     return get_redis()
 
 
-RECORDER = Recorder(_config(), _redis)
+RECORDER = Recorder(_config, _redis)
 _started: dict[str, tuple[float, float | None]] = {}
 
 
@@ -184,13 +196,20 @@ def _queue_wait(request: Any, now: float) -> float | None:
     return max(0.0, now - sent)
 
 
+def _metrics() -> Any:
+    # Imported at first use: PROMETHEUS_MULTIPROC_DIR comes from settings, final only by then.
+    from worker import metrics
+
+    return metrics
+
+
 def _stamp_sent(headers: dict[str, Any] | None = None, **_: Any) -> None:
-    if headers is not None and SENT_HEADER not in headers:
+    if RECORDER.enabled and headers is not None and SENT_HEADER not in headers:
         headers[SENT_HEADER] = time.time()
 
 
 def _task_started(task_id: str | None = None, task: Any = None, **_: Any) -> None:
-    if task_id is not None and task is not None:
+    if task_id is not None and task is not None and RECORDER.enabled:
         _started[task_id] = (time.perf_counter(), _queue_wait(task.request, time.time()))
 
 
@@ -201,6 +220,7 @@ def _task_finished(task_id: str | None = None, task: Any = None, state: str | No
     runtime = time.perf_counter() - began[0]
     queue = (task.request.delivery_info or {}).get("routing_key") or ""
     failed, retried = state == "FAILURE", state == "RETRY"
+    metrics = _metrics()
     RECORDER.record("task", task.name, queue, runtime, failed=failed, retried=retried, wait=began[1])
     counter = metrics.TASK_FAILED if failed else metrics.TASK_RETRIED if retried else metrics.TASK_SUCCEEDED
     counter.labels(task.name, queue).inc()
@@ -210,12 +230,14 @@ def _task_finished(task_id: str | None = None, task: Any = None, state: str | No
 
 
 def _process_exit(**_: Any) -> None:
-    RECORDER.stop()
-    metrics.process_exited(os.getpid())
+    if RECORDER.enabled:
+        RECORDER.stop()
+        _metrics().process_exited(os.getpid())
 
 
 def _before_sql(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-    conn.info.setdefault("fleet_query_start", []).append(time.perf_counter())
+    if RECORDER.enabled:
+        conn.info.setdefault("fleet_query_start", []).append(time.perf_counter())
 
 
 def _after_sql(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
@@ -225,7 +247,7 @@ def _after_sql(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
     elapsed = time.perf_counter() - starts.pop()
     verb = (statement.lstrip().split(None, 1) or ["?"])[0].upper()[:16]
     RECORDER.record("db", verb, "db", elapsed)
-    metrics.DB_DURATION.labels(verb).observe(elapsed)
+    _metrics().DB_DURATION.labels(verb).observe(elapsed)
 
 
 async def http_latency_middleware(request: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Any:
@@ -240,13 +262,17 @@ async def http_latency_middleware(request: Any, call_next: Callable[[Any], Await
         elapsed = time.perf_counter() - started
         route = getattr(request.scope.get("route"), "path", None) or "unmatched"
         RECORDER.record("http", f"{request.method} {route}", "api", elapsed, failed=status >= 500)
-        metrics.HTTP_DURATION.labels(request.method, route, str(status)).observe(elapsed)
+        _metrics().HTTP_DURATION.labels(request.method, route, str(status)).observe(elapsed)
 
 
-def install() -> bool:
-    """Connect the signal handlers and SQL events, unless `reports.telemetry` is false."""
-    if not RECORDER.config.telemetry:
-        return False
+def _early_metrics(**_: Any) -> None:
+    # Worker start, before task modules (which may define metrics) are imported.
+    _metrics()
+
+
+def install() -> None:
+    """Connect the signal handlers and SQL events; each returns at once when `reports.telemetry` is off."""
+    signals.celeryd_init.connect(_early_metrics, weak=False)
     signals.before_task_publish.connect(_stamp_sent, weak=False)
     signals.task_prerun.connect(_task_started, weak=False)
     signals.task_postrun.connect(_task_finished, weak=False)
@@ -255,7 +281,6 @@ def install() -> bool:
     if not event.contains(Engine, "before_cursor_execute", _before_sql):
         event.listen(Engine, "before_cursor_execute", _before_sql)
         event.listen(Engine, "after_cursor_execute", _after_sql)
-    return True
 
 
-INSTALLED = install()
+install()
