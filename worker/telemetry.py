@@ -34,6 +34,7 @@ SEP = "\x1f"
 # A minute's hash outlives a fleet that is down for a weekend; collect_metrics deletes it when moved.
 KEY_TTL_S = 7 * 24 * 3600
 _SLOTS = len(STATS) + len(BUCKETS) + 1
+_MAX_SLOTS = frozenset({STATS.index("runtime_max"), STATS.index("wait_max")})
 
 
 def minute_of(epoch: float) -> int:
@@ -51,6 +52,7 @@ class Recorder:
         self._lock = threading.Lock()
         self._table: dict[tuple[int, str, str, str], list[float]] = {}
         self._pending = 0
+        self._flushes = 0
         self._pid = 0
         self._stop = threading.Event()
 
@@ -122,13 +124,18 @@ class Recorder:
         table = self.take()
         if not table:
             return 0
+        self._flushes += 1
+        token = f"{os.getpid()}.{self._flushes}"
         try:
             pipe = self.redis_factory().pipeline(transaction=False)
             for (minute, kind, name, group), row in table.items():
                 key = f"{KEY_PREFIX}{minute}"
                 prefix = SEP.join((kind, name, group))
                 for index, value in enumerate(row):
-                    if value:
+                    if index in _MAX_SLOTS and value:
+                        # A maximum cannot be added up: each flush sets its own field, read back as max.
+                        pipe.hset(key, f"{prefix}{SEP}{index}{SEP}{token}", value)
+                    elif value:
                         pipe.hincrbyfloat(key, f"{prefix}{SEP}{index}", value)
                 pipe.expire(key, KEY_TTL_S)
                 pipe.sadd(MINUTES_KEY, minute)
@@ -145,7 +152,7 @@ class Recorder:
             for key, row in table.items():
                 mine = self._table.setdefault(key, [0.0] * _SLOTS)
                 for index, value in enumerate(row):
-                    mine[index] = max(mine[index], value) if index in (4, 7) else mine[index] + value
+                    mine[index] = max(mine[index], value) if index in _MAX_SLOTS else mine[index] + value
 
     def stop(self) -> None:
         """Stop the thread and write what is left."""
@@ -158,12 +165,15 @@ def parse_hash(minute: int, fields: dict[str, str]) -> list[MinuteAggregate]:
     rows: dict[tuple[str, str, str], MinuteAggregate] = {}
     at = datetime.fromtimestamp(minute, UTC)
     for field, raw in fields.items():
-        kind, name, group, slot = field.split(SEP)
+        kind, name, group, slot, *_flush = field.split(SEP)
         row = rows.get((kind, name, group))
         if row is None:
             row = rows[(kind, name, group)] = MinuteAggregate(minute=at, kind=kind, name=name, group=group)
         index, value = int(slot), float(raw)
-        if index < len(STATS):
+        if index in _MAX_SLOTS:
+            stat = STATS[index]
+            setattr(row, stat, max(getattr(row, stat), value))
+        elif index < len(STATS):
             stat = STATS[index]
             setattr(row, stat, round(value) if stat in ("count", "failures", "retries", "wait_count") else value)
         else:
