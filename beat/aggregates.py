@@ -98,3 +98,13 @@ class HostSample:
     warning_lines: int = 0
     queue_depth: dict[str, int] = field(default_factory=dict)
     workers: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LogEvent:
+    """One warning or error line of the fleet's JSON logs."""
+
+    at: datetime
+    level: str
+    logger: str
+    message: str

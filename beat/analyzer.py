@@ -6,13 +6,13 @@ import operator
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from importlib import resources
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from beat.aggregates import LogEvent
 from beat.components import Component, Status
 from beat.errors import PatternError
 from beat.summary import Stat
@@ -26,16 +26,6 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,
     "==": operator.eq,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class LogEvent:
-    """One warning or error line of the fleet's JSON logs."""
-
-    at: datetime
-    level: str
-    logger: str
-    message: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from beat.aggregates import HostSample, MinuteAggregate
-from beat.analyzer import Evidence, Issue, LogEvent, Pattern, analyze
+from beat.aggregates import HostSample, LogEvent, MinuteAggregate
+from beat.analyzer import Evidence, Issue, Pattern, analyze
 from beat.components import Component, Health, Probe, assess, rollup
 from beat.config import ReportsConfig
 from beat.render import render_briefing, render_report
@@ -70,7 +70,7 @@ def judge(
 
 def build_report(inputs: ReportInputs, patterns: Sequence[Pattern], chart: str | None = None) -> Report:
     """The daily report for `inputs.day`, with `chart` (a file name beside the report) linked if given."""
-    summary = summarise(inputs.aggregates, inputs.hosts, inputs.start, inputs.end)
+    summary = summarise(inputs.aggregates, inputs.hosts, inputs.start, inputs.end, inputs.logs)
     levels, components, health, issues = judge(summary, inputs, patterns)
     comparison = compare(summary, inputs.previous, inputs.history)
     figures: dict[str, Any] = {
@@ -97,7 +97,7 @@ def build_report(inputs: ReportInputs, patterns: Sequence[Pattern], chart: str |
 
 def build_briefing(inputs: ReportInputs, patterns: Sequence[Pattern]) -> tuple[str, dict[str, Any]]:
     """The short Markdown briefing of the current state and its JSON."""
-    summary = summarise(inputs.aggregates, inputs.hosts, inputs.start, inputs.end)
+    summary = summarise(inputs.aggregates, inputs.hosts, inputs.start, inputs.end, inputs.logs)
     _levels, components, health, issues = judge(summary, inputs, patterns)
     data = {
         "health": health.value,

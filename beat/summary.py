@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from beat.aggregates import HostSample, MinuteAggregate, empty_buckets, quantile_from_buckets
+from beat.aggregates import HostSample, LogEvent, MinuteAggregate, empty_buckets, quantile_from_buckets
 
 # Signals taken from host samples, by attribute name.
 HOST_SIGNALS: tuple[str, ...] = (
@@ -154,8 +154,22 @@ def _kind_signals(rows: list[MinuteAggregate], prefix: str) -> dict[str, Stat]:
     return {name: stat for name, vals in values.items() if (stat := describe(vals)) is not None}
 
 
+def _log_signals(logs: Sequence[LogEvent], start: datetime, end: datetime) -> dict[str, Stat]:
+    """Error and warning lines per minute (minutes with at least one line) straight from the log events."""
+    counts: dict[str, Counter[datetime]] = {"log_errors_per_min": Counter(), "log_warnings_per_min": Counter()}
+    for event in logs:
+        if start <= event.at < end:
+            key = "log_warnings_per_min" if event.level == "WARNING" else "log_errors_per_min"
+            counts[key][event.at.replace(second=0, microsecond=0)] += 1
+    return {name: stat for name, c in counts.items() if (stat := describe(float(v) for v in c.values())) is not None}
+
+
 def summarise(
-    aggregates: Sequence[MinuteAggregate], hosts: Sequence[HostSample], start: datetime, end: datetime
+    aggregates: Sequence[MinuteAggregate],
+    hosts: Sequence[HostSample],
+    start: datetime,
+    end: datetime,
+    logs: Sequence[LogEvent] = (),
 ) -> DaySummary:
     """Statistics of every signal over the period's minutes, per-task rows and the chart's series."""
     tasks = [a for a in aggregates if a.kind == "task" and start <= a.minute < end]
@@ -184,6 +198,7 @@ def summarise(
             signals[name] = stat
     if (depth := describe(float(sum(h.queue_depth.values())) for h in samples)) is not None:
         signals["queue_depth"] = depth
+    signals.update(_log_signals(logs, start, end))
     total = MinuteAggregate(minute=start, kind="task", name="*", group="*", buckets=empty_buckets())
     for m in ordered:
         total.merge(m)

@@ -14,8 +14,7 @@ import httpx
 import psutil
 from redis.exceptions import RedisError
 
-from beat.aggregates import HostSample
-from beat.analyzer import LogEvent
+from beat.aggregates import HostSample, LogEvent
 from beat.components import Probe
 from worker.db import check
 from worker.errors import DatabaseUnavailable

@@ -124,7 +124,8 @@ def generate(
     day = day or now_local.date()
     if not replace and store.get_report(day) is not None:
         return {"date": day.isoformat(), "stored": False, "reason": "exists"}
-    late = trigger != "manual" and day == now_local.date() and is_late(now_local, ctx.config)
+    # A report sent because beat found it missed at start is late by definition; a scheduled one past grace too.
+    late = trigger == "missed" or (trigger == "schedule" and is_late(now_local, ctx.config))
     report = build_report(_inputs(day, now, ctx, late), ctx.patterns, chart=f"{day}.png" if ctx.config.chart else None)
     values = {
         "report_date": day,

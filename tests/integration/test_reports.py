@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,102 @@ def test_agent_report_counts_the_pings_and_failures_that_were_sent(
 def _failures_before(before: dict) -> int:
     rows = [r for r in before.get("figures", {}).get("summary", {}).get("per_task", []) if r["name"] == "fleet.fail"]
     return rows[0]["count"] if rows else 0
+
+
+def _queued_reports(celery_app) -> int:  # type: ignore[no-untyped-def]
+    from worker.fleet_status import queue_depths
+    from worker.redis_client import get_redis
+
+    busy = celery_app.control.inspect(timeout=1.0).active() or {}
+    return queue_depths(get_redis())["reports"] + sum(len(tasks) for tasks in busy.values())
+
+
+def _forget_report(day: str) -> None:
+    from sqlalchemy import delete
+
+    from worker.db import session_scope
+    from worker.models.reports import Alert, StatusReport
+
+    with session_scope() as session:
+        session.execute(delete(Alert).where(Alert.report_date == datetime.fromisoformat(day).date()))
+        session.execute(delete(StatusReport).where(StatusReport.report_date == datetime.fromisoformat(day).date()))
+
+
+def _reports_of(day: str) -> list:
+    from sqlalchemy import select
+
+    from worker.db import session_scope
+    from worker.models.reports import StatusReport
+
+    with session_scope() as session:
+        return list(
+            session.execute(
+                select(StatusReport.trigger, StatusReport.late).where(
+                    StatusReport.report_date == datetime.fromisoformat(day).date()
+                )
+            )
+        )
+
+
+def test_beat_with_its_clock_at_0959_sends_the_report_at_1000_and_it_is_made_once(
+    fleet_worker: WorkerProcess, celery_app
+) -> None:  # type: ignore[no-untyped-def]
+    # Given no report yet today and Beat's real scheduler on a clock at 09:59 (the report is made for today)
+    today = datetime.now(UTC).date().isoformat()
+    _forget_report(today)
+    # When the clock reads 09:59:00, then 10:00:01, in two concurrent beat processes
+    beats = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.beat_clock", f"{today}T09:59:00", f"{today}T10:00:01"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = []
+    for beat in beats:
+        out, err = beat.communicate(timeout=60)
+        assert beat.returncode == 0, err
+        outputs.append([json.loads(line) for line in out.splitlines()])
+    # Then nothing is sent at 09:59, the daily report at 10:00 by each beat...
+    for at_0959, at_1000 in outputs:
+        assert [s["task"] for s in at_0959["sent"]] == []
+        assert sorted(s["task"] for s in at_1000["sent"]) == ["reports.collect_metrics", "reports.daily_status"]
+    sent = [s["id"] for o in outputs for s in o[1]["sent"] if s["task"] == "reports.daily_status"]
+    results = [celery_app.AsyncResult(task_id).get(timeout=60) for task_id in sent]
+    # ...and exactly one report exists for the day: the second run found it stored
+    assert sorted(r["stored"] for r in results) == [False, True]
+    assert [trigger for trigger, _late in _reports_of(today)] == ["schedule"]
+
+
+def test_two_real_beats_started_after_a_missed_report_time_make_one_late_report(
+    fleet_worker: WorkerProcess, celery_app, session_dir: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    # Given a fleet that was down at its report time (00:00 here, so it has always passed today)
+    today = datetime.now(UTC).date().isoformat()
+    _forget_report(today)
+    config = tmp_path / "fleet.yaml"
+    config.write_text("reports:\n  report_time: '00:00'\n  offline_window: null\n")
+    env = {**os.environ, "FLEET_CONFIG": str(config)}
+    # When two `celery -A worker beat` processes start
+    beats = []
+    for n in range(2):
+        with (tmp_path / f"beat-{n}.out").open("wb") as out:
+            command = [sys.executable, "-m", "celery", "-A", "worker", "beat", "-s", str(tmp_path / f"schedule-{n}")]
+            beats.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT))
+    try:
+        # Then the missed report is made once, marked late
+        wait_for(lambda: _reports_of(today), timeout=60, interval=0.5, what="the missed report")
+
+        def both_sent() -> bool:
+            return all("was missed" in (tmp_path / f"beat-{n}.out").read_text() for n in range(2))
+
+        wait_for(both_sent, timeout=30, what="both beats sending the missed report")
+        wait_for(lambda: _queued_reports(celery_app) == 0, timeout=60, what="the second report task to run")
+    finally:
+        for beat in beats:
+            beat.terminate()
+            beat.wait(20)
+    assert _reports_of(today) == [("missed", True)]

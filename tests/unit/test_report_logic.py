@@ -6,8 +6,16 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from beat.aggregates import BUCKETS, HostSample, MinuteAggregate, bucket_index, empty_buckets, quantile_from_buckets
-from beat.analyzer import Evidence, LogEvent, analyze, load_catalogue
+from beat.aggregates import (
+    BUCKETS,
+    HostSample,
+    LogEvent,
+    MinuteAggregate,
+    bucket_index,
+    empty_buckets,
+    quantile_from_buckets,
+)
+from beat.analyzer import Evidence, analyze, load_catalogue
 from beat.components import Component, Health, Probe, Status, assess, rollup
 from beat.config import Threshold, reports_config
 from beat.errors import PatternError
