@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from celery.beat import Scheduler
@@ -22,7 +22,7 @@ from worker.settings import get_settings
 class RecordingScheduler(Scheduler):
     """The default in-memory scheduler, remembering what it sent."""
 
-    sent: list[dict[str, str]] = []
+    sent: ClassVar[list[dict[str, str]]] = []
 
     def apply_async(self, entry: Any, producer: Any = None, advance: bool = True, **kwargs: Any) -> Any:
         result = super().apply_async(entry, producer, advance, **kwargs)
