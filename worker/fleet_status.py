@@ -1,37 +1,32 @@
-"""Live state of the fleet that `agent status`, `/metrics` and the report share: queue depths, workers."""
+"""What `agent status`, health checks and the report ask of a running fleet."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
+
+import redis
 
 from worker.constants import PRIORITY_SEP, PRIORITY_STEPS, QUEUES
 
-log = logging.getLogger("fleet.reports")
-
 
 def priority_lists(queue: str) -> list[str]:
-    """The Redis lists kombu keeps for one queue: step 0 is the bare name, the others `queue:N`."""
-    # kombu.transport.redis.MultiChannelPoller._q_for_pri: f"{queue}{sep}{pri}" if pri else queue.
-    return [f"{queue}{PRIORITY_SEP}{step}" if step else queue for step in PRIORITY_STEPS]
+    """The Redis lists that hold one queue's messages: `ledger`, `ledger:1` ... `ledger:9`."""
+    return [queue if step == 0 else f"{queue}{PRIORITY_SEP}{step}" for step in PRIORITY_STEPS]
 
 
-def queue_depths(redis_client: Any, queues: tuple[str, ...] = QUEUES) -> dict[str, int]:
-    """Messages waiting per queue, every priority sub-queue counted, in one round trip."""
-    pipe = redis_client.pipeline(transaction=False)
+def queue_depths(client: redis.Redis, queues: tuple[str, ...] = QUEUES) -> dict[str, int]:
+    """Messages waiting per queue, counting every priority sub-queue, in one round trip."""
+    pipe = client.pipeline(transaction=False)
     for queue in queues:
         for name in priority_lists(queue):
             pipe.llen(name)
-    lengths = pipe.execute()
+    sizes = pipe.execute()
     steps = len(PRIORITY_STEPS)
-    return {queue: int(sum(lengths[i * steps : (i + 1) * steps])) for i, queue in enumerate(queues)}
+    return {queue: int(sum(sizes[i * steps : (i + 1) * steps])) for i, queue in enumerate(queues)}
 
 
-def workers_online(app: Any, timeout: float = 1.0) -> list[str]:
-    """Node names of the workers that answer a control ping within the timeout, sorted."""
-    try:
-        replies = app.control.ping(timeout=timeout) or []
-    except OSError as exc:
-        log.warning("workers ping failed: %s", exc, extra={"category": "system"})
-        return []
-    return sorted(name for reply in replies for name in reply)
+def workers_online(app: Any, timeout: float = 1.0) -> dict[str, list[str]]:
+    """Worker node names that answered a ping within the timeout, with the queues each consumes."""
+    inspector = app.control.inspect(timeout=timeout)
+    replies = inspector.active_queues() or {}
+    return {name: sorted(queue["name"] for queue in queues) for name, queues in sorted(replies.items())}

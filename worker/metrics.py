@@ -70,6 +70,7 @@ class LiveCollector(Collector):
 
     def collect(self) -> Iterator[Any]:
         """Queue length per queue (all priority sub-queues) and one `celery_worker_up` per worker."""
+        from kombu.exceptions import OperationalError as KombuOperationalError
         from redis.exceptions import RedisError
 
         from worker.application import app
@@ -83,8 +84,11 @@ class LiveCollector(Collector):
                 lengths.add_metric([queue], depth)
         except RedisError as exc:
             log.warning("queue lengths unavailable: %s", exc, extra={"category": "performance"})
-        for hostname in workers_online(app, timeout=self.ping_timeout):
-            up.add_metric([hostname], 1)
+        try:
+            for hostname in workers_online(app, timeout=self.ping_timeout):
+                up.add_metric([hostname], 1)
+        except (OSError, KombuOperationalError) as exc:
+            log.warning("workers ping unavailable: %s", exc, extra={"category": "performance"})
         yield lengths
         yield up
 
