@@ -43,38 +43,37 @@ def _send_traffic(celery_app, name_suffix: str) -> None:  # type: ignore[no-unty
             result.get(timeout=30, propagate=True)
 
 
-def _task_row(result: dict, name: str, queue: str) -> dict:
-    rows = [r for r in result["figures"]["summary"]["per_task"] if r["name"] == name and r["queue"] == queue]
-    return rows[0] if rows else {"count": 0, "failures": 0}
-
-
 def test_agent_report_counts_the_pings_and_failures_that_were_sent(
-    fleet_worker: WorkerProcess, celery_app, session_dir: Path
-) -> None:  # type: ignore[no-untyped-def]
+    fleet_worker: WorkerProcess,
+    celery_app,
+    session_dir: Path,  # type: ignore[no-untyped-def]
+) -> None:
     from gateway.services import reports
 
-    # Given traffic flowing through the real worker: successes on ledger, failures on agents
-    before = reports.run_report()
+    # Given today's figures so far (other tests share the worker), then traffic through the real worker
+    before = _settled(reports)
     _send_traffic(celery_app, "report")
-    ping_before = _task_row(reports.latest_report(), "fleet.ping", "ledger")["count"]
 
     # When `agent report` runs (the worker flushes its aggregates every few seconds)
     def counted() -> dict | None:
         done = _agent("report", "--json")
         assert done.returncode == 0, done.stderr
-        latest = reports.latest_report()
-        fails = _task_row(latest, "fleet.fail", "agents")
-        return json.loads(done.stdout) if fails["count"] >= FAILS + _failures_before(before) else None
+        delta = (
+            _row(reports.latest_report(), "fleet.fail", "agents")["count"]
+            - _row(before, "fleet.fail", "agents")["count"]
+        )
+        return json.loads(done.stdout) if delta >= FAILS else None
 
     result = wait_for(counted, timeout=30, interval=1.0, what="the failures in the report")
     latest = reports.latest_report()
 
-    # Then its figures match the traffic, with the chart, the dashboard JSON and classifications
-    ping = _task_row(latest, "fleet.ping", "ledger")
-    fail = _task_row(latest, "fleet.fail", "agents")
-    assert ping["count"] >= PINGS and ping["failures"] == 0
-    assert fail["count"] - _failures_before(before) == FAILS and fail["failures"] == fail["count"]
-    assert ping_before >= 0
+    # Then its figures moved by exactly the traffic sent, with the chart, the dashboard JSON and classifications
+    def moved(name: str, queue: str, field: str) -> int:
+        return _row(latest, name, queue)[field] - _row(before, name, queue)[field]
+
+    assert (moved("fleet.ping", "ledger", "count"), moved("fleet.ping", "ledger", "failures")) == (PINGS, 0)
+    assert (moved("fleet.fail", "agents", "count"), moved("fleet.fail", "agents", "failures")) == (FAILS, FAILS)
+    assert latest["figures"]["summary"]["failures"] - before["figures"]["summary"]["failures"] == FAILS
     files = result["files"]
     assert Path(files["chart"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert Path(files["latest"]).read_text() == Path(files["markdown"]).read_text()
@@ -84,9 +83,22 @@ def test_agent_report_counts_the_pings_and_failures_that_were_sent(
     assert "| fleet.fail | agents |" in latest["markdown"]
 
 
-def _failures_before(before: dict) -> int:
-    rows = [r for r in before.get("figures", {}).get("summary", {}).get("per_task", []) if r["name"] == "fleet.fail"]
-    return rows[0]["count"] if rows else 0
+def _settled(reports) -> dict:  # type: ignore[no-untyped-def]
+    """Today's report once the worker's earlier traffic is flushed: two runs a flush interval apart agree."""
+    seen: list[list] = []
+
+    def same_twice() -> dict | None:
+        reports.run_report()
+        latest = reports.latest_report()
+        seen.append(latest["figures"]["summary"]["per_task"])
+        return latest if len(seen) > 1 and seen[-1] == seen[-2] else None
+
+    return wait_for(same_twice, timeout=30, interval=2.5, what="the earlier traffic to be flushed")
+
+
+def _row(report: dict, name: str, queue: str) -> dict:
+    rows = [r for r in report["figures"]["summary"]["per_task"] if r["name"] == name and r["queue"] == queue]
+    return rows[0] if rows else {"count": 0, "failures": 0}
 
 
 def _queued_reports(celery_app) -> int:  # type: ignore[no-untyped-def]
