@@ -99,3 +99,17 @@ def test_queue_depth_counts_every_priority_sub_queue() -> None:
     fake.lists = {"ledger": 2, "ledger:3": 5, "ledger:9": 1, "agents:5": 4}
     assert priority_lists("ledger")[:2] == ["ledger", "ledger:1"]
     assert queue_depths(fake) == {"agents": 4, "ledger": 8, "reports": 0}
+
+
+def test_log_lines_get_a_category_from_their_logger_unless_one_is_given() -> None:
+    import logging
+
+    from worker.logging import CATEGORIES, ContextFilter, category_of
+
+    assert [
+        category_of(n)
+        for n in ("fleet.ledger.rules", "fleet.agents", "uvicorn.error", "celery.worker", "fleet.ledgerx")
+    ] == ["ledger", "agent", "api", "system", "system"]
+    record = logging.makeLogRecord({"name": "fleet.audit", "msg": "x", "category": "security"})
+    ContextFilter().filter(record)
+    assert record.category == "security" and record.category in CATEGORIES
