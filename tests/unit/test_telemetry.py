@@ -113,3 +113,33 @@ def test_log_lines_get_a_category_from_their_logger_unless_one_is_given() -> Non
     record = logging.makeLogRecord({"name": "fleet.audit", "msg": "x", "category": "security"})
     ContextFilter().filter(record)
     assert record.category == "security" and record.category in CATEGORIES
+
+
+def test_the_api_middleware_records_latency_per_route_template() -> None:
+    import asyncio
+
+    import httpx
+    from fastapi import FastAPI
+
+    from worker import telemetry
+
+    # Given an API with the fleet's latency middleware
+    api = FastAPI()
+    api.middleware("http")(telemetry.http_latency_middleware)
+
+    @api.get("/runs/{run_id}")
+    def run(run_id: str) -> dict[str, str]:
+        return {"run_id": run_id}
+
+    telemetry.RECORDER.take()
+
+    # When two different runs are read
+    async def two_reads() -> list[int]:
+        transport = httpx.ASGITransport(app=api)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            return [(await client.get(f"/runs/{run}")).status_code for run in ("a", "b")]
+
+    assert asyncio.run(two_reads()) == [200, 200]
+    # Then both count under the route template, not the raw path
+    rows = {(kind, name): row for (_m, kind, name, _g), row in telemetry.RECORDER.take().items()}
+    assert rows[("http", "GET /runs/{run_id}")][0] == 2
