@@ -191,8 +191,18 @@ def mark_notified(day: date, channel: str, outcome: str, engine: Engine | None =
             alert.notified = {**alert.notified, channel: outcome}
 
 
-def domain_figures(prefixes: tuple[str, ...], engine: Engine) -> dict[str, Any] | None:
-    """Row counts (and counts by status) of the tables whose name starts with a prefix; None if none exist."""
+# Columns taken as a row's time when a domain table has one: its figures then cover the report's period.
+_TIME_COLUMNS = ("created_at", "received_at", "started_at", "at", "timestamp")
+
+
+def domain_figures(
+    prefixes: tuple[str, ...], engine: Engine, start: datetime | None = None, end: datetime | None = None
+) -> dict[str, Any] | None:
+    """Row counts (and counts by status) of the tables whose name starts with a prefix; None if none exist.
+
+    Read by reflection, so the ledger and agents tables are shown whatever their models hold; rows are
+    limited to [start, end) when the table has a time column.
+    """
     names = [n for n in inspect(engine).get_table_names() if n.startswith(prefixes)]
     if not names:
         return None
@@ -201,8 +211,10 @@ def domain_figures(prefixes: tuple[str, ...], engine: Engine) -> dict[str, Any] 
     with engine.connect() as connection:
         for name in sorted(names):
             table = Table(name, metadata, autoload_with=engine)
-            figures[f"{name} rows"] = connection.scalar(select(func.count()).select_from(table))
+            when = next((table.c[c] for c in _TIME_COLUMNS if c in table.c), None)
+            where = [when >= start, when < end] if when is not None and start and end else []
+            figures[f"{name} rows"] = connection.scalar(select(func.count()).select_from(table).where(*where))
             if "status" in table.c:
-                by_status = connection.execute(select(table.c.status, func.count()).group_by(table.c.status)).all()
-                figures[f"{name} by status"] = {str(status): count for status, count in by_status}
+                query = select(table.c.status, func.count()).where(*where).group_by(table.c.status)
+                figures[f"{name} by status"] = {str(status): count for status, count in connection.execute(query)}
     return figures
