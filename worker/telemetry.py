@@ -22,6 +22,7 @@ from sqlalchemy import Engine, event
 
 from beat.aggregates import BUCKETS, STATS, MinuteAggregate, bucket_index
 from beat.config import ReportsConfig, reports_config
+from worker import otel  # noqa: F401  (optional traces, off unless OTEL_EXPORTER_OTLP_ENDPOINT is set)
 from worker.settings import get_settings
 
 log = logging.getLogger("fleet.reports")

@@ -143,3 +143,12 @@ def test_the_api_middleware_records_latency_per_route_template() -> None:
     # Then both count under the route template, not the raw path
     rows = {(kind, name): row for (_m, kind, name, _g), row in telemetry.RECORDER.take().items()}
     assert rows[("http", "GET /runs/{run_id}")][0] == 2
+
+
+def test_traces_stay_off_without_an_endpoint_and_spans_are_free(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from worker import otel
+
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    assert otel.setup() is False
+    with otel.span("agent.stage", **{"gen_ai.operation.name": "chat"}) as current:
+        assert current is None
