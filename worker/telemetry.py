@@ -7,6 +7,7 @@ one pipeline round trip. `reports.collect_metrics` moves the hashes into SQL (`w
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -109,6 +110,8 @@ class Recorder:
         self._stop = threading.Event()
         thread = threading.Thread(target=self._run, name="fleet-telemetry", daemon=True)
         thread.start()
+        # Short-lived processes (the CLI, a test) write what they measured before they exit.
+        atexit.register(self.stop)
 
     def _run(self) -> None:
         while not self._stop.wait(self.config.flush_interval_s):
