@@ -7,6 +7,8 @@ from datetime import date
 from typing import Any
 
 from celery import signals
+from redis.exceptions import ConnectionError as RedisConnectionError
+from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
 
 from worker.application import app
 from worker.notify import NotificationFailed
@@ -22,7 +24,15 @@ def collect_metrics(self: Any) -> dict[str, Any]:
     return reporting.collect()
 
 
-@app.task(name="reports.daily_status", bind=True, acks_late=True, max_retries=3, retry_backoff=True)
+@app.task(
+    name="reports.daily_status",
+    bind=True,
+    acks_late=True,
+    # Transient: the database or Redis did not answer. Safe to rerun: one report per date, insert-or-skip.
+    autoretry_for=(SQLAlchemyOperationalError, RedisConnectionError),
+    max_retries=3,
+    retry_backoff=10,
+)
 def daily_status(self: Any, day: str | None = None, trigger: str = "schedule") -> dict[str, Any]:
     """Make the day's report once (a second beat's run finds it stored) and queue its notifications."""
     from worker import notify, reporting
