@@ -160,6 +160,15 @@ def overhead(ctx: BenchContext, tasks: int, rounds: int = 3) -> list[Row]:
         on.append(_throughput_with(ctx, True, tasks))
     base = ctx.baseline.get("noop_tps")
     ratios = [a / b for a, b in zip(on, off, strict=True)]
+    sys.stdout.write(
+        "rounds (tasks/s): off "
+        + ", ".join(f"{v:.0f}" for v in off)
+        + "; on "
+        + ", ".join(f"{v:.0f}" for v in on)
+        + "; on/off "
+        + ", ".join(f"{r:.3f}" for r in ratios)
+        + "\n"
+    )
     return [
         Row("no-op throughput, telemetry off (median)", statistics.median(off), "tasks/s", baseline=base),
         Row("no-op throughput, telemetry on (median)", statistics.median(on), "tasks/s", baseline=base),
