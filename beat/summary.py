@@ -164,6 +164,30 @@ def _log_signals(logs: Sequence[LogEvent], start: datetime, end: datetime) -> di
     return {name: stat for name, c in counts.items() if (stat := describe(float(v) for v in c.values())) is not None}
 
 
+def _task_series(ordered: Sequence[MinuteAggregate]) -> tuple[dict[str, list[Any]], dict[str, Stat]]:
+    """Per-minute series of the tasks (for the chart) and their statistics."""
+    series: dict[str, list[Any]] = {
+        "minute": [m.minute.isoformat() for m in ordered],
+        "throughput": [m.count for m in ordered],
+        "failure_rate_pct": [100.0 * m.failures / m.count if m.count else 0.0 for m in ordered],
+        "runtime_p95_s": [quantile_from_buckets(m.buckets, 0.95) for m in ordered],
+    }
+    signals = {name: stat for name in list(series)[1:] if (stat := describe(series[name])) is not None}
+    if (wait := describe(m.wait_sum / m.wait_count for m in ordered if m.wait_count)) is not None:
+        signals["queue_wait_s"] = wait
+    return series, signals
+
+
+def _host_signals(samples: Sequence[HostSample]) -> dict[str, Stat]:
+    """Statistics of the host samples, queue depth summed over queues."""
+    signals = {
+        name: stat for name in HOST_SIGNALS if (stat := describe(float(getattr(h, name)) for h in samples)) is not None
+    }
+    if (depth := describe(float(sum(h.queue_depth.values())) for h in samples)) is not None:
+        signals["queue_depth"] = depth
+    return signals
+
+
 def summarise(
     aggregates: Sequence[MinuteAggregate],
     hosts: Sequence[HostSample],
@@ -172,32 +196,13 @@ def summarise(
     logs: Sequence[LogEvent] = (),
 ) -> DaySummary:
     """Statistics of every signal over the period's minutes, per-task rows and the chart's series."""
-    tasks = [a for a in aggregates if a.kind == "task" and start <= a.minute < end]
-    minutes = _per_minute(tasks)
-    ordered = sorted(minutes.values(), key=lambda m: m.minute)
-    series: dict[str, list[Any]] = {
-        "minute": [m.minute.isoformat() for m in ordered],
-        "throughput": [m.count for m in ordered],
-        "failure_rate_pct": [100.0 * m.failures / m.count if m.count else 0.0 for m in ordered],
-        "runtime_p95_s": [quantile_from_buckets(m.buckets, 0.95) for m in ordered],
-    }
-    signals: dict[str, Stat] = {}
-    for name in ("throughput", "failure_rate_pct", "runtime_p95_s"):
-        stat = describe(series[name])
-        if stat is not None:
-            signals[name] = stat
-    waits = [m.wait_sum / m.wait_count for m in ordered if m.wait_count]
-    if (wait_stat := describe(waits)) is not None:
-        signals["queue_wait_s"] = wait_stat
     in_period = [a for a in aggregates if start <= a.minute < end]
+    tasks = [a for a in in_period if a.kind == "task"]
+    ordered = sorted(_per_minute(tasks).values(), key=lambda m: m.minute)
+    series, signals = _task_series(ordered)
     signals.update(_kind_signals([a for a in in_period if a.kind == "http"], "http"))
     signals.update(_kind_signals([a for a in in_period if a.kind == "db"], "db"))
-    samples = [h for h in hosts if start <= h.minute < end]
-    for name in HOST_SIGNALS:
-        if (stat := describe(float(getattr(h, name)) for h in samples)) is not None:
-            signals[name] = stat
-    if (depth := describe(float(sum(h.queue_depth.values())) for h in samples)) is not None:
-        signals["queue_depth"] = depth
+    signals.update(_host_signals([h for h in hosts if start <= h.minute < end]))
     signals.update(_log_signals(logs, start, end))
     total = MinuteAggregate(minute=start, kind="task", name="*", group="*", buckets=empty_buckets())
     for m in ordered:
