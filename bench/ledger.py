@@ -132,8 +132,13 @@ def batch_rate(app: Celery, events: int, per_task: int) -> float:
     """Events per second through ledger.quick_run_batch: validated, applied, results stored and returned."""
     from ledger.generate import generate
 
-    stream = [i["event"] for i in generate(events, 0, seed=1, now=datetime.now(UTC), prefix=uuid.uuid4().hex[:6])]
-    chunks = [stream[i : i + per_task] for i in range(0, len(stream), per_task)]
+    # Each task gets its own stream (its own accounts), so tasks run in parallel stay valid.
+    now = datetime.now(UTC)
+    chunks = [
+        [i["event"] for i in generate(per_task, 0, seed=n, now=now, prefix=f"b{n}-{uuid.uuid4().hex[:4]}")]
+        for n in range(max(1, events // per_task))
+    ]
+    events = sum(len(c) for c in chunks)
     started = time.perf_counter()
     results = [app.send_task("ledger.quick_run_batch", args=[c], queue="ledger", priority=5) for c in chunks]
     statuses: dict[str, int] = {}

@@ -6,7 +6,7 @@ import hashlib
 import json
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
@@ -342,7 +342,7 @@ def build(decoded: Decoded, config: LedgerConfig) -> LedgerEvent | list[Violatio
     return LedgerEvent(
         event_id=envelope.event_id,
         event_type=envelope.event_type,
-        timestamp=envelope.timestamp,
+        timestamp=envelope.timestamp.astimezone(UTC),
         api_version=envelope.api_version,
         correlation_id=envelope.correlation_id,
         data=data,  # type: ignore[arg-type]
