@@ -43,7 +43,8 @@ def ledger_config() -> LedgerConfig:
 @functools.cache
 def ledger_store() -> SqlLedgerStore:
     """The SQL shadow ledger of this process."""
-    return SqlLedgerStore(get_settings().database_url, ledger_config().snapshot_retention_days)
+    config = ledger_config()
+    return SqlLedgerStore(get_settings().database_url, config.snapshot_retention_days, config.anomaly)
 
 
 def _accounts(data: dict[str, Any]) -> list[str]:

@@ -74,3 +74,33 @@ def test_concurrent_delivery_of_one_event_applies_it_once(store_url: str) -> Non
     assert sorted(r["status"] for r in results) == ["accepted", "duplicate", "duplicate", "duplicate"]
     with SqlLedgerStore(store_url).transaction() as tx:
         assert str(tx.load(set(), {f"{prefix}-b"}, set()).accounts[f"{prefix}-b"].balance) == "22.00"
+
+
+def test_a_minute_whose_rejection_rate_jumps_raises_one_alert(database_url: str) -> None:
+    from sqlalchemy import text
+
+    from worker.db import get_engine
+    from worker.stores.ledger import SqlLedgerStore
+
+    # Given forty quiet minutes and then a minute where most events were rejected (in 2020, apart from other tests)
+    year = 2020 + uuid.uuid4().int % 1000
+    start = datetime(year, 1, 1, tzinfo=UTC)
+    rows = [{"m": start.replace(minute=i), "e": 100, "r": 2 + i % 3} for i in range(40)]
+    rows.append({"m": start.replace(minute=40), "e": 100, "r": 70})
+    with get_engine(database_url).begin() as connection:
+        connection.execute(text("INSERT INTO ledger_minutes (minute, events, rejected) VALUES (:m, :e, :r)"), rows)
+    # When chunks are saved during the following minute, twice
+    later = start.replace(minute=41, second=5)
+    run(["not json 1"], SqlLedgerStore(database_url), LedgerConfig(), later)
+    run(["not json 2"], SqlLedgerStore(database_url), LedgerConfig(), later)
+    # Then one rejection_rate alert names that minute
+    with get_engine(database_url).connect() as connection:
+        kinds = (
+            connection.execute(
+                text("SELECT kind FROM ledger_alerts WHERE event_id = :s"),
+                {"s": f"minute:{start.replace(minute=40).isoformat()}"},
+            )
+            .scalars()
+            .all()
+        )
+    assert kinds == ["rejection_rate"]

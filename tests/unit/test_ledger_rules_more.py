@@ -159,3 +159,12 @@ def test_generated_faults_are_rejected_with_their_label_and_anomalies_flagged() 
     assert sum(1 for i in items if i["label"] == "anomaly") == 4
     assert sum(1 for r, i in zip(results, items, strict=True) if i["label"] == "anomaly" and r.get("anomalies")) >= 3
     assert len(flagged) <= 12
+
+
+def test_a_minute_with_a_burst_of_rejections_is_flagged_and_a_normal_one_is_not() -> None:
+    from ledger.anomaly import watch_minute
+
+    history = [(100 + i % 5, 2 + i % 3) for i in range(40)]
+    assert [kind for kind, _ in watch_minute(history, 101, 60, AnomalyConfig())] == ["rejection_rate"]
+    assert [kind for kind, _ in watch_minute(history, 5000, 3, AnomalyConfig())] == ["event_rate"]
+    assert watch_minute(history, 102, 3, AnomalyConfig()) == []

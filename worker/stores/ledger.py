@@ -23,6 +23,8 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
+from ledger.anomaly import watch_minute
+from ledger.config import AnomalyConfig
 from ledger.events import dumps
 from ledger.quickrun import Record, StoreConflict
 from ledger.state import Account, Applied, MemoryLedger, Overlay
@@ -69,6 +71,8 @@ UPSERT_MINUTE = (
     "INSERT INTO ledger_minutes (minute, events, rejected) VALUES (?, ?, ?) ON CONFLICT (minute) DO UPDATE "
     "SET events = ledger_minutes.events + excluded.events, rejected = ledger_minutes.rejected + excluded.rejected"
 )
+SELECT_MINUTES = "SELECT minute, events, rejected FROM ledger_minutes WHERE minute <= ? ORDER BY minute DESC LIMIT ?"
+SELECT_MINUTE_ALERT = "SELECT id FROM ledger_alerts WHERE event_id = ? AND account IS NULL"
 DELETE_SNAPSHOTS = "DELETE FROM ledger_snapshots WHERE created_at < ?"
 _SQLITE_TIME = sqlite.DATETIME().bind_processor(sqlite.dialect())
 
@@ -236,15 +240,35 @@ class SqlLedgerTx:
         if counted:
             rejected = sum(1 for r in counted if r.status == "rejected")
             self._many(UPSERT_MINUTE, [(self._time(now.replace(second=0, microsecond=0)), len(counted), rejected)])
+        self._watch_minutes(now)
         if self.store.purge_due(now):
             self._many(DELETE_SNAPSHOTS, [(self._time(now - self.store.retention),)])
+
+    def _watch_minutes(self, now: datetime) -> None:
+        # Once per minute and process: score the minute before this one against the minutes before it.
+        minute = now.replace(second=0, microsecond=0) - timedelta(minutes=1)
+        if self.store.watched is not None and self.store.watched >= minute:
+            return
+        self.store.watched = minute
+        subject = f"minute:{minute.isoformat()}"
+        if self._rows(SELECT_MINUTE_ALERT, (subject,)):
+            return
+        rows = self._rows(SELECT_MINUTES, (self._time(minute), self.store.anomaly.window + 1))
+        if not rows or self._read_time(rows[0][0]) != minute:
+            return
+        history = [(int(r[1]), int(r[2])) for r in reversed(rows[1:])]
+        for kind, score in watch_minute(history, int(rows[0][1]), int(rows[0][2]), self.store.anomaly):
+            details = {"minute": minute.isoformat(), "events": rows[0][1], "rejected": rows[0][2], **score.to_dict()}
+            self._many(INSERT_ALERT, [(self._time(now), kind, None, subject, dumps(details))])
 
 
 class SqlLedgerStore:
     """The shadow ledger in the fleet's database."""
 
-    def __init__(self, url: str, retention_days: int = 30) -> None:
+    def __init__(self, url: str, retention_days: int = 30, anomaly: AnomalyConfig | None = None) -> None:
         self.engine = ledger_engine(url)
+        self.anomaly = anomaly or AnomalyConfig()
+        self.watched: datetime | None = None
         self.postgres = self.engine.dialect.name == "postgresql"
         self.retention = timedelta(days=retention_days)
         self._purged: datetime | None = None
