@@ -87,7 +87,10 @@ def throughput(app: Celery, name: str, queue: str, bodies: list[Any]) -> float:
     """Tasks per second from the first send until every result is back."""
     started = time.perf_counter()
     with app.producer_or_acquire() as producer:
-        results = [app.send_task(name, args=[b], queue=queue, priority=5, producer=producer) for b in bodies]
+        results = [
+            app.send_task(name, args=[] if b is None else [b], queue=queue, priority=5, producer=producer)
+            for b in bodies
+        ]
     for result in results:
         result.get(timeout=600)
     return len(bodies) / (time.perf_counter() - started)
@@ -194,6 +197,8 @@ def _measure(args: argparse.Namespace, broker: str, work: Path) -> int:
     _ready(app, "ledger")
     from tests.ledger_cases import event
 
+    ping = throughput(app, "fleet.ping", "ledger", [None] * args.tasks)
+    figures.append(("fleet.ping tasks/s (fleet settings: events, dedup, extended results)", f"{ping:,.0f}"))
     tag = uuid.uuid4().hex[:6]
     bodies = [
         event(f"one-{tag}-{i}", "account_opened", {"account": f"one-{tag}-{i}", "currency": "EUR"})
@@ -202,6 +207,7 @@ def _measure(args: argparse.Namespace, broker: str, work: Path) -> int:
     single = throughput(app, "ledger.quick_run", "ledger", bodies)
     figures.append(("ledger.quick_run events/s (one per task)", f"{single:,.0f}"))
     figures.append(("  ratio to bare no-op (goal >= 0.70)", f"{single / baseline:.2f}"))
+    figures.append(("  ratio to fleet.ping on the same worker", f"{single / ping:.2f}"))
     rate = batch_rate(app, args.events, args.per_task)
     figures.append((f"ledger.quick_run_batch events/s, SQLite ({args.per_task}/task)", f"{rate:,.0f}"))
     figures.append(("  goal 20,000/s; ratio to bare no-op tasks/s", f"{rate / baseline:.2f}"))

@@ -128,6 +128,7 @@ def process(
     name="ledger.quick_run",
     bind=True,
     acks_late=True,
+    track_started=False,  # a quick run lasts milliseconds: a STARTED write per event would cost more
     autoretry_for=(OperationalError,),
     retry_backoff=True,
     max_retries=10,

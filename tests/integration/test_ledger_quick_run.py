@@ -111,3 +111,44 @@ def test_a_critical_event_overtakes_a_backlog_of_normal_ones(celery_app, databas
     crit_at = _stored(database_url, f"{prefix}-crit").processed_at
     later = sum(1 for i in range(300) if _stored(database_url, f"{prefix}-n{i}").processed_at > crit_at)
     assert later >= 295
+
+
+def test_each_quick_run_writes_one_json_log_line_with_masked_accounts(celery_app, fleet_worker) -> None:
+    from tests.ledger_cases import event
+    from tests.support import wait_for
+
+    # Given an event for a recognisable account
+    account = f"acc-{uuid.uuid4().hex[:8]}89"
+    body = event(
+        f"log-{uuid.uuid4().hex[:6]}",
+        "account_opened",
+        {"account": account, "currency": "EUR"},
+        correlation_id="corr-log-1",
+    )
+    # When it is quick-run through the producer client
+    from ledger.client import submit
+
+    [sent] = submit([body], celery_app)
+    assert sent.result is not None
+    result = sent.result.get(timeout=TIMEOUT)
+
+    # Then the worker wrote one JSON line for it, with the contract's fields and the account masked
+    def lines() -> list[dict[str, Any]]:
+        found = []
+        for line in fleet_worker.log_path.read_text(errors="replace").splitlines():
+            if result["event_id"] in line and line.startswith("{"):
+                record = json.loads(line)
+                if record.get("logger") == "fleet.ledger":
+                    found.append(record)
+        return found
+
+    [record] = wait_for(lines, timeout=TIMEOUT, what="the quick run's log line")
+    assert {k: record[k] for k in ("correlation_id", "event_type", "status", "codes", "api_version")} == {
+        "correlation_id": "corr-log-1",
+        "event_type": "account_opened",
+        "status": "accepted",
+        "codes": [],
+        "api_version": "v1",
+    }
+    assert record["duration_ms"] >= 0 and record["accounts"] == ["acc***89"]
+    assert account not in fleet_worker.log_path.read_text(errors="replace")
