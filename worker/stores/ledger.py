@@ -123,11 +123,19 @@ def ledger_engine(url: str) -> Engine:
     return engine
 
 
+def reader_engine(url: str) -> Engine:
+    """An engine for lock-free reads (SQLite's default deferred transactions)."""
+    key = f"reader:{url}"
+    if key not in _engines:
+        _engines[key] = make_engine(url, json_serializer=dumps)
+    return _engines[key]
+
+
 class SqlLedgerTx:
     """One database transaction of the ledger store."""
 
-    def __init__(self, connection: Connection, store: SqlLedgerStore) -> None:
-        self.connection, self.store = connection, store
+    def __init__(self, connection: Connection, store: SqlLedgerStore, lock: bool = True) -> None:
+        self.connection, self.store, self.lock = connection, store, lock
         self.postgres = store.postgres
         self.known: set[str] = set()
 
@@ -155,7 +163,7 @@ class SqlLedgerTx:
     def load(self, event_ids: set[str], accounts: set[str], transactions: set[str]) -> MemoryLedger:
         """The rows the chunk reads; on PostgreSQL its accounts are locked until commit."""
         ledger = MemoryLedger()
-        lock = " FOR UPDATE" if self.postgres else ""
+        lock = " FOR UPDATE" if self.postgres and self.lock else ""
         for part in _chunks(accounts):
             for row in self._rows(SELECT_ACCOUNTS.format(", ".join("?" * len(part))) + lock, part):
                 ledger.accounts[row[0]] = Account(
@@ -267,6 +275,8 @@ class SqlLedgerStore:
 
     def __init__(self, url: str, retention_days: int = 30, anomaly: AnomalyConfig | None = None) -> None:
         self.engine = ledger_engine(url)
+        # Reads of the optimistic pass: plain transactions that take no write lock.
+        self.reader = reader_engine(url)
         self.anomaly = anomaly or AnomalyConfig()
         self.watched: datetime | None = None
         self.postgres = self.engine.dialect.name == "postgresql"
@@ -290,8 +300,13 @@ class SqlLedgerStore:
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
     @contextmanager
-    def transaction(self) -> Iterator[SqlLedgerTx]:
-        """One database transaction: all of a chunk's effects, or none."""
+    def transaction(self, write: bool = True) -> Iterator[SqlLedgerTx]:
+        """One database transaction: all of a chunk's effects, or none; `write=False` reads without locks."""
+        if not write:
+            with self.reader.connect() as connection:
+                yield SqlLedgerTx(connection, self, lock=False)
+                connection.rollback()
+            return
         with self._writer(), self.engine.begin() as connection:
             yield SqlLedgerTx(connection, self)
 
