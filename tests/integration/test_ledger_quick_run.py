@@ -152,3 +152,28 @@ def test_each_quick_run_writes_one_json_log_line_with_masked_accounts(celery_app
     }
     assert record["duration_ms"] >= 0 and record["accounts"] == ["acc***89"]
     assert account not in fleet_worker.log_path.read_text(errors="replace")
+
+
+def test_an_event_that_overtakes_its_predecessor_waits_for_it(celery_app, fleet_worker) -> None:
+    from tests.ledger_cases import event
+
+    # Given an account with no balance change yet
+    prefix = f"sq{uuid.uuid4().hex[:6]}"
+    opened = event(f"{prefix}-open", "account_opened", {"account": f"{prefix}-a", "currency": "EUR"}, at=1)
+    assert _send(celery_app, opened).get(timeout=TIMEOUT)["status"] == "accepted"
+    second = event(
+        f"{prefix}-2", "balance_changed", {"account": f"{prefix}-a", "before": "5", "after": "7", "sequence": 2}, at=20
+    )
+    first = event(
+        f"{prefix}-1", "balance_changed", {"account": f"{prefix}-a", "before": "0", "after": "5", "sequence": 1}, at=10
+    )
+    # When sequence 2 arrives first (sent critical) and sequence 1 after it
+    late = _send(celery_app, second, priority=0)
+    early = _send(celery_app, first, priority=5)
+    # Then both are applied, in sequence order
+    assert early.get(timeout=TIMEOUT)["status"] == "accepted"
+    assert late.get(timeout=TIMEOUT)["status"] == "accepted"
+    from gateway.services.ledger import get_snapshot
+
+    snapshot = get_snapshot(f"{prefix}-2")
+    assert snapshot is not None and snapshot["after"] == {f"{prefix}-a": "7"}

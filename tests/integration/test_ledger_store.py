@@ -104,3 +104,26 @@ def test_a_minute_whose_rejection_rate_jumps_raises_one_alert(database_url: str)
             .all()
         )
     assert kinds == ["rejection_rate"]
+
+
+def test_snapshots_older_than_the_retention_are_purged_and_results_kept(database_url: str) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import text
+
+    from ledger.events import decode
+    from worker.db import get_engine
+    from worker.stores.ledger import SqlLedgerStore
+
+    # Given a snapshot written three days ago, with a retention of two days
+    body = f"not json {uuid.uuid4().hex}"
+    event_id = decode(body, 65536).event_id
+    run([body], SqlLedgerStore(database_url, retention_days=2), LedgerConfig(), NOW - timedelta(days=3))
+    # When a new process writes today
+    run([f"{body} today"], SqlLedgerStore(database_url, retention_days=2), LedgerConfig(), NOW)
+    # Then the old snapshot is gone and its result is still there
+    with get_engine(database_url).connect() as connection:
+        query = "SELECT count(*) FROM {} WHERE event_id = :e"
+        snapshots = connection.execute(text(query.format("ledger_snapshots")), {"e": event_id}).scalar_one()
+        results = connection.execute(text(query.format("ledger_events")), {"e": event_id}).scalar_one()
+    assert (snapshots, results) == (0, 1)
