@@ -19,6 +19,8 @@ from ledger.state import Account, Applied, MemoryLedger, Overlay
 
 # Attempts of a chunk that lost a race with another worker (same event or account written meanwhile).
 CONFLICT_ATTEMPTS = 5
+# Chunks at least this long validate before taking the write lock; a short one would only read twice.
+OPTIMISTIC_MIN = 50
 
 
 class StoreConflict(LedgerError):
@@ -265,9 +267,10 @@ def _run_chunk(
         decoded = decode(raw, config.payload_limit_bytes)
         items.append(_Item(raw, decoded, build(decoded, config)))
     keys = _keys(items)
-    results = _optimistic(items, keys, store, config, now, final, correlation)
-    if results is not None:
-        return results
+    if len(items) >= OPTIMISTIC_MIN:
+        results = _optimistic(items, keys, store, config, now, final, correlation)
+        if results is not None:
+            return results
     for attempt in range(CONFLICT_ATTEMPTS):
         try:
             with store.transaction() as tx:
