@@ -39,11 +39,11 @@ def _event(event_id: str) -> dict[str, Any]:
     return event(event_id, "account_opened", {"account": event_id, "currency": "EUR"}, at=3000)
 
 
-def one_per_task(ctx: BenchContext, tasks: int) -> float:
+def one_per_task(ctx: BenchContext, tasks: int, name: str = "ledger.quick_run") -> float:
     """Events/s consumed from a pre-filled queue, one event per task (the baseline's method)."""
     from worker.application import app
 
-    worker = _worker(ctx, "ledger-single")
+    worker = _worker(ctx, f"single-{name.replace('.', '-')}")
     try:
         app.control.cancel_consumer("ledger", destination=[worker.hostname], reply=True)
         tag = uuid.uuid4().hex[:6]
