@@ -51,8 +51,8 @@ def one_per_task(ctx: BenchContext, tasks: int, name: str = "ledger.quick_run") 
             last = None
             for index in range(tasks):
                 last = app.send_task(
-                    "ledger.quick_run",
-                    args=[_event(f"one-{tag}-{index}")],
+                    name,
+                    args=[] if name == "fleet.ping" else [_event(f"one-{tag}-{index}")],
                     queue="ledger",
                     priority=5,
                     producer=producer,
@@ -163,8 +163,12 @@ def run(ctx: BenchContext) -> list[Row]:
 
     upgrade(os.environ["FLEET_DATABASE_URL"])
     noop = ctx.baseline.get("noop_tps")
+    ping = one_per_task(ctx, TASKS, "fleet.ping")
+    single = one_per_task(ctx, TASKS)
     rows = [
-        Row("ledger.quick_run, one event per task (c1)", one_per_task(ctx, TASKS), "events/s", noop, ">= 0.70 x bare")
+        Row("fleet.ping on a fleet worker (c1): the fleet's settings, no work", ping, "tasks/s", noop, "(reference)"),
+        Row("ledger.quick_run, one event per task (c1)", single, "events/s", noop, ">= 0.70 x bare"),
+        Row("ledger.quick_run / fleet.ping (the ledger's own cost)", single / ping, "ratio", None, ""),
     ]
     for concurrency in (1, 2):
         rate = batches(ctx, BATCH_EVENTS, concurrency)
