@@ -127,3 +127,39 @@ def test_snapshots_older_than_the_retention_are_purged_and_results_kept(database
         snapshots = connection.execute(text(query.format("ledger_snapshots")), {"e": event_id}).scalar_one()
         results = connection.execute(text(query.format("ledger_events")), {"e": event_id}).scalar_one()
     assert (snapshots, results) == (0, 1)
+
+
+def test_a_config_change_is_stored_and_applies_to_later_chunks(store_url: str) -> None:
+    from worker.stores.ledger import SqlLedgerStore
+
+    # Given accounts, and an accepted change of the amount limit to 5 (its own chunk)
+    prefix = f"cf{uuid.uuid4().hex[:6]}"
+    store = SqlLedgerStore(store_url)
+    run(setup(prefix), store, LedgerConfig(), NOW)
+    change = event(f"{prefix}-limit", "config_changed", {"key": "amount_limit", "value": "5"})
+    try:
+        assert run([change], store, LedgerConfig(), NOW)[0]["status"] == "accepted"
+        # When a transfer of 6 comes in a later chunk
+        transfer = event(
+            f"{prefix}-six",
+            "transaction_created",
+            {
+                "transaction_id": f"{prefix}-six",
+                "sender": f"{prefix}-a",
+                "receiver": f"{prefix}-b",
+                "amount": "6.00",
+                "currency": "EUR",
+            },
+        )
+        [result] = run([transfer], SqlLedgerStore(store_url), LedgerConfig(), NOW)
+        # Then the stored limit applies, and the change names the event that made it
+        assert result["codes"] == ["amount_exceeds_limit"]
+        with store.transaction() as tx:
+            assert tx.load(set(), set(), set()).overrides == {"amount_limit": "5"}
+            assert tx._rows("SELECT event_id FROM ledger_config WHERE key = ?", ("amount_limit",))[0][0] == (
+                f"{prefix}-limit"
+            )
+    finally:
+        # Other tests share this database: put the default limit back.
+        restore = event(f"{prefix}-restore", "config_changed", {"key": "amount_limit", "value": "1000"})
+        run([restore], store, LedgerConfig(), NOW)

@@ -242,7 +242,15 @@ class SqlLedgerTx:
     def _rest(self, overlay: Overlay, records: list[Record], now: datetime) -> None:
         at = self._time(now)
         self._many(INSERT_TRANSACTION, [(t, r.event_id) for r in records for t in r.transactions])
-        self._many(UPSERT_CONFIG, [(key, dumps({"v": value}), "") for key, value in overlay.overrides.items()])
+        setters = {
+            r.snapshot["event"]["data"]["key"]: r.event_id
+            for r in records
+            if r.event_type == "config_changed" and r.status == "accepted"
+        }
+        self._many(
+            UPSERT_CONFIG,
+            [(key, dumps({"v": value}), setters.get(key, "")) for key, value in overlay.overrides.items()],
+        )
         self._many(
             INSERT_ALERT, [(at, "amount", a["account"], a["event_id"], dumps(a)) for r in records for a in r.alerts]
         )
