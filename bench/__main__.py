@@ -9,19 +9,41 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib
+import os
 import pkgutil
 import platform
+import time
 import traceback
 
 from bench.common import ROOT, Row, private_environment, render
 
-NOT_BENCHMARKS = {"__main__", "common", "bare", "baseline"}
+NOT_BENCHMARKS = {"__main__", "common", "bare", "bare_signals", "bare_telemetry", "baseline"}
+# Cheap first; the long ones last, so a stopped run has the most rows.
+ORDER = ["ledger", "workflows", "agents", "overhead", "reports", "scaling", "memory"]
+START, END = "<!-- bench:table:start -->", "<!-- bench:table:end -->"
 
 
 def _modules() -> list[str]:
     import bench
 
-    return sorted(info.name for info in pkgutil.iter_modules(bench.__path__) if info.name not in NOT_BENCHMARKS)
+    names = [info.name for info in pkgutil.iter_modules(bench.__path__) if info.name not in NOT_BENCHMARKS]
+    return sorted(names, key=lambda name: (ORDER.index(name) if name in ORDER else len(ORDER), name))
+
+
+def write_report(table: str, stamp: str) -> None:
+    """Put the table between the markers of docs/PERFORMANCE.md, keeping the findings around it."""
+    path = ROOT / "docs" / "PERFORMANCE.md"
+    block = f"{START}\n{stamp}\n\n{table}\n{END}"
+    text = path.read_text() if path.exists() else ""
+    if START in text and END in text:
+        text = text[: text.index(START)] + block + text[text.index(END) + len(END) :]
+    else:
+        text = (
+            "# Performance\n\n`make bench` writes the table below; every ratio is against the bare Celery "
+            f"baseline of the same run.\n\n{block}\n\n![scaling](scaling.png)\n"
+        )
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text)
 
 
 def main() -> int:
@@ -29,13 +51,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tasks", type=int, default=20_000, help="tasks for the baseline throughput")
     parser.add_argument("--only", nargs="*", help="benchmark modules to run (default: all)")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes: a few minutes, noisier figures")
     args = parser.parse_args()
     rows: list[Row] = []
     failed: list[str] = []
+    started = time.perf_counter()
     with private_environment() as ctx:
         from bench import baseline
 
-        rows += baseline.measure(ctx, tasks=args.tasks)
+        ctx.quick = args.quick
+        load = os.getloadavg()
+        rows += baseline.measure(ctx, tasks=5_000 if args.quick else args.tasks)
         for name in args.only or _modules():
             module = importlib.import_module(f"bench.{name}")
             if not hasattr(module, "run"):
@@ -47,12 +73,15 @@ def main() -> int:
                 traceback.print_exc()
     table = render(rows)
     print(table)
-    stamp = f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} ({platform.machine()})."
-    (ROOT / "docs").mkdir(exist_ok=True)
-    (ROOT / "docs" / "PERFORMANCE.md").write_text(
-        "# Performance\n\n`make bench` writes this table; every ratio is against the bare Celery baseline of "
-        f"the same run.\n\n{stamp}\n\n{table}\n"
+    end_load = os.getloadavg()
+    stamp = (
+        f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} ({platform.machine()}, "
+        f"{os.cpu_count()} cores){' with --quick' if args.quick else ''} in {time.perf_counter() - started:.0f} s; "
+        f"load average {load[0]:.1f} at the start, {end_load[0]:.1f} at the end."
+        + (f" Failed: {', '.join(failed)}." if failed else "")
     )
+    print(stamp)
+    write_report(table, stamp)
     return 1 if failed else 0
 
 

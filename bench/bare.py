@@ -7,8 +7,11 @@ from typing import Any
 
 from celery import Celery
 
-from worker.constants import PRIORITY_SEP, PRIORITY_STEPS
-
+# The fleet's priority transport options, copied: importing anything from `worker` imports the fleet app,
+# whose signal handlers (logging, telemetry) are global and would run in this "bare" worker too.
+# tests/unit/test_bench_bare.py checks that the copy matches worker.constants.
+PRIORITY_STEPS = list(range(10))
+PRIORITY_SEP = ":"
 BROKER = os.environ.get("FLEET_BROKER_URL", "redis://127.0.0.1:6379/0")
 
 app = Celery("bare", broker=BROKER, backend=BROKER)

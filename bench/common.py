@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from worker.redis_server import RedisServer, free_port
 
@@ -39,6 +40,13 @@ class BenchContext:
     broker_url: str
     workdir: Path
     baseline: dict[str, float] = field(default_factory=dict)
+    quick: bool = False
+    # Figures a benchmark leaves for the others or for docs/PERFORMANCE.md (the scaling curve).
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def size(self, full: int, quick: int) -> int:
+        """`full` for `make bench`, `quick` with --quick."""
+        return quick if self.quick else full
 
 
 @contextmanager
@@ -65,6 +73,29 @@ def private_environment(appendonly: bool = False) -> Iterator[BenchContext]:
         server.stop()
 
 
+def fleet_worker(
+    ctx: BenchContext,
+    name: str,
+    queues: str,
+    concurrency: int = 1,
+    env: dict[str, str] | None = None,
+    extra: list[str] | None = None,
+    app_module: str = "worker",
+) -> Any:
+    """A started worker process of the fleet app (or of `app_module`, e.g. bench.bare), logging to the workdir."""
+    from tests.support import WorkerProcess
+
+    worker = WorkerProcess(
+        queues=queues, name=name, concurrency=concurrency, env=env, extra=extra, log_path=ctx.workdir / f"{name}.out"
+    )
+    if app_module != "worker":
+        worker.command[worker.command.index("-A") + 1] = app_module
+        return worker.start()
+    from worker.application import app
+
+    return worker.start(app)
+
+
 def percentile(values: list[float], q: float) -> float:
     """The q-th percentile (0-100) by linear interpolation."""
     ordered = sorted(values)
@@ -89,5 +120,6 @@ def render(rows: list[Row]) -> str:
     for row in rows:
         baseline = f"{row.baseline:,.1f}" if row.baseline else ""
         ratio = f"{row.ratio:.2f}" if row.ratio is not None else ""
-        lines.append(f"| {row.figure} | {row.value:,.1f} | {row.unit} | {baseline} | {ratio} | {row.goal} |")
+        value = f"{row.value:,.3f}" if row.unit == "ratio" else f"{row.value:,.1f}"
+        lines.append(f"| {row.figure} | {value} | {row.unit} | {baseline} | {ratio} | {row.goal} |")
     return "\n".join(lines)

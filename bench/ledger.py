@@ -163,23 +163,24 @@ def run(ctx: BenchContext) -> list[Row]:
 
     upgrade(os.environ["FLEET_DATABASE_URL"])
     noop = ctx.baseline.get("noop_tps")
-    ping = one_per_task(ctx, TASKS, "fleet.ping")
-    single = one_per_task(ctx, TASKS)
+    tasks, events, reps = ctx.size(TASKS, 2_000), ctx.size(BATCH_EVENTS, 30_000), ctx.size(REPS, 5)
+    ping = one_per_task(ctx, tasks, "fleet.ping")
+    single = one_per_task(ctx, tasks)
     rows = [
         Row("fleet.ping on a fleet worker (c1): the fleet's settings, no work", ping, "tasks/s", noop, "(reference)"),
         Row("ledger.quick_run, one event per task (c1)", single, "events/s", noop, ">= 0.70 x bare"),
         Row("ledger.quick_run / fleet.ping (the ledger's own cost)", single / ping, "ratio", None, ""),
     ]
     for concurrency in (1, 2):
-        rate = batches(ctx, BATCH_EVENTS, concurrency)
+        rate = batches(ctx, events, concurrency)
         rows.append(Row(f"ledger.quick_run_batch, SQLite (c{concurrency})", rate, "events/s", noop, ">= 20,000/s"))
     postgres = _postgres_env()
     if postgres is not None:
-        rate = batches(ctx, BATCH_EVENTS // 2, 2, postgres)
+        rate = batches(ctx, events // 2, 2, postgres)
         rows.append(Row("ledger.quick_run_batch, PostgreSQL (c2)", rate, "events/s", noop, "reported"))
     rt = ctx.baseline.get("rt_p50_ms")
     for label, backlog in (("empty queue", 0), (f"behind {BACKLOG:,} normal", BACKLOG)):
-        waits = critical_waits(ctx, backlog, REPS)
+        waits = critical_waits(ctx, backlog, reps)
         rows.append(Row(f"critical event wait to start, {label}, p50", statistics.median(waits), "ms", rt))
         rows.append(Row(f"critical event wait to start, {label}, p95", percentile(waits, 95), "ms", rt))
     return rows
