@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from typing import Any
 
 from bench.common import ROOT, BenchContext, Row, private_environment, render
@@ -35,19 +34,30 @@ def _children_cpu() -> float:
 
 
 def point(ctx: BenchContext, processes: int, events: int) -> dict[str, float]:
-    """One point of the curve."""
-    from bench.ledger import batches
+    """One point of the curve; CPU shares over the time the batches ran (generation and start excluded
+    from the elapsed time, so the shares are upper bounds)."""
+    import psutil
 
-    redis_before, cpu_before, started = _redis_cpu(ctx.broker_url), _children_cpu(), time.perf_counter()
+    from bench.ledger import PER_TASK, batches
+
+    redis_before, cpu_before, host_before = _redis_cpu(ctx.broker_url), _children_cpu(), psutil.cpu_times()
     rate = batches(ctx, events, processes)
-    elapsed = time.perf_counter() - started
-    redis_share = (_redis_cpu(ctx.broker_url) - redis_before) / elapsed
-    worker_share = (_children_cpu() - cpu_before) / elapsed / (os.cpu_count() or 1)
+    elapsed = max(1, events // PER_TASK) * PER_TASK / rate
+    host_after = psutil.cpu_times()
+    busy = sum(getattr(host_after, f) - getattr(host_before, f) for f in ("user", "system", "nice", "irq", "softirq"))
+    total = busy + (host_after.idle - host_before.idle) + (host_after.iowait - host_before.iowait)
+    found = {
+        "processes": processes,
+        "rate": rate,
+        "redis": (_redis_cpu(ctx.broker_url) - redis_before) / elapsed,
+        "workers": (_children_cpu() - cpu_before) / elapsed / (os.cpu_count() or 1),
+        "host": busy / total if total else 0.0,
+    }
     sys.stdout.write(
-        f"scaling c{processes}: {rate:,.0f} events/s, Redis {redis_share:.0%} of a core, "
-        f"workers {worker_share:.0%} of {os.cpu_count()} cores\n"
+        f"scaling c{processes}: {rate:,.0f} events/s, Redis {found['redis']:.0%} of a core, workers "
+        f"{found['workers']:.0%} of {os.cpu_count()} cores, host busy {found['host']:.0%} (all processes)\n"
     )
-    return {"processes": processes, "rate": rate, "redis": redis_share, "workers": worker_share}
+    return found
 
 
 def plot(points: list[dict[str, float]], path: Any = PLOT) -> None:
@@ -92,7 +102,7 @@ def rows(points: list[dict[str, float]]) -> list[Row]:
     return [
         Row(
             f"scaling: ledger batch, {int(p['processes'])} process(es); Redis {p['redis']:.0%} of a core, "
-            f"workers {p['workers']:.0%} of the cores",
+            f"workers {p['workers']:.0%} of the cores, host busy {p['host']:.0%}",
             p["rate"],
             "events/s",
             first,
