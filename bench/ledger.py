@@ -170,7 +170,7 @@ def run(ctx: BenchContext) -> list[Row]:
         Row("ledger.quick_run, one event per task (c1)", single, "events/s", noop, ">= 0.70 x bare"),
         Row("ledger.quick_run / fleet.ping (the ledger's own cost)", single / ping, "ratio", None, ""),
     ]
-    for concurrency in (1, 2):
+    for concurrency in (2,):  # 1, 2 and 4 processes: bench/scaling.py
         rate = batches(ctx, events, concurrency)
         rows.append(Row(f"ledger.quick_run_batch, SQLite (c{concurrency})", rate, "events/s", noop, ">= 20,000/s"))
     postgres = _postgres_env()

@@ -26,6 +26,16 @@ VARIANTS = {
 }
 
 
+# Which of the monitoring settings costs what (`--breakdown`): bench.bare_monitored with one setting each.
+BREAKDOWN = {
+    "off": ("bench.bare", False),
+    "events": ("bench.bare_monitored", False),
+    "extended": ("bench.bare_monitored", False),
+    "started": ("bench.bare_monitored", False),
+    "monitoring settings": ("bench.bare_monitored", False),
+}
+
+
 def throughput(ctx: BenchContext, label: str, variant: tuple[str, bool], tasks: int) -> float:
     """Tasks/s of one worker of the variant over a pre-filled queue (the baseline's method)."""
     from bench.bare import app, noop
@@ -35,7 +45,10 @@ def throughput(ctx: BenchContext, label: str, variant: tuple[str, bool], tasks: 
     config = ctx.workdir / f"telemetry-{telemetry}.yaml"
     config.write_text(f"reports:\n  telemetry: {str(telemetry).lower()}\n")
     name = f"overhead-{label.replace(' ', '-')}"
-    worker = fleet_worker(ctx, name, "bare", env={"FLEET_CONFIG": str(config)}, app_module=module)
+    env = {"FLEET_CONFIG": str(config)}
+    if label in ("events", "extended", "started"):
+        env["BENCH_MONITORED"] = label
+    worker = fleet_worker(ctx, name, "bare", env=env, app_module=module)
     try:
         for _ in range(50):  # warm-up, and the worker is serving
             noop.delay().get(timeout=60)
@@ -44,11 +57,13 @@ def throughput(ctx: BenchContext, label: str, variant: tuple[str, bool], tasks: 
         worker.stop()
 
 
-def measure(ctx: BenchContext, tasks: int, rounds: int) -> dict[str, list[float]]:
+def measure(
+    ctx: BenchContext, tasks: int, rounds: int, variants: dict[str, tuple[str, bool]] = VARIANTS
+) -> dict[str, list[float]]:
     """Tasks/s of every variant, `rounds` times, interleaved."""
-    figures: dict[str, list[float]] = {label: [] for label in VARIANTS}
+    figures: dict[str, list[float]] = {label: [] for label in variants}
     for _ in range(rounds):
-        for label, variant in VARIANTS.items():
+        for label, variant in variants.items():
             figures[label].append(throughput(ctx, label, variant, tasks))
     for label, values in figures.items():
         sys.stdout.write(f"overhead {label}: " + ", ".join(f"{v:.0f}" for v in values) + " tasks/s\n")
@@ -93,7 +108,7 @@ def rows(figures: dict[str, list[float]], baseline: float | None) -> list[Row]:
         Row("fleet task handlers (logging context + telemetry), in-process", cost, "µs/task", per_task_us, "<= 0.10"),
         Row("no-op, fleet signal handlers off (median)", statistics.median(off), "tasks/s", baseline),
     ]
-    for label in ("monitoring settings", "logging", "all signals"):
+    for label in [name for name in figures if name != "off"]:
         on = figures[label]
         ratio = statistics.median(a / b for a, b in zip(on, off, strict=True))
         result.append(Row(f"no-op, {label} on (median)", statistics.median(on), "tasks/s", baseline))
@@ -121,11 +136,12 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--breakdown", action="store_true", help="each monitoring setting alone instead")
     args = parser.parse_args()
     with private_environment() as ctx:
         ctx.quick = args.quick
         tasks, rounds = (3_000, 2) if args.quick else (args.tasks, args.rounds)
-        print(render(rows(measure(ctx, tasks, rounds), None)))
+        print(render(rows(measure(ctx, tasks, rounds, BREAKDOWN if args.breakdown else VARIANTS), None)))
 
 
 if __name__ == "__main__":
