@@ -2,16 +2,92 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import anyio
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy.exc import SQLAlchemyError
+
+from gateway import problems
+from gateway.audit import AuditBuffer
+from gateway.config import get_gateway_config
+from gateway.idempotency import IdempotencyMiddleware
+from gateway.middleware import BodyLimitMiddleware, RequestMetricsMiddleware
+from gateway.routes import health, system
+from worker.redis_client import get_redis
+
+log = logging.getLogger("fleet.api")
+
+# How often buffered audit records are written.
+AUDIT_FLUSH_S = 1.0
+ROUTERS = (health.router, system.router)
+
+
+def announce_auth_mode() -> None:
+    """Say loudly, at start-up, when the API is open because no key exists."""
+    from gateway.services.keys import keys_exist
+
+    try:
+        exists = keys_exist()
+    except SQLAlchemyError as exc:
+        log.warning(
+            "cannot tell whether API keys exist (%s); run `agent db upgrade`", exc, extra={"category": "security"}
+        )
+        return
+    if exists:
+        log.info("API keys are configured: every endpoint but /health/* requires one", extra={"category": "security"})
+    else:
+        log.warning(
+            "NO API KEYS CONFIGURED: the API is OPEN to anyone who can reach it (development mode); "
+            "create one with `agent keys create --scope admin --name ops` or set FLEET_API_KEYS",
+            extra={"category": "security"},
+        )
+
+
+async def _flush_periodically(audit: AuditBuffer) -> None:
+    while True:
+        await asyncio.sleep(AUDIT_FLUSH_S)
+        try:
+            await anyio.to_thread.run_sync(audit.flush)
+        except SQLAlchemyError as exc:
+            log.error("audit flush failed: %s", exc, extra={"category": "audit"})
 
 
 def create_app() -> FastAPI:
     """The API application with every route registered."""
-    api = FastAPI(title="Agent Fleet", version="0.1.0")
+    config = get_gateway_config()
+    audit = AuditBuffer()
 
-    @api.get("/health/live", tags=["health"])
-    def live() -> dict[str, str]:
-        """The process is up."""
-        return {"status": "ok"}
+    @contextlib.asynccontextmanager
+    async def lifespan(_api: FastAPI) -> AsyncIterator[None]:
+        announce_auth_mode()
+        flusher = asyncio.create_task(_flush_periodically(audit))
+        try:
+            yield
+        finally:
+            flusher.cancel()
+            await anyio.to_thread.run_sync(audit.flush)
 
+    api = FastAPI(title="Agent Fleet", version="0.1.0", lifespan=lifespan)
+    for router in ROUTERS:
+        api.include_router(router)
+    for error in problems.HANDLED:
+        api.add_exception_handler(error, problems.handle)
+    # Added innermost first: CORS sees the request first, then the body limit, metrics, idempotency.
+    api.add_middleware(IdempotencyMiddleware, redis_factory=get_redis, ttl_s=config.idempotency_ttl_s)
+    api.add_middleware(RequestMetricsMiddleware, audit=audit)
+    api.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
+    if config.cors_origins:
+        api.add_middleware(
+            CORSMiddleware,
+            allow_origins=config.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"],
+        )
+    api.state.audit = audit
     return api

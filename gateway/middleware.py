@@ -1,0 +1,118 @@
+"""ASGI middleware: request body limit, per-route latency, audit of authenticated calls."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import anyio
+from prometheus_client import Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.audit import AuditBuffer, CallRecord
+from gateway.problems import PROBLEM_TYPE, TYPE_BASE
+
+# Request latency per route template, for Prometheus and the daily report.
+REQUEST_SECONDS = Histogram(
+    "fleet_api_request_duration_seconds",
+    "HTTP API request latency by route template",
+    ["method", "route", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+
+
+class BodyTooLarge(Exception):
+    """The request body exceeds the configured limit."""
+
+
+def problem_bytes(status: int, code: str, detail: str, path: str) -> bytes:
+    """A problem+json body for middleware that answers before routing."""
+    body = {"type": TYPE_BASE + code, "title": code.replace("_", " "), "status": status, "code": code}
+    body |= {"detail": detail, "instance": path}
+    return json.dumps(body).encode()
+
+
+async def send_problem(send: Send, status: int, code: str, detail: str, path: str) -> None:
+    """Answer with a problem+json response directly on the ASGI channel."""
+    body = problem_bytes(status, code, detail, path)
+    headers = [(b"content-type", PROBLEM_TYPE.encode()), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyLimitMiddleware:
+    """413 for bodies over `max_bytes`: on the declared Content-Length, and on the bytes actually streamed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        detail = f"request body exceeds {self.max_bytes} bytes"
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await send_problem(send, 413, "payload_too_large", detail, scope["path"])
+                return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise BodyTooLarge(detail)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLarge:
+            if started:
+                raise
+            await send_problem(send, 413, "payload_too_large", detail, scope["path"])
+
+
+class RequestMetricsMiddleware:
+    """Records each request's latency by route template, and audits calls made with a key."""
+
+    def __init__(self, app: ASGIApp, audit: AuditBuffer) -> None:
+        self.app = app
+        self.audit = audit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            REQUEST_SECONDS.labels(scope["method"], route, str(status)).observe(time.perf_counter() - started)
+            await self._audit(scope, route, status)
+
+    async def _audit(self, scope: Scope, route: str, status: int) -> None:
+        principal: Any = scope.get("state", {}).get("principal")
+        if principal is None or principal.key_id == "anonymous":
+            return
+        call = CallRecord(principal.key_id, scope["method"], scope["path"], status, {"route": route})
+        if self.audit.add(call):
+            await anyio.to_thread.run_sync(self.audit.flush)
