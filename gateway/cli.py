@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from gateway import cli_agents, cli_ledger, cli_reports
+from gateway import cli_agents, cli_keys, cli_ledger, cli_reports
 from worker.errors import FleetError
 
 app = typer.Typer(
@@ -62,7 +62,7 @@ def api(
     uvicorn.run("gateway.api:create_app", factory=True, host=host, port=port, workers=workers, log_config=None)
 
 
-for _module in (cli_ledger, cli_agents, cli_reports):
+for _module in (cli_ledger, cli_agents, cli_reports, cli_keys):
     _module.register(app)
 
 
