@@ -17,14 +17,15 @@ from gateway.audit import AuditBuffer
 from gateway.config import get_gateway_config
 from gateway.idempotency import IdempotencyMiddleware
 from gateway.middleware import BodyLimitMiddleware, RequestMetricsMiddleware
-from gateway.routes import health, system
+from gateway.routes import fleet, health, system
+from gateway.services.keys import key_cache
 from worker.redis_client import get_redis
 
 log = logging.getLogger("fleet.api")
 
 # How often buffered audit records are written.
 AUDIT_FLUSH_S = 1.0
-ROUTERS = (health.router, system.router)
+ROUTERS = (health.router, system.router, fleet.router)
 
 
 def announce_auth_mode() -> None:
@@ -60,6 +61,7 @@ async def _flush_periodically(audit: AuditBuffer) -> None:
 def create_app() -> FastAPI:
     """The API application with every route registered."""
     config = get_gateway_config()
+    key_cache.ttl_s = config.key_cache_s
     audit = AuditBuffer()
 
     @contextlib.asynccontextmanager

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, Request, Response, Security
+from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from redis.exceptions import RedisError
 
@@ -51,9 +51,7 @@ def principal(
 def require(scope: str) -> Callable[..., Principal]:
     """A dependency: the caller must hold `scope` and be within its rate limit."""
 
-    def check(
-        request: Request, response: Response, config: Config, who: Annotated[Principal, Depends(principal)]
-    ) -> Principal:
+    def check(request: Request, config: Config, who: Annotated[Principal, Depends(principal)]) -> Principal:
         if not who.allows(scope):
             raise ApiProblem(403, "forbidden", f"this key lacks the {scope!r} scope", required_scope=scope)
         rate_key = (
@@ -66,7 +64,8 @@ def require(scope: str) -> Callable[..., Principal]:
         if not decision.allowed:
             detail = f"rate limit of {decision.limit} requests per {config.rate_window_s} s exceeded"
             raise ApiProblem(429, "rate_limited", detail, decision.headers())
-        response.headers.update(decision.headers())
+        # Added to the response by RequestMetricsMiddleware, whatever kind of response the route returns.
+        request.state.rate_headers = decision.headers()
         return who
 
     check.__name__ = f"require_{scope.replace(':', '_')}"

@@ -58,19 +58,22 @@ class BodyLimitMiddleware:
                 await send_problem(send, 413, "payload_too_large", detail, scope["path"])
                 return
         seen = 0
-        started = False
+        started = exceeded = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
+                    exceeded = True
                     raise BodyTooLarge(detail)
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if exceeded and not started:
+                return  # the app's answer to a body it could not read (FastAPI turns it into a 400)
             started = started or message["type"] == "http.response.start"
             await send(message)
 
@@ -79,6 +82,7 @@ class BodyLimitMiddleware:
         except BodyTooLarge:
             if started:
                 raise
+        if exceeded and not started:
             await send_problem(send, 413, "payload_too_large", detail, scope["path"])
 
 
@@ -100,6 +104,10 @@ class RequestMetricsMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                extra = scope.get("state", {}).get("rate_headers")
+                if extra:
+                    headers = [(k.lower().encode(), v.encode()) for k, v in extra.items()]
+                    message = {**message, "headers": [*message.get("headers", []), *headers]}
             await send(message)
 
         try:

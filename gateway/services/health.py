@@ -116,3 +116,17 @@ def migrations() -> tuple[bool, Component]:
 
     component = _timed("migrations", probe)
     return component.status == "ok", component
+
+
+def ping_queue(queue: str, priority: int, correlation_id: str | None, wait_s: float) -> dict[str, Any]:
+    """Send fleet.ping to one queue; the worker's answer when it comes within `wait_s`, else the task id."""
+    from worker.application import app
+
+    headers = {CORRELATION_HEADER: correlation_id or str(uuid.uuid4())}
+    result = app.send_task("fleet.ping", queue=queue, priority=priority, headers=headers, expires=max(wait_s, 60))
+    out: dict[str, Any] = {"task_id": result.id, "queue": queue, "priority": priority, **headers}
+    deadline = time.perf_counter() + wait_s
+    while wait_s > 0 and not result.ready() and time.perf_counter() < deadline:
+        time.sleep(0.02)
+    out["answer"] = result.result if result.successful() else None
+    return out
