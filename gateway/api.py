@@ -17,7 +17,7 @@ from gateway.audit import AuditBuffer
 from gateway.config import get_gateway_config
 from gateway.idempotency import IdempotencyMiddleware
 from gateway.middleware import BodyLimitMiddleware, RequestMetricsMiddleware
-from gateway.routes import fleet, health, system
+from gateway.routes import compat, fleet, health, system
 from gateway.services.keys import key_cache
 from worker.redis_client import get_redis
 
@@ -25,7 +25,7 @@ log = logging.getLogger("fleet.api")
 
 # How often buffered audit records are written.
 AUDIT_FLUSH_S = 1.0
-ROUTERS = (health.router, system.router, fleet.router)
+ROUTERS = (health.router, system.router, fleet.router, compat.router)
 
 
 def announce_auth_mode() -> None:

@@ -72,6 +72,8 @@ def test_once_keys_exist_a_call_without_one_is_refused_but_health_stays_open(
     wrong = httpx.get(api_server.url + "/api/v1/config", headers={"X-API-Key": "fleet_00000000_nope"}, timeout=10)
     assert wrong.status_code == 401
     assert httpx.get(api_server.url + "/health/live", timeout=10).status_code == 200
+    legacy = httpx.get(api_server.url + "/api/health", timeout=30)
+    assert legacy.status_code == 200 and legacy.json()["components"]["queue:agents"]["status"] == "ok"
 
 
 def test_a_key_is_accepted_as_bearer_or_x_api_key_and_scopes_are_enforced(
