@@ -10,6 +10,10 @@ from typing import Any
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from kombu.exceptions import OperationalError as BrokerOperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import OperationalError as SqlOperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from worker.errors import BrokerUnavailable, DatabaseUnavailable, FleetError, SettingsError
@@ -40,7 +44,13 @@ DOMAIN_ERRORS: dict[type[BaseException], tuple[int, str]] = {
     DatabaseUnavailable: (503, "database_unavailable"),
     SettingsError: (500, "settings_invalid"),
     FleetError: (503, "fleet_unavailable"),
+    # Infrastructure that stopped answering mid-request: the client may retry later.
+    SqlOperationalError: (503, "database_unavailable"),
+    RedisConnectionError: (503, "broker_unavailable"),
+    RedisTimeoutError: (503, "broker_unavailable"),
+    BrokerOperationalError: (503, "broker_unavailable"),
 }
+INFRASTRUCTURE = frozenset({SqlOperationalError, RedisConnectionError, RedisTimeoutError, BrokerOperationalError})
 # Domain errors not listed above are mapped by their class name's ending.
 NAME_RULES: tuple[tuple[str, int], ...] = (
     ("NotFound", 404),
@@ -142,9 +152,17 @@ async def handle(request: Request, exc: Exception) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else ""
         return problem(request, exc.status_code, code, detail, dict(exc.headers or {}))
     status, code = classify(exc)
-    if status >= 500:
+    if status == 503:
+        log.warning("request failed: %s", exc, extra={"category": "api", "path": request.url.path})
+    elif status >= 500:
         log.error("request failed: %s", exc, exc_info=exc, extra={"category": "api", "path": request.url.path})
-    detail = str(exc) if code != "internal_error" else "the server could not complete the request"
+    # Infrastructure errors may carry URLs or SQL: the client gets the code, the log gets the detail.
+    if code == "internal_error":
+        detail = "the server could not complete the request"
+    elif type(exc) in INFRASTRUCTURE:
+        detail = code.replace("_", " ")
+    else:
+        detail = str(exc)
     return problem(request, status, code, detail)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from sqlalchemy.exc import OperationalError as SqlOperationalError
 
 from gateway.config import parse_config
 from gateway.problems import classify, field_of, snake
@@ -38,6 +40,8 @@ class RunNotFound(FleetError):
         (PayloadInvalid(), 422, "payload_invalid"),
         (LedgerError(), 400, "ledger_error"),
         (ValueError("boom"), 500, "internal_error"),
+        (RedisConnectionError("down"), 503, "broker_unavailable"),
+        (SqlOperationalError("SELECT 1", {}, Exception("gone")), 503, "database_unavailable"),
     ],
 )
 def test_each_error_maps_to_one_status_and_a_stable_code(error: Exception, status: int, code: str) -> None:
