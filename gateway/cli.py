@@ -45,6 +45,90 @@ def db_current() -> None:
     typer.echo(", ".join(current(get_settings().database_url)) or "(empty)")
 
 
+@app.command("up")
+def up(
+    workers: int = typer.Option(1, min=1, help="Worker processes (each one core at most: scale by processes)."),
+    concurrency: int = typer.Option(1, min=1, help="Pool processes per worker."),
+    queues: str = typer.Option("agents,ledger,reports", help="Queues every worker consumes."),
+    api_port: int = typer.Option(8000, help="HTTP API port."),
+    flower_port: int = typer.Option(5555, help="Flower port."),
+    beat: bool = typer.Option(True, help="Run Celery Beat (exactly one per fleet)."),
+    flower: bool = typer.Option(True, help="Run Flower."),
+    api: bool = typer.Option(True, help="Run the HTTP API."),
+) -> None:
+    """Run the whole fleet here: broker (bundled if none answers), database, workers, beat, Flower, API."""
+    from worker.runner import Fleet, FleetOptions
+    from worker.settings import get_settings
+
+    _check_queues(queues)
+    options = FleetOptions(
+        workers=workers,
+        concurrency=concurrency,
+        queues=queues,
+        beat=beat,
+        flower=flower,
+        api=api,
+        api_port=api_port,
+        flower_port=flower_port,
+    )
+    Fleet(get_settings(), options).run()
+
+
+def _check_queues(queues: str) -> None:
+    from worker.constants import QUEUES
+
+    unknown = sorted(set(queues.split(",")) - set(QUEUES))
+    if unknown:
+        raise typer.BadParameter(f"unknown queues {unknown}; known: {', '.join(QUEUES)}", param_hint="--queues")
+
+
+@app.command("status")
+def status(
+    run_id: str | None = typer.Argument(None, help="A workflow run id; without it, the fleet's status."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    timeout: float = typer.Option(1.0, help="Seconds to wait for workers to answer."),
+) -> None:
+    """Workers online, queue depths, database and broker health (or one run's status)."""
+    import json
+
+    from gateway.services.fleet import fleet_status
+
+    if run_id is not None:
+        from gateway.cli_agents import print_run_status
+
+        raise typer.Exit(print_run_status(run_id, as_json))
+    report = fleet_status(timeout=timeout)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        _print_status(report)
+    raise typer.Exit(EXIT_OK if report["healthy"] else EXIT_UNAVAILABLE)
+
+
+def _print_status(report: dict[str, object]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for component in ("broker", "database"):
+        info = report[component]
+        assert isinstance(info, dict)
+        mark = "[green]ok[/]" if info["ok"] else "[red]down[/]"
+        console.print(f"{component:<9} {mark}  {info.get('detail', '')}")
+    table = Table("worker", "queues")
+    workers = report["workers"]
+    assert isinstance(workers, dict)
+    for name, worker_queues in workers.items():
+        table.add_row(name, ", ".join(worker_queues))
+    console.print(table if workers else "[yellow]no worker answered[/]")
+    depths = Table("queue", "waiting", "served by")
+    queues = report["queues"]
+    assert isinstance(queues, dict)
+    for queue, info in queues.items():
+        depths.add_row(queue, str(info["depth"]), str(info["workers"]))
+    console.print(depths)
+
+
 @app.command("api")
 def api(
     host: str = typer.Option("127.0.0.1", help="Address to bind."),
@@ -73,3 +157,7 @@ def main() -> None:
     except FleetError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         sys.exit(EXIT_UNAVAILABLE)
+
+
+if __name__ == "__main__":
+    main()

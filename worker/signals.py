@@ -15,21 +15,26 @@ from worker.settings import get_settings
 log = logging.getLogger("fleet.worker")
 
 
-def _configure(role: str) -> None:
-    settings = get_settings()
-    fleet_logging.configure(role, settings.log_dir, settings.log_level)
-
-
 @signals.setup_logging.connect
 def _setup_logging(**_: Any) -> None:
     # Connecting this signal stops Celery from configuring logging itself.
     _configure("celery")
 
 
+_role = "celery"
+
+
+def _configure(role: str) -> None:
+    global _role
+    _role = role
+    settings = get_settings()
+    fleet_logging.configure(role, settings.log_dir, settings.log_level)
+
+
 @signals.worker_process_init.connect
 def _child_logging(**_: Any) -> None:
-    # A forked pool process has no listener thread: start its own.
-    _configure("worker")
+    # A forked pool process has no listener thread: start its own, on its worker's file.
+    _configure(_role)
 
 
 @signals.celeryd_after_setup.connect

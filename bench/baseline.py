@@ -1,0 +1,84 @@
+"""The bare Celery baseline: no-op throughput, round trip p50/p95, a chain of 4, a chord of 5.
+
+python -m bench.baseline [--tasks 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from bench.common import BenchContext, Row, percentile, private_environment, render, timed
+
+GOAL = "(reference)"
+
+
+def measure(ctx: BenchContext, tasks: int = 20_000, samples: int = 300) -> list[Row]:
+    """Start one bare worker process and measure it; fill ctx.baseline for the other benchmarks."""
+    from celery import chain, chord
+
+    from bench.bare import app, collect, noop
+    from tests.support import WorkerProcess
+
+    worker = WorkerProcess(queues="bare", name="bare", log_path=ctx.workdir / "bare.out")
+    worker.command[worker.command.index("-A") + 1] = "bench.bare"
+    worker.start()
+    try:
+        _wait_until_served(app)
+        for _ in range(50):  # warm-up
+            noop.delay().get(timeout=30)
+        round_trip = timed(lambda: noop.delay().get(timeout=30), samples)
+        chain4 = timed(lambda: chain(noop.si(), noop.si(), noop.si(), noop.si())().get(timeout=30), samples // 3)
+        chord5 = timed(lambda: chord([noop.si() for _ in range(5)])(collect.s()).get(timeout=30), samples // 3)
+        throughput = _throughput(app, noop, tasks)
+    finally:
+        worker.stop()
+    ctx.baseline.update(
+        noop_tps=throughput,
+        rt_p50_ms=percentile(round_trip, 50),
+        rt_p95_ms=percentile(round_trip, 95),
+        chain4_p50_ms=percentile(chain4, 50),
+        chord5_p50_ms=percentile(chord5, 50),
+    )
+    return [
+        Row("bare no-op throughput", throughput, "tasks/s", goal=GOAL),
+        Row("bare round trip p50", ctx.baseline["rt_p50_ms"], "ms", goal=GOAL),
+        Row("bare round trip p95", ctx.baseline["rt_p95_ms"], "ms", goal=GOAL),
+        Row("bare chain of 4 p50", ctx.baseline["chain4_p50_ms"], "ms", goal=GOAL),
+        Row("bare chord of 5 p50", ctx.baseline["chord5_p50_ms"], "ms", goal=GOAL),
+    ]
+
+
+def _wait_until_served(app: object) -> None:
+    from bench.bare import noop
+
+    noop.delay().get(timeout=60)
+
+
+def _throughput(app: object, noop: object, tasks: int) -> float:
+    """Tasks/s consumed from a pre-filled queue: the worker is paused while the backlog is sent."""
+    from bench.bare import app as bare
+
+    bare.control.cancel_consumer("bare", reply=True)
+    with bare.producer_or_acquire() as producer:
+        last = None
+        for index in range(tasks):
+            last = bare.send_task("bare.noop", queue="bare", producer=producer, ignore_result=index < tasks - 1)
+    assert last is not None
+    started = time.perf_counter()
+    bare.control.add_consumer("bare", reply=True)
+    last.get(timeout=600)
+    return tasks / (time.perf_counter() - started)
+
+
+def main() -> None:
+    """Measure and print the baseline table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tasks", type=int, default=20_000)
+    args = parser.parse_args()
+    with private_environment() as ctx:
+        print(render(measure(ctx, tasks=args.tasks)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Shared pieces of every benchmark: a private broker, worker processes, timing, the result table."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from worker.redis_server import RedisServer, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Row:
+    """One figure of the table: the value, what it is compared with, and the goal."""
+
+    figure: str
+    value: float
+    unit: str
+    baseline: float | None = None
+    goal: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        """value / baseline, when there is a baseline."""
+        return None if not self.baseline else self.value / self.baseline
+
+
+@dataclass
+class BenchContext:
+    """What a benchmark gets: the private broker URL, a scratch folder and the baseline figures."""
+
+    broker_url: str
+    workdir: Path
+    baseline: dict[str, float] = field(default_factory=dict)
+
+
+@contextmanager
+def private_environment(appendonly: bool = False) -> Iterator[BenchContext]:
+    """A private Redis and SQLite database for one benchmark run; FLEET_* set before the fleet is imported."""
+    from worker.settings import get_settings
+
+    if get_settings.cache_info().currsize:
+        raise RuntimeError("set up the benchmark environment before the fleet reads its settings")
+    workdir = Path(tempfile.mkdtemp(prefix="fleet-bench-"))
+    server = RedisServer(port=free_port(), data_dir=workdir / "redis", appendonly=appendonly).start()
+    os.environ.update(
+        {
+            "FLEET_BROKER_URL": server.url,
+            "FLEET_DATABASE_URL": os.environ.get("FLEET_BENCH_DATABASE_URL", f"sqlite:///{workdir / 'fleet.db'}"),
+            "FLEET_LOG_DIR": str(workdir / "log"),
+            "FLEET_REPORT_DIR": str(workdir / "reports"),
+            "FLEET_FLOWER_AUTH": "bench:bench",
+        }
+    )
+    try:
+        yield BenchContext(broker_url=server.url, workdir=workdir)
+    finally:
+        server.stop()
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100) by linear interpolation."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return statistics.quantiles(ordered, n=100, method="inclusive")[int(q) - 1] if len(ordered) > 1 else ordered[0]
+
+
+def timed(call: Callable[[], object], repeat: int) -> list[float]:
+    """Milliseconds of each of `repeat` calls."""
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def render(rows: list[Row]) -> str:
+    """The table as Markdown."""
+    lines = ["| figure | value | unit | baseline | ratio | goal |", "|---|---:|---|---:|---:|---|"]
+    for row in rows:
+        baseline = f"{row.baseline:,.1f}" if row.baseline else ""
+        ratio = f"{row.ratio:.2f}" if row.ratio is not None else ""
+        lines.append(f"| {row.figure} | {row.value:,.1f} | {row.unit} | {baseline} | {ratio} | {row.goal} |")
+    return "\n".join(lines)

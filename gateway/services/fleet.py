@@ -1,0 +1,39 @@
+"""The fleet's own status: what `agent status` and the health endpoints report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from worker.constants import QUEUES
+from worker.errors import DatabaseUnavailable
+
+
+def fleet_status(timeout: float = 1.0) -> dict[str, Any]:
+    """Broker and database health, workers online with their queues, queue depths."""
+    import redis
+
+    from worker import app, db
+    from worker.fleet_status import queue_depths, workers_online
+    from worker.redis_client import get_redis
+    from worker.settings import get_settings, mask_url
+
+    settings = get_settings()
+    report: dict[str, Any] = {"healthy": True}
+    try:
+        depths = queue_depths(get_redis())
+        report["broker"] = {"ok": True, "detail": mask_url(settings.broker_url)}
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        depths = {}
+        report["broker"] = {"ok": False, "detail": f"{mask_url(settings.broker_url)}: {exc}"}
+    try:
+        latency = db.check()
+        report["database"] = {"ok": True, "detail": f"{mask_url(settings.database_url)} ({latency:.1f} ms)"}
+    except DatabaseUnavailable as exc:
+        report["database"] = {"ok": False, "detail": str(exc)}
+    workers = workers_online(app, timeout=timeout) if report["broker"]["ok"] else {}
+    report["workers"] = workers
+    report["queues"] = {
+        queue: {"depth": depths.get(queue), "workers": sum(queue in qs for qs in workers.values())} for queue in QUEUES
+    }
+    report["healthy"] = bool(report["broker"]["ok"] and report["database"]["ok"] and workers)
+    return report

@@ -1,0 +1,238 @@
+"""`agent up`: the whole fleet on one machine as child processes, stopped cleanly on Ctrl-C."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+from urllib.parse import urlsplit
+
+from worker import redis_server
+from worker.errors import BrokerUnavailable
+from worker.settings import Settings
+
+log = logging.getLogger("fleet.runner")
+
+COLOURS = ["36", "32", "35", "33", "34", "96", "92", "95"]
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+# Longer than the worker's soft shutdown (20 s) so tasks in flight finish or are requeued first.
+STOP_GRACE_S = 40.0
+MAX_RESTARTS = 5
+
+
+@dataclass
+class Child:
+    """One supervised process: its name, command and the restarts it had."""
+
+    name: str
+    command: list[str]
+    colour: str
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+    pump: threading.Thread | None = field(default=None, repr=False)
+
+
+def _die_with_parent() -> None:
+    # Linux prctl(PR_SET_PDEATHSIG, SIGTERM): a child never outlives a killed `agent up`.
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)
+
+
+@dataclass
+class FleetOptions:
+    """What `agent up` starts."""
+
+    workers: int = 1
+    concurrency: int = 1
+    queues: str = "agents,ledger,reports"
+    beat: bool = True
+    flower: bool = True
+    api: bool = True
+    api_port: int = 8000
+    flower_port: int = 5555
+    var_dir: Path = Path("var")
+
+
+class Fleet:
+    """Starts the broker if needed, migrates, runs every process, and stops them in order."""
+
+    def __init__(self, settings: Settings, options: FleetOptions, out: IO[str] | None = None) -> None:
+        self.settings = settings
+        self.options = options
+        self.out = out or sys.stdout
+        self.children: list[Child] = []
+        self.redis: redis_server.RedisServer | None = None
+        self.env = dict(os.environ)
+        self._stopping = threading.Event()
+        self._print_lock = threading.Lock()
+        self.colour = self.out.isatty()
+
+    def say(self, name: str, line: str, colour: str = "1") -> None:
+        """Print one prefixed line, coloured on a terminal."""
+        prefix = f"{name:>9} | "
+        if self.colour:
+            prefix = f"\033[{colour}m{prefix}\033[0m"
+        with self._print_lock:
+            self.out.write(prefix + line + "\n")
+            self.out.flush()
+
+    def ensure_broker(self) -> None:
+        """Use the Redis that answers; start the bundled one when a local URL has no server."""
+        url = self.settings.broker_url
+        if redis_server.answers(url):
+            self.say("fleet", f"broker answers at {url}")
+            return
+        host = urlsplit(url).hostname or ""
+        if host not in LOCAL_HOSTS:
+            raise BrokerUnavailable(f"no broker answers at {url}; start Redis there or set FLEET_BROKER_URL")
+        data_dir = self.options.var_dir / f"redis-{redis_server.port_of(url)}"
+        self.redis = redis_server.RedisServer(port=redis_server.port_of(url), data_dir=data_dir).start()
+        self.say("fleet", f"no broker answered: started bundled Redis on {url} (data in {data_dir})")
+
+    def ensure_database(self) -> None:
+        """Apply every migration before any process touches the database."""
+        from worker.migrate import upgrade
+        from worker.settings import mask_url
+
+        upgrade(self.settings.database_url)
+        self.say("fleet", f"database ready: {mask_url(self.settings.database_url)}")
+
+    def ensure_flower_auth(self) -> str:
+        """Flower's credentials: FLEET_FLOWER_AUTH, or a generated pair for this run."""
+        if self.settings.flower_auth is not None:
+            return self.settings.flower_auth.get_secret_value()
+        auth = f"admin:{secrets.token_urlsafe(12)}"
+        self.env["FLEET_FLOWER_AUTH"] = auth
+        return auth
+
+    def plan(self) -> list[Child]:
+        """The child processes to run, in start order."""
+        celery = [sys.executable, "-m", "celery", "-A", "worker"]
+        children = []
+        for index in range(1, self.options.workers + 1):
+            command = [
+                *celery,
+                "worker",
+                "-Q",
+                self.options.queues,
+                "-c",
+                str(self.options.concurrency),
+                "-n",
+                f"worker{index}@%h",
+                "--loglevel",
+                self.settings.log_level,
+            ]
+            children.append(Child(f"worker{index}", command, COLOURS[(index - 1) % len(COLOURS)]))
+        if self.options.beat:
+            schedule = str(self.options.var_dir / "celerybeat-schedule")
+            children.append(Child("beat", [*celery, "beat", "-s", schedule, "--loglevel", "INFO"], "93"))
+        if self.options.flower:
+            children.append(Child("flower", [*celery, "flower", f"--port={self.options.flower_port}"], "94"))
+        if self.options.api:
+            api = [sys.executable, "-m", "gateway.cli", "api", "--port", str(self.options.api_port)]
+            children.append(Child("api", api, "97"))
+        return children
+
+    def spawn(self, child: Child) -> None:
+        """Start one child with its output pumped through our prefix."""
+        child.process = subprocess.Popen(
+            child.command,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+        child.started_at = time.monotonic()
+        child.pump = threading.Thread(target=self._pump, args=(child, child.process), daemon=True)
+        child.pump.start()
+
+    def _pump(self, child: Child, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdout is not None
+        for raw in iter(process.stdout.readline, b""):
+            self.say(child.name, raw.decode(errors="replace").rstrip(), child.colour)
+
+    def start(self) -> None:
+        """Broker, database, then every process."""
+        self.options.var_dir.mkdir(parents=True, exist_ok=True)
+        self.ensure_broker()
+        self.ensure_database()
+        auth = self.ensure_flower_auth()
+        self.children = self.plan()
+        for child in self.children:
+            self.spawn(child)
+        if self.options.flower:
+            user, _, password = auth.partition(":")
+            self.say("fleet", f"Flower: http://127.0.0.1:{self.options.flower_port}  user {user}  password {password}")
+        if self.options.api:
+            self.say("fleet", f"API: http://127.0.0.1:{self.options.api_port}/docs")
+        self.say("fleet", f"logs: {self.settings.log_dir}/  (Ctrl-C stops everything)")
+
+    def supervise(self) -> None:
+        """Restart a child that died, with backoff, until asked to stop."""
+        while not self._stopping.wait(0.5):
+            for child in self.children:
+                assert child.process is not None
+                code = child.process.poll()
+                if code is None or self._stopping.is_set():
+                    continue
+                if child.restarts >= MAX_RESTARTS:
+                    self.say("fleet", f"{child.name} exited with {code} {child.restarts} times; giving up")
+                    self._stopping.set()
+                    break
+                child.restarts += 1
+                delay = min(2**child.restarts, 30)
+                self.say("fleet", f"{child.name} exited with {code}; restarting in {delay}s")
+                if self._stopping.wait(delay):
+                    break
+                self.spawn(child)
+
+    def request_stop(self, *_: object) -> None:
+        """Signal handler: leave the supervision loop."""
+        self._stopping.set()
+
+    def stop(self) -> None:
+        """Warm shutdown of every child (SIGTERM), then SIGKILL after the grace period; Redis last."""
+        self._stopping.set()
+        running = [c for c in self.children if c.process is not None and c.process.poll() is None]
+        for child in running:
+            self.say("fleet", f"stopping {child.name}")
+            assert child.process is not None
+            child.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_S
+        for child in running:
+            assert child.process is not None
+            try:
+                child.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.say("fleet", f"{child.name} did not stop in {STOP_GRACE_S:.0f}s; killing it")
+                os.killpg(child.process.pid, signal.SIGKILL)
+                child.process.wait()
+        for child in self.children:
+            if child.pump is not None:
+                child.pump.join(timeout=2)
+        if self.redis is not None:
+            self.redis.stop()
+            self.say("fleet", "bundled Redis stopped")
+        self.say("fleet", "all processes stopped")
+
+    def run(self) -> None:
+        """Start, supervise until Ctrl-C or SIGTERM, stop."""
+        signal.signal(signal.SIGINT, self.request_stop)
+        signal.signal(signal.SIGTERM, self.request_stop)
+        try:
+            self.start()
+            self.supervise()
+        finally:
+            self.stop()
