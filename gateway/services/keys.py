@@ -145,3 +145,15 @@ def authenticate(token: str) -> Principal | None:
 
     found = key_cache.get_or_load("token:" + hash_token(token), load)
     return found if isinstance(found, Principal) else None
+
+
+DEVELOPMENT_KEY_NAME = "development (agent up)"
+
+
+def ensure_development_key() -> str | None:
+    """For `agent up`: create an admin key when none exists and return its token (None when keys exist)."""
+    key_cache.clear()
+    if keys_exist():
+        return None
+    _info, token = create_key(DEVELOPMENT_KEY_NAME, ["admin"], actor="agent up")
+    return token
