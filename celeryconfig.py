@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from worker.constants import PRIORITY_SEP, PRIORITY_STEPS, QUEUES, ROUTE_PREFIXES, TIME_LIMITS
 from worker.settings import get_settings
@@ -36,7 +36,8 @@ accept_content = ["json"]
 result_accept_content = ["json"]
 event_serializer = "json"
 
-task_queues = [Queue(name, routing_key=name) for name in QUEUES]
+# One direct exchange per queue, named like it: what a plain Celery producer declares for `queue=name`.
+task_queues = [Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES]
 task_default_queue = "agents"
 task_routes = {f"{prefix}*": {"queue": queue} for prefix, queue in ROUTE_PREFIXES.items()}
 # Our producers always set a priority; on Redis a message without one lands in the most urgent list.
@@ -51,6 +52,11 @@ broker_transport_options = {
     "visibility_timeout": _settings.visibility_timeout,
 }
 result_backend_transport_options = {"visibility_timeout": _settings.visibility_timeout}
+# A result written while Redis restarts is retried (backoff up to 5 s, about 2 min in all), not lost.
+result_backend_always_retry = True
+result_backend_max_retries = 30
+result_backend_base_sleep_between_retries_ms = 100
+result_backend_max_sleep_between_retries_ms = 5000
 # Prefetch one message per process: a worker holding a backlog cannot let a critical one overtake it.
 worker_prefetch_multiplier = 1
 
@@ -75,6 +81,8 @@ task_send_sent_event = True
 worker_send_task_events = True
 
 task_annotations = [QueueTimeLimits()]
+# Celery's consumer, recording every message it cannot decode in the dead-letter table.
+worker_consumer = "worker.dead_letters:FleetConsumer"
 # Recycle worker processes to bound leaks from native libraries and caches.
 worker_max_tasks_per_child = 10_000
 worker_max_memory_per_child = 512_000  # KiB

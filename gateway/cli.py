@@ -127,6 +127,12 @@ def _print_status(report: dict[str, object]) -> None:
     for queue, info in queues.items():
         depths.add_row(queue, str(info["depth"]), str(info["workers"]))
     console.print(depths)
+    letters = report.get("dead_letters")
+    if isinstance(letters, dict) and letters["counts"]:
+        counts = ", ".join(f"{reason} {count}" for reason, count in letters["counts"].items())
+        console.print(f"[yellow]refused messages (24 h): {counts}[/]")
+        for letter in letters["latest"]:
+            console.print(f"  {letter['at']}  {letter['reason']}  {letter['task_name']}  {letter['detail'][:80]}")
 
 
 @app.command("api")

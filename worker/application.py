@@ -10,4 +10,5 @@ TASK_MODULES = ["worker.tasks", "ledger.tasks", "agents.tasks", "beat.tasks"]
 app = Celery("fleet", include=TASK_MODULES)
 app.config_from_object("celeryconfig")
 
+import worker.dead_letters  # noqa: E402  (records refused messages)
 import worker.signals  # noqa: E402,F401  (connects logging, correlation and metrics to the app)

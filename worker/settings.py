@@ -157,7 +157,7 @@ def load_settings(**overrides: Any) -> Settings:
         for error in exc.errors():
             field = ".".join(str(part) for part in error["loc"]) or "settings"
             variable = f"FLEET_{field.upper()}" if error["loc"] else "settings"
-            problems.append(f"{variable}: {error['msg']}")
+            problems.append(f"{variable}: {error['msg'].removeprefix('Value error, ')}")
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None
     if settings.config is not None:
         settings = settings.model_copy(update={"yaml_config": _read_yaml(settings.config)})

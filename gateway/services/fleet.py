@@ -30,6 +30,10 @@ def fleet_status(timeout: float = 1.0) -> dict[str, Any]:
         report["database"] = {"ok": True, "detail": f"{mask_url(settings.database_url)} ({latency:.1f} ms)"}
     except DatabaseUnavailable as exc:
         report["database"] = {"ok": False, "detail": str(exc)}
+    if report["database"]["ok"]:
+        from worker.dead_letters import recent
+
+        report["dead_letters"] = recent(hours=24)
     workers = workers_online(app, timeout=timeout) if report["broker"]["ok"] else {}
     report["workers"] = workers
     report["queues"] = {

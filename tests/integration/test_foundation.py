@@ -78,3 +78,34 @@ def test_a_pickle_message_is_refused_logged_and_the_worker_keeps_serving(
     wait_for(refused, timeout=15, what="the pickle refusal in the worker log")
     assert celery_app.send_task("fleet.ping", queue="ledger", priority=5).get(timeout=15)["queue"] == "ledger"
     assert celery_app.AsyncResult(task_id).state == "PENDING"  # the pickled task never ran
+
+
+def test_the_correlation_id_follows_every_task_of_a_chain(fleet_worker: WorkerProcess, celery_app) -> None:  # type: ignore[no-untyped-def]
+    from celery import chain
+
+    ping = celery_app.signature("fleet.ping", options={"queue": "agents", "priority": 5}).set(immutable=True)
+    result = chain(ping.clone(), ping.clone().set(queue="ledger"), ping.clone().set(queue="reports")).apply_async(
+        headers={"x_correlation_id": "corr-chain"}
+    )
+    assert result.get(timeout=20) == {
+        "hostname": fleet_worker.hostname,
+        "queue": "reports",
+        "correlation_id": "corr-chain",
+    }
+    assert result.parent.get(timeout=5)["correlation_id"] == "corr-chain"
+    assert result.parent.parent.get(timeout=5)["correlation_id"] == "corr-chain"
+
+
+def test_agent_status_counts_refused_messages_and_workers(fleet_worker: WorkerProcess, celery_app) -> None:  # type: ignore[no-untyped-def]
+    celery_app.send_task("no.such.task.for.status", queue="reports", priority=5)
+    done = wait_for(lambda: _status_with_dead_letter(), 30, interval=0.5, what="agent status listing the refusal")
+    assert fleet_worker.hostname in done["workers"]
+    assert done["queues"]["reports"]["workers"] >= 1
+
+
+def _status_with_dead_letter() -> dict | None:  # type: ignore[type-arg]
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "status", "--json"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    report = json.loads(done.stdout)
+    return report if report.get("dead_letters", {}).get("counts", {}).get("unknown_task") else None

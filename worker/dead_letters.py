@@ -1,0 +1,136 @@
+"""Messages the fleet refused or could not run, kept with their reason (the dead-letter table)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from celery import signals
+from celery.worker.consumer import Consumer
+from kombu.exceptions import ContentDisallowed, DecodeError
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from worker.db import session_scope
+from worker.masking import mask_text
+from worker.models.core import DeadLetter
+
+log = logging.getLogger("fleet.dead_letters")
+EXCERPT_CHARS = 500
+
+
+def record(reason: str, detail: str, task_name: str = "", task_id: str = "", queue: str = "", body: Any = b"") -> None:
+    """Keep one refused message; when the database is down the log line is the only record."""
+    excerpt = mask_text(_excerpt(body))
+    log.error(
+        "message refused: %s: %s",
+        reason,
+        detail,
+        extra={"category": "security", "reason": reason, "task_name": task_name, "task_id": task_id, "queue": queue},
+    )
+    try:
+        with session_scope() as session:
+            session.add(
+                DeadLetter(
+                    reason=reason,
+                    detail=mask_text(detail)[:2000],
+                    task_name=task_name[:256],
+                    task_id=task_id[:64],
+                    queue=queue[:64],
+                    body_excerpt=excerpt,
+                )
+            )
+    except SQLAlchemyError as exc:
+        log.error("dead letter not stored: %s", exc, extra={"category": "system", "reason": reason})
+
+
+def _excerpt(body: Any) -> str:
+    if isinstance(body, bytes | bytearray | memoryview):
+        return bytes(body[:EXCERPT_CHARS]).decode("utf-8", errors="replace")
+    return repr(body)[:EXCERPT_CHARS]
+
+
+def classify(exc: BaseException) -> str:
+    """A stable reason code for a message that could not be decoded."""
+    if isinstance(exc, ContentDisallowed):
+        return "content_refused"
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(exc, RecursionError) or isinstance(cause, RecursionError) or "recursion" in str(exc).lower():
+        return "too_deep"
+    return "not_json"
+
+
+class FleetConsumer(Consumer):
+    """Celery's consumer, recording every undecodable message before acknowledging it."""
+
+    def on_decode_error(self, message: Any, exc: Exception) -> None:
+        """Record, then let Celery log and acknowledge so the message does not loop."""
+        headers = message.headers or {}
+        record(
+            classify(exc),
+            f"{type(exc).__name__}: {exc}"[:2000],
+            str(headers.get("task", "")),
+            str(headers.get("id", "")),
+            (message.delivery_info or {}).get("routing_key", ""),
+            message.body,
+        )
+        super().on_decode_error(message, exc)
+
+
+@signals.task_unknown.connect
+def _unknown_task(
+    message: Any = None, exc: BaseException | None = None, name: str = "", id: str = "", **_: Any
+) -> None:
+    queue = (getattr(message, "delivery_info", None) or {}).get("routing_key", "")
+    record("unknown_task", f"no task named {name!r} is registered", name, id, queue, getattr(message, "body", b""))
+
+
+@signals.task_rejected.connect
+def _invalid_message(message: Any = None, exc: BaseException | None = None, **_: Any) -> None:
+    headers = getattr(message, "headers", None) or {}
+    undecodable = isinstance(exc, DecodeError | ContentDisallowed)
+    record(
+        classify(exc) if undecodable and exc is not None else "invalid_message",
+        f"{type(exc).__name__}: {exc}" if exc else "not a Celery task message",
+        str(headers.get("task", "")),
+        str(headers.get("id", "")),
+        "",
+        getattr(message, "body", b""),
+    )
+
+
+@signals.task_failure.connect
+def _bad_arguments(
+    sender: Any = None,
+    task_id: str = "",
+    exception: BaseException | None = None,
+    args: Any = None,
+    kwargs: Any = None,
+    **_: Any,
+) -> None:
+    # Python's own message when the arguments do not bind: "ping() takes 1 positional argument but 3 ..."
+    run_name = getattr(getattr(sender, "run", None), "__name__", "")
+    text = str(exception)
+    if isinstance(exception, TypeError) and run_name and re.match(rf"{run_name}\(\) (takes|got|missing)", text):
+        record("bad_arguments", text, getattr(sender, "name", ""), task_id, "", repr({"args": args, "kwargs": kwargs}))
+
+
+def recent(hours: int = 24, limit: int = 5) -> dict[str, Any]:
+    """Dead letters of the last hours: count per reason and the latest few."""
+    since = datetime.now(UTC) - timedelta(hours=hours)
+    with session_scope() as session:
+        counts = dict(
+            session.execute(
+                select(DeadLetter.reason, func.count()).where(DeadLetter.at >= since).group_by(DeadLetter.reason)
+            ).all()
+        )
+        latest = session.scalars(select(DeadLetter).order_by(DeadLetter.id.desc()).limit(limit)).all()
+        return {
+            "counts": {str(k): int(v) for k, v in counts.items()},
+            "latest": [
+                {"at": d.at.isoformat(), "reason": d.reason, "task_name": d.task_name, "detail": d.detail}
+                for d in latest
+            ],
+        }
