@@ -12,20 +12,22 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.exc import SQLAlchemyError
 
+from agents.errors import AgentError
 from gateway import problems
 from gateway.audit import AuditBuffer
 from gateway.config import get_gateway_config
 from gateway.idempotency import IdempotencyMiddleware
 from gateway.middleware import BodyLimitMiddleware, RequestMetricsMiddleware
-from gateway.routes import compat, fleet, health, system
+from gateway.routes import agents, compat, fleet, health, ledger, system
 from gateway.services.keys import key_cache
+from ledger import LedgerError
 from worker.redis_client import get_redis
 
 log = logging.getLogger("fleet.api")
 
 # How often buffered audit records are written.
 AUDIT_FLUSH_S = 1.0
-ROUTERS = (health.router, system.router, fleet.router, compat.router)
+ROUTERS = (health.router, system.router, fleet.router, agents.router, ledger.router, compat.router)
 
 
 def announce_auth_mode() -> None:
@@ -77,7 +79,9 @@ def create_app() -> FastAPI:
     api = FastAPI(title="Agent Fleet", version="0.1.0", lifespan=lifespan)
     for router in ROUTERS:
         api.include_router(router)
-    for error in problems.HANDLED:
+    # One handler, registered for each root it maps: an error left to the catch-all `Exception` entry
+    # would be answered, then re-raised by Starlette, and the client's keep-alive connection dropped.
+    for error in (*problems.HANDLED, *problems.DOMAIN_ERRORS, AgentError, LedgerError):
         api.add_exception_handler(error, problems.handle)
     # Added innermost first: CORS sees the request first, then the body limit, metrics, idempotency.
     api.add_middleware(IdempotencyMiddleware, redis_factory=get_redis, ttl_s=config.idempotency_ttl_s)

@@ -7,6 +7,7 @@ import re
 from http import HTTPStatus
 from typing import Any
 
+from celery.exceptions import TimeoutError as ResultTimeout
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -49,6 +50,16 @@ DOMAIN_ERRORS: dict[type[BaseException], tuple[int, str]] = {
     RedisConnectionError: (503, "broker_unavailable"),
     RedisTimeoutError: (503, "broker_unavailable"),
     BrokerOperationalError: (503, "broker_unavailable"),
+    ResultTimeout: (504, "wait_timeout"),
+}
+# Domain errors whose name alone does not say their status.
+NAMED: dict[str, int] = {
+    "InvalidTransition": 409,
+    "StoreConflict": 409,
+    "ToolInputError": 422,
+    "ToolTransientError": 503,
+    "ProfileError": 422,
+    "PlanError": 422,
 }
 INFRASTRUCTURE = frozenset({SqlOperationalError, RedisConnectionError, RedisTimeoutError, BrokerOperationalError})
 # Domain errors not listed above are mapped by their class name's ending.
@@ -93,6 +104,8 @@ def classify(exc: BaseException) -> tuple[int, str]:
                 break
             return DOMAIN_ERRORS[cls]
     name = type(exc).__name__
+    if name in NAMED:
+        return NAMED[name], snake(name)
     for ending, status in NAME_RULES:
         if name.endswith(ending):
             return status, snake(name)

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Header, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.deps import RunKey
+from gateway.deps import Config, RunKey
 from gateway.services import health
 
 router = APIRouter(prefix="/api/v1", tags=["fleet"])
@@ -25,7 +25,11 @@ class PingRequest(BaseModel):
 
 @router.post("/ping", status_code=status.HTTP_201_CREATED)
 def ping(
-    request: PingRequest, _who: RunKey, x_correlation_id: str | None = Header(default=None, max_length=128)
+    request: PingRequest,
+    config: Config,
+    _who: RunKey,
+    x_correlation_id: str | None = Header(default=None, max_length=128),
 ) -> dict[str, Any]:
     """Send fleet.ping to a queue; the answer names the worker that took it."""
-    return health.ping_queue(request.queue, request.priority, x_correlation_id, request.wait_s)
+    wait_s = min(request.wait_s, config.wait_timeout_s)
+    return health.ping_queue(request.queue, request.priority, x_correlation_id, wait_s)

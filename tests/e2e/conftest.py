@@ -20,11 +20,11 @@ AGENT = str(Path(sys.executable).parent / "agent")
 class ApiServer:
     """A running `agent api` subprocess and the URL it answers on."""
 
-    def __init__(self, config_path: Path, log_path: Path) -> None:
+    def __init__(self, config_path: Path, log_path: Path, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        self.env = {**os.environ, "FLEET_CONFIG": str(config_path)}
+        self.env = {**os.environ, "FLEET_CONFIG": str(config_path), **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ApiServer:
@@ -71,5 +71,17 @@ def api_server(fleet_worker, session_dir: Path) -> Iterator[ApiServer]:  # type:
     # No key cache, so a key created or revoked by a test counts at once; a small body limit for 413.
     config.write_text("gateway:\n  key_cache_s: 0\n  max_body_bytes: 65536\n  ready_timeout_s: 10\n")
     server = ApiServer(config, session_dir / "log" / "api.out").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def idle_api_server(redis_server, database_url: str, session_dir: Path) -> Iterator[ApiServer]:  # type: ignore[no-untyped-def]
+    """`agent api` whose broker is a Redis database no worker reads: fuzzing it creates no real work."""
+    config = session_dir / "gateway-idle.yaml"
+    config.write_text("gateway:\n  key_cache_s: 0\n  wait_timeout_s: 1\n  ready_timeout_s: 1\n")
+    idle_broker = os.environ["FLEET_BROKER_URL"].rsplit("/", 1)[0] + "/1"
+    env = {"FLEET_BROKER_URL": idle_broker, "FLEET_RESULT_BACKEND": idle_broker}
+    server = ApiServer(config, session_dir / "log" / "api-idle.out", env).start()
     yield server
     server.stop()

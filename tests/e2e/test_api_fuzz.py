@@ -1,4 +1,8 @@
-"""Property-based fuzz of the OpenAPI spec against live uvicorn: no request makes the API answer 5xx."""
+"""Property-based fuzz of the OpenAPI spec against live uvicorn: no request makes the API answer 5xx.
+
+The server under fuzz sends to a Redis database no worker reads, so generated workflows and ledger events
+exercise validation, auth, routing and the services' producers without loading the session's worker.
+"""
 
 from __future__ import annotations
 
@@ -16,20 +20,22 @@ from tests.e2e.conftest import ApiServer
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 # Moderate: the whole fuzz runs in about a minute on a shared two-core machine.
-MAX_EXAMPLES = 40
+MAX_EXAMPLES = 20
 
 
 @pytest.fixture(scope="module")
-def fuzz_key(api_server: ApiServer) -> Iterator[str]:
+def fuzz_key(idle_api_server: ApiServer) -> Iterator[str]:
     """An admin key without a practical rate limit, revoked afterwards (the session's API is open again)."""
     info, token = key_service.create_key("e2e-fuzz", ["admin"], rate_limit=1_000_000)
     yield token
     key_service.revoke_key(info.key_id)
 
 
-def test_no_generated_request_gets_a_server_error(api_server: ApiServer, fuzz_key: str) -> None:
-    # Given the live API's own OpenAPI document (readiness excluded: it answers 503 while a component is down)
-    schema = schemathesis.openapi.from_url(api_server.url + "/openapi.json").exclude(path="/health/ready")
+def test_no_generated_request_gets_a_server_error(idle_api_server: ApiServer, fuzz_key: str) -> None:
+    # Given the live API's own OpenAPI document (readiness excluded: 503 is its answer while no worker serves)
+    schema = schemathesis.openapi.from_url(idle_api_server.url + "/openapi.json").exclude(
+        path=["/health/ready", "/api/health"]
+    )
     headers = {"Authorization": f"Bearer {fuzz_key}"}
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 5
