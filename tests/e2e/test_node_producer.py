@@ -6,11 +6,13 @@ import json
 import os
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.ledger_cases import setup
 from tests.support import ROOT, WorkerProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")]
@@ -70,3 +72,44 @@ def test_a_ping_from_node_is_answered_on_each_queue_with_its_correlation_id(
     assert answer["result"]["queue"] == queue
     assert answer["result"]["correlation_id"] == correlation
     assert answer["result"]["hostname"] == fleet_worker.hostname
+
+
+def test_ledger_events_from_node_are_validated_by_the_fleet(node_producer: Path, fleet_worker: WorkerProcess) -> None:
+    # Given two account openings sent by Node as ledger.quick_run at high priority, one message each
+    events = setup(f"node{uuid.uuid4().hex[:6]}")[:2]
+    args = [arg for event in events for arg in ("--args", json.dumps([event]))]
+    answers = run_node(
+        node_producer, "--task", "ledger.quick_run", "--queue", "ledger", "--priority", "3", *args, "--wait", "60"
+    )
+    # Then each came back accepted, under its own event id
+    assert [a["status"] for a in answers] == ["SUCCESS", "SUCCESS"], answers
+    assert [a["result"]["event_id"] for a in answers] == [e["event_id"] for e in events]
+    assert [a["result"]["status"] for a in answers] == ["accepted", "accepted"]
+    assert all(a["list"] == "ledger:3" for a in answers)
+
+
+def test_a_workflow_from_node_runs_through_every_stage(node_producer: Path, fleet_worker: WorkerProcess) -> None:
+    # Given a workflow request sent by Node as agents.run_workflow
+    request = {"input": "compute (12+30)*2", "mode": "planner", "profile": "local", "options": {}}
+    [answer] = run_node(
+        node_producer,
+        "--task",
+        "agents.run_workflow",
+        "--queue",
+        "agents",
+        "--priority",
+        "5",
+        "--args",
+        json.dumps([request]),
+        "--correlation-id",
+        "node-workflow",
+        "--wait",
+        "120",
+    )
+    # Then the run, whose id is the message's task id, succeeded with the computed output
+    assert answer["status"] == "SUCCESS", answer
+    from gateway.services import agents
+
+    record = agents.run_status(answer["task_id"])
+    assert record["status"] == "succeeded", record
+    assert "84" in json.dumps(record["output"])
