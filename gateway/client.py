@@ -10,7 +10,7 @@ Over the broker (task names of the public contract, the fleet's transport option
 Over HTTP (keys, rate limits and idempotency of the API):
 
     with FleetHttpClient("http://api:8000", api_key="fleet_...") as fleet:
-        fleet.submit_ledger_events([event], priority="high")
+        fleet.submit_ledger_events([event], wait=True)
 """
 
 from __future__ import annotations
@@ -128,18 +128,12 @@ class FleetHttpClient:
         return response.json()
 
     def submit_ledger_events(
-        self,
-        events: Sequence[Mapping[str, Any]],
-        priority: int | str = "normal",
-        correlation_id: str | None = None,
-        idempotency_key: str | None = None,
+        self, events: Sequence[Mapping[str, Any]], wait: bool = False, idempotency_key: str | None = None
     ) -> Any:
-        """POST /api/v1/ledger/events."""
-        headers = {CORRELATION_HEADER.replace("_", "-"): correlation_id} if correlation_id else {}
-        if idempotency_key:
-            headers["Idempotency-Key"] = idempotency_key
-        body = {"events": [dict(e) for e in events], "priority": priority}
-        return self._call("POST", "/api/v1/ledger/events", json=body, headers=headers)
+        """POST /api/v1/ledger/events (each event's priority comes from the fleet's rules)."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        body = {"events": [dict(e) for e in events]}
+        return self._call("POST", "/api/v1/ledger/events", params={"wait": wait}, json=body, headers=headers)
 
     def ledger_result(self, event_id: str) -> Any:
         """GET /api/v1/ledger/results/{event_id}."""

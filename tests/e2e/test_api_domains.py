@@ -124,3 +124,18 @@ def test_a_ledger_key_cannot_start_workflows_without_the_run_scope(api_server: A
         assert answer.status_code == 403 and answer.json()["required_scope"] == "run"
     finally:
         key_service.revoke_key(info.key_id)
+
+
+def test_the_http_client_submits_events_and_pings_with_a_key(api_server: ApiServer) -> None:
+    from gateway.client import FleetHttpClient
+
+    info, token = key_service.create_key("e2e-http-client", ["run", "ledger:write"])
+    events = setup(f"cli{uuid.uuid4().hex[:6]}")[:1]
+    try:
+        with FleetHttpClient(api_server.url, api_key=token) as fleet:
+            answer = fleet.submit_ledger_events(events, wait=True, idempotency_key=events[0]["event_id"])
+            assert answer["results"][0]["status"] == "accepted"
+            assert fleet.ledger_result(events[0]["event_id"])["status"] == "accepted"
+            assert fleet.ping("reports")["answer"]["queue"] == "reports"
+    finally:
+        key_service.revoke_key(info.key_id)
