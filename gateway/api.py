@@ -13,21 +13,31 @@ from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.exc import SQLAlchemyError
 
 from agents.errors import AgentError
+from beat.errors import ReportError
 from gateway import problems
 from gateway.audit import AuditBuffer
 from gateway.config import get_gateway_config
 from gateway.idempotency import IdempotencyMiddleware
-from gateway.middleware import BodyLimitMiddleware, RequestMetricsMiddleware
-from gateway.routes import agents, compat, fleet, health, ledger, system
+from gateway.middleware import BodyLimitMiddleware, CallAuditMiddleware
+from gateway.routes import agents, compat, fleet, health, ledger, reports, system
 from gateway.services.keys import key_cache
 from ledger import LedgerError
 from worker.redis_client import get_redis
+from worker.telemetry import http_latency_middleware
 
 log = logging.getLogger("fleet.api")
 
 # How often buffered audit records are written.
 AUDIT_FLUSH_S = 1.0
-ROUTERS = (health.router, system.router, fleet.router, agents.router, ledger.router, compat.router)
+ROUTERS = (
+    health.router,
+    system.router,
+    fleet.router,
+    agents.router,
+    ledger.router,
+    reports.router,
+    compat.router,
+)
 
 
 def announce_auth_mode() -> None:
@@ -81,11 +91,13 @@ def create_app() -> FastAPI:
         api.include_router(router)
     # One handler, registered for each root it maps: an error left to the catch-all `Exception` entry
     # would be answered, then re-raised by Starlette, and the client's keep-alive connection dropped.
-    for error in (*problems.HANDLED, *problems.DOMAIN_ERRORS, AgentError, LedgerError):
+    for error in (*problems.HANDLED, *problems.DOMAIN_ERRORS, AgentError, LedgerError, ReportError):
         api.add_exception_handler(error, problems.handle)
-    # Added innermost first: CORS sees the request first, then the body limit, metrics, idempotency.
+    # Added innermost first: CORS sees the request first, then the body limit, audit, idempotency, latency.
+    # Latency per route template for Prometheus and the daily report (the reports domain's recorder).
+    api.middleware("http")(http_latency_middleware)
     api.add_middleware(IdempotencyMiddleware, redis_factory=get_redis, ttl_s=config.idempotency_ttl_s)
-    api.add_middleware(RequestMetricsMiddleware, audit=audit)
+    api.add_middleware(CallAuditMiddleware, audit=audit)
     api.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
     if config.cors_origins:
         api.add_middleware(

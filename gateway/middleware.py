@@ -1,25 +1,15 @@
-"""ASGI middleware: request body limit, per-route latency, audit of authenticated calls."""
+"""ASGI middleware: request body limit, rate-limit headers and audit of authenticated calls."""
 
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import anyio
-from prometheus_client import Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.audit import AuditBuffer, CallRecord
 from gateway.problems import PROBLEM_TYPE, TYPE_BASE
-
-# Request latency per route template, for Prometheus and the daily report.
-REQUEST_SECONDS = Histogram(
-    "fleet_api_request_duration_seconds",
-    "HTTP API request latency by route template",
-    ["method", "route", "status"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-)
 
 
 class BodyTooLarge(Exception):
@@ -86,8 +76,8 @@ class BodyLimitMiddleware:
             await send_problem(send, 413, "payload_too_large", detail, scope["path"])
 
 
-class RequestMetricsMiddleware:
-    """Records each request's latency by route template, and audits calls made with a key."""
+class CallAuditMiddleware:
+    """Adds the caller's rate-limit headers to the response and audits calls made with a key."""
 
     def __init__(self, app: ASGIApp, audit: AuditBuffer) -> None:
         self.app = app
@@ -97,7 +87,6 @@ class RequestMetricsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
         status = 500
 
         async def capture(message: Message) -> None:
@@ -114,7 +103,6 @@ class RequestMetricsMiddleware:
             await self.app(scope, receive, capture)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
-            REQUEST_SECONDS.labels(scope["method"], route, str(status)).observe(time.perf_counter() - started)
             await self._audit(scope, route, status)
 
     async def _audit(self, scope: Scope, route: str, status: int) -> None:

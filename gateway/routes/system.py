@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.deps import AdminKey, ReadKey
+from worker.metrics import render_latest
 from worker.settings import get_settings
 
 router = APIRouter(tags=["system"])
@@ -22,5 +22,6 @@ def config(_who: AdminKey) -> dict[str, Any]:
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
 def metrics(_who: ReadKey) -> Response:
-    """Prometheus metrics in the text exposition format."""
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    """Prometheus metrics of every fleet process (multiprocess-safe) and the broker's live gauges."""
+    body, content_type = render_latest()
+    return Response(body, media_type=content_type)

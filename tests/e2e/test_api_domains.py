@@ -139,3 +139,31 @@ def test_the_http_client_submits_events_and_pings_with_a_key(api_server: ApiServ
             assert fleet.ping("reports")["answer"]["queue"] == "reports"
     finally:
         key_service.revoke_key(info.key_id)
+
+
+def test_a_report_is_made_on_demand_then_read_as_latest_and_by_date(api_server: ApiServer) -> None:
+    info, token = key_service.create_key("e2e-reports", ["admin"])
+    try:
+        with httpx.Client(base_url=api_server.url, headers={"X-API-Key": token}, timeout=180) as http:
+            # When an operator makes today's report through the API
+            made = http.post("/api/v1/reports/run", json={})
+            assert made.status_code == 201, made.text
+            # Then it is the latest report, and readable by its date
+            latest = http.get("/api/v1/reports/latest")
+            assert latest.status_code == 200, latest.text
+            report = latest.json()
+            assert report["markdown"] and report["health"]
+            by_date = http.get(f"/api/v1/reports/{report['date']}")
+            assert by_date.status_code == 200 and by_date.json()["date"] == report["date"]
+            missing = http.get("/api/v1/reports/1999-01-01")
+            assert missing.status_code == 404 and missing.json()["code"] == "report_not_found"
+            assert http.get("/api/v1/reports/not-a-date").status_code == 422
+            briefing = http.get("/api/v1/briefing", params={"hours": 2})
+            assert briefing.status_code == 200 and briefing.json()["markdown"]
+    finally:
+        key_service.revoke_key(info.key_id)
+
+
+def test_making_a_report_needs_the_admin_scope(client: httpx.Client) -> None:
+    answer = client.post("/api/v1/reports/run", json={})
+    assert answer.status_code == 403 and answer.json()["required_scope"] == "admin"

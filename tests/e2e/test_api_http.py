@@ -87,7 +87,7 @@ def test_a_key_is_accepted_as_bearer_or_x_api_key_and_scopes_are_enforced(
     assert forbidden.status_code == 403 and forbidden.json()["code"] == "forbidden"
     assert forbidden.json()["required_scope"] == "admin"
     metrics = httpx.get(url + "/metrics", headers=_bearer(keys["read"]), timeout=10)
-    assert metrics.status_code == 200 and "fleet_api_request_duration_seconds" in metrics.text
+    assert metrics.status_code == 200 and "fleet_http_request_duration_seconds" in metrics.text
     ping = httpx.post(url + "/api/v1/ping", json={"queue": "ledger"}, headers=_bearer(keys["read"]), timeout=10)
     assert ping.status_code == 403
 
