@@ -167,3 +167,12 @@ def test_a_report_is_made_on_demand_then_read_as_latest_and_by_date(api_server: 
 def test_making_a_report_needs_the_admin_scope(client: httpx.Client) -> None:
     answer = client.post("/api/v1/reports/run", json={})
     assert answer.status_code == 403 and answer.json()["required_scope"] == "admin"
+
+
+def test_a_repeated_run_with_the_same_idempotency_key_starts_one_run(client: httpx.Client) -> None:
+    headers = {"Idempotency-Key": f"run-{uuid.uuid4()}"}
+    first = client.post("/api/v1/agent/run", json=REQUEST, headers=headers)
+    again = client.post("/api/v1/agent/run", json=REQUEST, headers=headers)
+    assert first.status_code == again.status_code == 202
+    assert again.json()["run_id"] == first.json()["run_id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
