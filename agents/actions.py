@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from agents import runner
 from agents.errors import InvalidTransition
 from agents.models import RUN_STATUSES, TERMINAL_STATUSES, RunRecord
 from agents.runner import Ports
@@ -15,7 +14,6 @@ def cancel(run_id: str, ports: Ports, actor: str = "operator") -> RunRecord:
     record = ports.store.get_run(run_id)
     if not ports.store.transition(run_id, "cancelled", ACTIVE, error=f"cancelled by {actor}"):
         raise InvalidTransition(f"run {run_id} already ended as {record.status}")
-    runner.seal(ports, run_id)
     ports.events.publish(run_id, {"type": "run_finished", "status": "cancelled", "error": f"cancelled by {actor}"})
     return ports.store.get_run(run_id)
 
@@ -38,6 +36,5 @@ def reject(run_id: str, ports: Ports, actor: str = "operator", reason: str = "")
     error = f"rejected by {actor}" + (f": {reason}" if reason else "")
     if not ports.store.transition(run_id, "rejected", frozenset({"awaiting_approval"}), error=error):
         raise InvalidTransition(f"run {run_id} is {record.status}, not awaiting_approval")
-    runner.seal(ports, run_id)
     ports.events.publish(run_id, {"type": "run_finished", "status": "rejected", "error": error})
     return ports.store.get_run(run_id)

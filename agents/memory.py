@@ -87,7 +87,9 @@ class MemoryStore:
         """A stored snapshot."""
         if snapshot_id not in self.snapshots:
             raise RunNotFound(f"no snapshot {snapshot_id}")
-        return self.snapshots[snapshot_id]
+        data = self.snapshots[snapshot_id]
+        run = self.runs.get(str(data.get("run_id")))
+        return {**data, **({"status": run.status, "output": run.output, "error": run.error} if run else {})}
 
 
 class MemoryEvents:

@@ -11,7 +11,7 @@ from typing import Any
 
 from agents import executor, gatekeeper, graph, verifier
 from agents.config import AgentsConfig
-from agents.errors import AgentError, InvalidTransition, RunNotFound, ToolError, ToolTransientError
+from agents.errors import AgentError, InvalidTransition, ToolError, ToolTransientError
 from agents.models import TERMINAL_STATUSES, Plan, RunRecord, StageOutput, SubtaskResult, Usage, Verdict
 from agents.ports import EventSink, RunStore, ToolCache
 from agents.profiles import Profile
@@ -68,23 +68,8 @@ def _stage(ports: Ports, run_id: str, name: str, task_id: str | None) -> Iterato
     )
 
 
-def seal(ports: Ports, run_id: str) -> None:
-    """Write the final status and output into the run's snapshot."""
-    record = ports.store.get_run(run_id)
-    if record.snapshot_id is None:
-        return
-    try:
-        data = ports.store.get_snapshot(record.snapshot_id)
-    except RunNotFound:
-        return
-    data.update(status=record.status, output=record.output, error=record.error)
-    ports.store.save_snapshot(record.snapshot_id, run_id, data)
-
-
 def _finish(ports: Ports, run_id: str, to: str, allowed: set[str], **fields: Any) -> None:
     if ports.store.transition(run_id, to, frozenset(allowed), **fields):
-        if to in TERMINAL_STATUSES:
-            seal(ports, run_id)
         ports.events.publish(run_id, {"type": "run_finished" if to in TERMINAL_STATUSES else "run_status", "status": to,
                                       **({"error": fields["error"]} if fields.get("error") else {})})  # fmt: skip
 
@@ -200,10 +185,11 @@ def _save(ports: Ports, run_id: str, result: SubtaskResult) -> SubtaskResult:
     return result
 
 
-def _close_execute(ports: Ports, record: RunRecord) -> None:
+def _close_execute(ports: Ports, record: RunRecord) -> RunRecord:
+    """Save the execute stage's end (its wall time runs until now); the record with it."""
     stage = record.stage("execute")
     if stage is None or stage.status != "running":
-        return
+        return record
     ended = utcnow()
     started = stage.started_at or ended
     failed = [r for r in record.subtasks if r.status != "succeeded"]
@@ -214,6 +200,8 @@ def _close_execute(ports: Ports, record: RunRecord) -> None:
     ports.store.save_stage(record.run_id, closed)
     ports.events.publish(record.run_id, {"type": "stage_finished", "stage": "execute", "status": closed.status,
                                          "duration_ms": closed.duration_ms})  # fmt: skip
+    stages = tuple(closed if s.stage == "execute" else s for s in record.stages)
+    return record.model_copy(update={"stages": stages})
 
 
 def verify(run_id: str, ports: Ports, task_id: str | None = None) -> RunRecord:
@@ -221,8 +209,7 @@ def verify(run_id: str, ports: Ports, task_id: str | None = None) -> RunRecord:
     record = ports.store.get_run(run_id)
     if record.status != "executing":
         return record
-    _close_execute(ports, record)
-    record = ports.store.get_run(run_id)
+    record = _close_execute(ports, record)
     plan = plan_of(record)
     output = executor.answer(plan, list(record.subtasks))
     failed = [r for r in record.subtasks if r.status == "failed"]

@@ -75,6 +75,12 @@ def run_status(run_id: str) -> dict[str, Any]:
     return data
 
 
+def snapshot(run_id: str) -> dict[str, Any]:
+    """The run's config snapshot (profile, tools and schema hashes, prompt, options, commit, masked settings, input, output)."""
+    ports = build_ports()
+    return ports.store.get_snapshot(ports.store.get_run(run_id).snapshot_id or "")
+
+
 def list_runs(limit: int = 20) -> list[dict[str, Any]]:
     """The latest runs, newest first."""
     return build_ports().store.list_runs(limit)  # type: ignore[attr-defined, no-any-return]
@@ -183,6 +189,7 @@ __all__ = [
     "replay",
     "run",
     "run_status",
+    "snapshot",
     "submit",
     "test_tool",
     "wait_for_run",

@@ -124,3 +124,17 @@ def test_a_repeated_tool_call_is_answered_from_the_cache(fleet_worker: WorkerPro
     assert first["subtasks"][0]["cached"] is False
     assert second["subtasks"][0]["cached"] is True
     assert second["output"]["cache_hits"] == 1
+
+
+def test_every_run_keeps_a_config_snapshot_with_secrets_masked(fleet_worker: WorkerProcess) -> None:
+    record = service.run("compute 6*7", options={"note": "snap"}, timeout_s=60)
+
+    snap = service.snapshot(record["run_id"])
+
+    assert snap["run_id"] == record["run_id"] and snap["mode"] == "planner"
+    assert snap["profile"]["name"] == "local" and snap["options"] == {"note": "snap"}
+    assert {t["ref"] for t in snap["tools"]} >= {"math.calculate:v1", "sql.query:v1"}
+    assert all(len(t["schema_hash"]) == 16 for t in snap["tools"])
+    assert snap["input"]["input"] == "compute 6*7" and snap["output"] == record["output"]
+    assert snap["status"] == "succeeded" and len(snap["git_commit"] or "x" * 40) == 40
+    assert snap["settings"]["flower_auth"] == "***"

@@ -55,10 +55,14 @@ class RedisEvents:
         """Append the event; a Redis hiccup loses progress, never the run."""
         body = json.dumps({"run_id": run_id, "at": time.time(), **event}, ensure_ascii=False, default=str)
         try:
-            pipe = self.client.pipeline()
-            pipe.xadd(stream_key(run_id), {"event": body}, maxlen=STREAM_MAXLEN, approximate=True)
-            pipe.expire(stream_key(run_id), STREAM_TTL_S)
-            pipe.execute()
+            # One round trip per event; the key's expiry is set once, with the run's last event.
+            if event.get("type") == TERMINAL_EVENT:
+                pipe = self.client.pipeline(transaction=False)
+                pipe.xadd(stream_key(run_id), {"event": body}, maxlen=STREAM_MAXLEN, approximate=True)
+                pipe.expire(stream_key(run_id), STREAM_TTL_S)
+                pipe.execute()
+            else:
+                self.client.xadd(stream_key(run_id), {"event": body}, maxlen=STREAM_MAXLEN, approximate=True)
         except redis.RedisError as exc:
             log.warning("progress event lost: %s", exc, extra={"category": "agent", "run_id": run_id})
 
