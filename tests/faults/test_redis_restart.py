@@ -75,7 +75,12 @@ def test_workers_keep_consuming_after_redis_restarts(own_redis: RedisServer, tmp
             def settled(missing: Callable[[], list[str]] = missing) -> bool:
                 return set(missing()) <= _unacked_ids(own_redis.url)
 
-            wait_for(settled, 60, interval=0.5, what=f"every message of round {round_} consumed or kept unacked")
+            try:
+                wait_for(settled, 60, interval=0.5, what="every message consumed or kept unacked")
+            except AssertionError:
+                lost = set(missing()) - _unacked_ids(own_redis.url)
+                seen = {i: worker.log_path.read_text().count(i) for i in lost}
+                raise AssertionError(f"round {round_}: {len(lost)} lost; mentions in the worker log: {seen}") from None
             held_back = missing()
             assert len(held_back) <= 2, held_back  # at most the prefetched message per restart
         assert worker.process is not None and worker.process.poll() is None
