@@ -40,6 +40,7 @@ class MemoryStore:
     def transition(self, run_id: str, to: str, allowed_from: frozenset[str], **fields: Any) -> bool:
         """Compare-and-set the status."""
         record = self.get_run(run_id)
+        fields.pop("actor", None)
         if record.status not in allowed_from:
             return False
         now = datetime.now(UTC)

@@ -74,11 +74,16 @@ def _finish(ports: Ports, run_id: str, to: str, allowed: set[str], **fields: Any
                                       **({"error": fields["error"]} if fields.get("error") else {})})  # fmt: skip
 
 
-def analyze(run_id: str, ports: Ports, task_id: str | None = None) -> RunRecord:
+def report(run_id: str, stage: str, status: str, output: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a stage task returns: the run's status after it, and the stage's output (None when it did nothing)."""
+    return {"run_id": run_id, "stage": stage, "status": status, "output": output}
+
+
+def analyze(run_id: str, ports: Ports, task_id: str | None = None) -> dict[str, Any]:
     """Sena: plan the request (only from `pending`)."""
     record = ports.store.get_run(run_id)
     if not ports.store.transition(run_id, "analyzing", frozenset({"pending"})):
-        return record
+        return report(run_id, "analyze", record.status)
     with _stage(ports, run_id, "analyze", task_id) as out:
         try:
             plan, usage = ports.profiles(record.request.profile).plan(record.request, ports.registry)
@@ -88,34 +93,30 @@ def analyze(run_id: str, ports: Ports, task_id: str | None = None) -> RunRecord:
             out["output"], out["usage"] = {"plan": plan.model_dump(mode="json")}, usage
     if out["status"] == "failed":
         _finish(ports, run_id, "failed", {"analyzing"}, error=f"analyze: {out['output']['error']}")
-    return ports.store.get_run(run_id)
+        return report(run_id, "analyze", "failed", out["output"])
+    return report(run_id, "analyze", "analyzing", out["output"])
 
 
-def gate(run_id: str, ports: Ports, task_id: str | None = None) -> RunRecord:
+def gate(run_id: str, ports: Ports, task_id: str | None = None) -> dict[str, Any]:
     """Lubit: approve, reject or hold the plan (only right after the analyst)."""
     record = ports.store.get_run(run_id)
     if record.status != "analyzing" or record.stage("gate") is not None:
-        return record
+        return report(run_id, "gate", record.status)
     plan, usage = plan_of(record), record.stage("analyze").usage  # type: ignore[union-attr]
     with _stage(ports, run_id, "gate", task_id) as out:
         verdict = gatekeeper.check(plan, record.request, ports.registry, ports.config, usage)
         out["output"] = {"verdict": verdict.model_dump(mode="json")}
+    fields: dict[str, Any] = {"priority": verdict.priority}
     if verdict.decision == "reject":
-        _finish(ports, run_id, "rejected", {"analyzing"}, error="; ".join(verdict.reasons), priority=verdict.priority)
+        to, fields["error"] = "rejected", "; ".join(verdict.reasons)
     elif verdict.decision == "needs_human":
-        _finish(ports, run_id, "awaiting_approval", {"analyzing"}, priority=verdict.priority)
+        to = "awaiting_approval"
     elif record.request.mode == "plan_only":
-        _finish(
-            ports,
-            run_id,
-            "succeeded",
-            {"analyzing"},
-            priority=verdict.priority,
-            output={"plan": plan.model_dump(mode="json")},
-        )
+        to, fields["output"] = "succeeded", {"plan": plan.model_dump(mode="json")}
     else:
-        _finish(ports, run_id, "gated", {"analyzing"}, priority=verdict.priority)
-    return ports.store.get_run(run_id)
+        to = "gated"
+    _finish(ports, run_id, to, {"analyzing"}, **fields)
+    return report(run_id, "gate", to, out["output"])
 
 
 def begin_execute(run_id: str, ports: Ports, task_id: str | None = None) -> tuple[RunRecord, list[list[str]] | None]:
@@ -127,7 +128,7 @@ def begin_execute(run_id: str, ports: Ports, task_id: str | None = None) -> tupl
     ports.store.save_stage(run_id, StageOutput(stage="execute", status="running", started_at=utcnow(), task_id=task_id,
                                                output={"levels": levels}))  # fmt: skip
     ports.events.publish(run_id, {"type": "stage_started", "stage": "execute", "levels": levels})
-    return ports.store.get_run(run_id), levels
+    return record.model_copy(update={"status": "executing"}), levels
 
 
 def run_subtask(

@@ -11,7 +11,7 @@ from prometheus_client import Counter, Histogram
 
 from agents import canvas, runner
 from agents.errors import AgentError, ToolTransientError
-from agents.models import WorkflowRequest
+from agents.models import TERMINAL_STATUSES, WorkflowRequest
 from worker import logging as fleet_logging
 from worker.application import app
 from worker.stores.agents_live import build_ports, start_run
@@ -52,30 +52,35 @@ def run_workflow(self: Task, request: dict[str, Any]) -> dict[str, Any]:
     raise self.replace(sig)
 
 
-@app.task(name="agents.analyze", bind=True, base=StageTask)
+# Intermediate stages pass nothing on (the next stage reads the run context) and nobody waits on their
+# results: storing them, and a STARTED state, would cost two result-backend writes per stage for nothing.
+INTERMEDIATE = {"bind": True, "base": StageTask, "ignore_result": True, "track_started": False}
+
+
+@app.task(name="agents.analyze", **INTERMEDIATE)
 def analyze(self: Task, run_id: str) -> dict[str, Any]:
-    """Sena: plan the request."""
+    """Sena: plan the request; the stage report (run status and plan)."""
     with STAGE_SECONDS.labels("analyze").time(), fleet_logging.bound(run_id=run_id):
-        return _json(runner.analyze(run_id, build_ports(), self.request.id))
+        return runner.analyze(run_id, build_ports(), self.request.id)
 
 
-@app.task(name="agents.gate", bind=True, base=StageTask)
+@app.task(name="agents.gate", **INTERMEDIATE)
 def gate(self: Task, run_id: str) -> dict[str, Any]:
-    """Lubit: approve, reject or hold the plan."""
+    """Lubit: approve, reject or hold the plan; the stage report (run status and verdict)."""
     with STAGE_SECONDS.labels("gate").time(), fleet_logging.bound(run_id=run_id):
-        record = runner.gate(run_id, build_ports(), self.request.id)
-    if record.finished:
-        RUNS.labels(record.status).inc()
-    return _json(record)
+        result = runner.gate(run_id, build_ports(), self.request.id)
+    if result["status"] in TERMINAL_STATUSES:
+        RUNS.labels(result["status"]).inc()
+    return result
 
 
-@app.task(name="agents.execute", bind=True, base=StageTask)
+@app.task(name="agents.execute", **INTERMEDIATE)
 def execute(self: Task, run_id: str) -> dict[str, Any]:
     """GitCode: replace this task with one group per dependency level (verify follows from the chain)."""
     ports = build_ports()
     record, levels = runner.begin_execute(run_id, ports, self.request.id)
     if levels is None:
-        return _json(record)
+        return runner.report(run_id, "execute", record.status)
     sig = canvas.execution(run_id, levels, record.queue, record.priority, ports.config.subtask_time_limit_s)
     ports.store.add_task_ids(run_id, list(canvas.task_ids(sig)))
     raise self.replace(sig)
