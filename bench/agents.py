@@ -25,6 +25,17 @@ def _bare_shape() -> Any:
     return chain(noop.si(), noop.si(), chord([noop.si() for _ in range(5)], noop.si()), noop.si())
 
 
+def _fleet_shape() -> Any:
+    """The same shape with the fleet's own no-op (fleet.ping) under the fleet's settings (task events,
+    extended results, JSON logs): what the fleet's configuration costs before any agent code runs."""
+    from celery import chain, chord, signature
+
+    def ping() -> Any:
+        return signature("fleet.ping", queue="agents", priority=5, immutable=True)
+
+    return chain(ping(), ping(), chord([ping() for _ in range(5)], ping()), ping())
+
+
 def _workflow(app: Any, subtasks: list[dict[str, Any]]) -> dict[str, Any]:
     request = {"input": "bench", "options": {"subtasks": subtasks}}
     record: dict[str, Any] = app.send_task("agents.run_workflow", args=[request], queue="agents", priority=5).get(
@@ -65,9 +76,11 @@ def run(ctx: BenchContext, samples: int = 30, processes: int = 6) -> list[Row]:
             _bare_shape()().get(timeout=60)
             _workflow(app, _calculations())
         bare_ms: list[float] = []
+        fleet_ms: list[float] = []
         flow_ms: list[float] = []
-        for _ in range(samples):  # interleaved, so a burst of load on the shared machine hits both alike
+        for _ in range(samples):  # interleaved, so a burst of load on the shared machine hits all alike
             bare_ms += timed(lambda: _bare_shape()().get(timeout=60), 1)
+            fleet_ms += timed(lambda: _fleet_shape().apply_async(priority=5).get(timeout=60), 1)
             flow_ms += timed(lambda: _workflow(app, _calculations()), 1)
         execute_ms = []
         for _ in range(max(5, samples // 3)):
@@ -79,6 +92,13 @@ def run(ctx: BenchContext, samples: int = 30, processes: int = 6) -> list[Row]:
     bare_p50 = percentile(bare_ms, 50)
     return [
         Row("bare chain of 3 around a chord of 5, p50", bare_p50, "ms", goal="(reference)"),
+        Row(
+            "fleet.ping in the same shape (fleet settings), p50",
+            percentile(fleet_ms, 50),
+            "ms",
+            bare_p50,
+            "(reference)",
+        ),
         Row(
             "agents workflow, 5 independent subtasks, p50",
             percentile(flow_ms, 50),
