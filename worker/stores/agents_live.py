@@ -20,7 +20,7 @@ from typing import Any
 import redis
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from agents import snapshot
 from agents.config import AgentsConfig, load_config
@@ -146,9 +146,9 @@ class ReadOnlySql:
                     connection.execute(text(f"SET LOCAL statement_timeout = {int(timeout_ms)}"))
                 rows = connection.execute(text(sql)).mappings().all()
                 return [{k: _jsonable(v) for k, v in row.items()} for row in rows]
-        except OperationalError as exc:
-            message = str(exc.orig)
-            if "locked" in message or "busy" in message:
+        except DBAPIError as exc:
+            message = str(exc.orig).strip().splitlines()[0]
+            if isinstance(exc, OperationalError) and ("locked" in message or "busy" in message):
                 raise ToolTransientError(f"sql.query: database busy: {message}") from None
             raise ToolError(f"sql.query: {message}") from None
 
