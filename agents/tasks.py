@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from celery import Task
+from celery import Task, signature
 from celery.exceptions import SoftTimeLimitExceeded
 from prometheus_client import Counter, Histogram
 
@@ -47,7 +47,7 @@ def run_workflow(self: Task, request: dict[str, Any]) -> dict[str, Any]:
     fleet_logging.bind(run_id=record.run_id, category="agent")
     if not created or record.status != "pending":
         return _json(record)
-    sig = canvas.pipeline(record.run_id, record.queue, record.priority)
+    sig = canvas.pipeline(record.run_id, record.queue, record.priority, app=app)
     build_ports().store.add_task_ids(record.run_id, [*canvas.task_ids(sig), self.request.id])
     raise self.replace(sig)
 
@@ -81,7 +81,12 @@ def execute(self: Task, run_id: str) -> dict[str, Any]:
     record, levels = runner.begin_execute(run_id, ports, self.request.id)
     if levels is None:
         return runner.report(run_id, "execute", record.status)
-    sig = canvas.execution(run_id, levels, record.queue, record.priority, ports.config.subtask_time_limit_s)
+    # The rest of the pipeline (verify) becomes the last level's chord body, one task hop less than letting
+    # replace() append it after a barrier; the chain is then emptied so replace() does not append it twice.
+    rest = [signature(step, app=app) for step in reversed(self.request.chain or [])]
+    limit = ports.config.subtask_time_limit_s
+    sig = canvas.execution(run_id, levels, record.queue, record.priority, limit, rest, app=app)
+    self.request.chain = None
     ports.store.add_task_ids(run_id, list(canvas.task_ids(sig)))
     raise self.replace(sig)
 

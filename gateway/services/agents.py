@@ -141,7 +141,7 @@ def approve(run_id: str, actor: str = "operator") -> dict[str, Any]:
     """Release a held run to the executor (the analyst and the gatekeeper do not run again)."""
     ports = build_ports()
     record = actions.approve(run_id, ports, actor)
-    sig = canvas.resume(run_id, record.queue, record.priority)
+    sig = canvas.resume(run_id, record.queue, record.priority, app=_app())
     ports.store.add_task_ids(run_id, list(canvas.task_ids(sig)))
     sig.apply_async()
     return run_status(run_id)
