@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -15,9 +16,11 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest) -> SqlRunStore:
+def store(request: pytest.FixtureRequest) -> Iterator[SqlRunStore]:
     url = request.getfixturevalue("database_url" if request.param == "sqlite" else "postgres_url")
-    return SqlRunStore(make_engine(url))
+    engine = make_engine(url)
+    yield SqlRunStore(engine)
+    engine.dispose()
 
 
 def test_a_run_moves_only_from_the_states_allowed_and_keeps_a_timeline(store: SqlRunStore) -> None:
@@ -78,7 +81,9 @@ def test_the_sql_tool_connection_reads_but_cannot_write_even_past_the_parser(url
     from worker.stores.agents_live import ReadOnlySql
 
     runner = ReadOnlySql(url)
-
-    assert runner.run_select("SELECT COUNT(*) AS n FROM agent_runs", 1000)[0]["n"] >= 0
-    with pytest.raises(ToolError, match=r"(?i)read.only|readonly"):
-        runner.run_select("DELETE FROM agent_runs", 1000)
+    try:
+        assert runner.run_select("SELECT COUNT(*) AS n FROM agent_runs", 1000)[0]["n"] >= 0
+        with pytest.raises(ToolError, match=r"(?i)read.only|readonly"):
+            runner.run_select("DELETE FROM agent_runs", 1000)
+    finally:
+        runner.engine.dispose()
