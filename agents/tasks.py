@@ -114,6 +114,16 @@ def run_subtask(self: Task, previous: Any = None, *, run_id: str, subtask_id: st
                 run_id, subtask_id, f"timed out after {limit} s", self.request.retries + 1, ports
             )
     TOOL_CALLS.labels(result.tool, result.status, str(result.cached).lower()).inc()
+    if result.status != "succeeded":
+        extra = {
+            "category": "agent",
+            "run_id": run_id,
+            "subtask_id": subtask_id,
+            "tool": f"{result.tool}:{result.version}",
+        }
+        log.warning(
+            "subtask %s %s: %s", subtask_id, result.status, result.error, extra={**extra, "attempts": result.attempts}
+        )
     return {"subtask_id": result.subtask_id, "status": result.status, "output": result.output}
 
 
@@ -130,6 +140,14 @@ def verify(self: Task, run_id: str) -> dict[str, Any]:
         record = runner.verify(run_id, build_ports(), self.request.id)
     if record.finished:
         RUNS.labels(record.status).inc()
+        level = logging.INFO if record.status == "succeeded" else logging.WARNING
+        log.log(
+            level,
+            "run %s %s",
+            run_id,
+            record.status,
+            extra={"category": "agent", "run_id": run_id, "error": record.error},
+        )
     return _json(record)
 
 
