@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from celery.schedules import crontab
 from kombu import Exchange, Queue
 
+from beat.schedule import build_schedule
 from worker.constants import PRIORITY_SEP, PRIORITY_STEPS, QUEUES, ROUTE_PREFIXES, TIME_LIMITS
 from worker.settings import get_settings
 
@@ -91,3 +93,8 @@ worker_max_memory_per_child = 512_000  # KiB
 worker_hijack_root_logger = False
 worker_redirect_stdouts = False
 beat_schedule_filename = "var/celerybeat-schedule"
+# Collect every minute and report daily, both paused in the offline window (beat/schedule.py, pure).
+beat_schedule = {
+    name: {"task": entry["task"], "schedule": crontab(**entry["cron"]), "options": entry["options"]}
+    for name, entry in build_schedule(_settings.section("reports"), _settings.timezone).items()
+}

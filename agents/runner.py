@@ -74,9 +74,9 @@ def _finish(ports: Ports, run_id: str, to: str, allowed: set[str], **fields: Any
                                       **({"error": fields["error"]} if fields.get("error") else {})})  # fmt: skip
 
 
-def report(run_id: str, stage: str, status: str, output: dict[str, Any] | None = None) -> dict[str, Any]:
+def report(run_id: str, stage: str, status: str, output: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
     """What a stage task returns: the run's status after it, and the stage's output (None when it did nothing)."""
-    return {"run_id": run_id, "stage": stage, "status": status, "output": output}
+    return {"run_id": run_id, "stage": stage, "status": status, "output": output, **extra}
 
 
 def analyze(run_id: str, ports: Ports, task_id: str | None = None) -> dict[str, Any]:
@@ -94,7 +94,7 @@ def analyze(run_id: str, ports: Ports, task_id: str | None = None) -> dict[str, 
     if out["status"] == "failed":
         _finish(ports, run_id, "failed", {"analyzing"}, error=f"analyze: {out['output']['error']}")
         return report(run_id, "analyze", "failed", out["output"])
-    return report(run_id, "analyze", "analyzing", out["output"])
+    return report(run_id, "analyze", "analyzing", out["output"], usage=out["usage"].model_dump())
 
 
 def gate(run_id: str, ports: Ports, task_id: str | None = None) -> dict[str, Any]:
@@ -116,7 +116,7 @@ def gate(run_id: str, ports: Ports, task_id: str | None = None) -> dict[str, Any
     else:
         to = "gated"
     _finish(ports, run_id, to, {"analyzing"}, **fields)
-    return report(run_id, "gate", to, out["output"])
+    return report(run_id, "gate", to, out["output"], mode=record.request.mode)
 
 
 def begin_execute(run_id: str, ports: Ports, task_id: str | None = None) -> tuple[RunRecord, list[list[str]] | None]:

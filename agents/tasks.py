@@ -7,20 +7,16 @@ from typing import Any
 
 from celery import Task, signature
 from celery.exceptions import SoftTimeLimitExceeded
-from prometheus_client import Counter, Histogram
 
 from agents import canvas, runner
 from agents.errors import AgentError, ToolTransientError
 from agents.models import TERMINAL_STATUSES, WorkflowRequest
 from worker import logging as fleet_logging
 from worker.application import app
+from worker.metrics import AGENT_REQUESTS, AGENT_STAGE_DURATION, AGENT_TOKENS, AGENT_TOOL_CALLS
 from worker.stores.agents_live import build_ports, start_run
 
 log = logging.getLogger("fleet.agents")
-
-RUNS = Counter("fleet_agent_runs_total", "Agent runs that reached a final status", ["status"])
-STAGE_SECONDS = Histogram("fleet_agent_stage_seconds", "Duration of agent stages", ["stage"])
-TOOL_CALLS = Counter("fleet_agent_tool_calls_total", "Tool calls by tool and outcome", ["tool", "status", "cached"])
 
 
 class StageTask(Task):  # type: ignore[misc]
@@ -60,17 +56,20 @@ INTERMEDIATE = {"bind": True, "base": StageTask, "ignore_result": True, "track_s
 @app.task(name="agents.analyze", **INTERMEDIATE)
 def analyze(self: Task, run_id: str) -> dict[str, Any]:
     """Sena: plan the request; the stage report (run status and plan)."""
-    with STAGE_SECONDS.labels("analyze").time(), fleet_logging.bound(run_id=run_id):
-        return runner.analyze(run_id, build_ports(), self.request.id)
+    with AGENT_STAGE_DURATION.labels("analyze").time(), fleet_logging.bound(run_id=run_id):
+        result = runner.analyze(run_id, build_ports(), self.request.id)
+    for kind in ("prompt", "completion"):
+        AGENT_TOKENS.labels("analyze", kind).inc(result.get("usage", {}).get(f"{kind}_tokens", 0))
+    return result
 
 
 @app.task(name="agents.gate", **INTERMEDIATE)
 def gate(self: Task, run_id: str) -> dict[str, Any]:
     """Lubit: approve, reject or hold the plan; the stage report (run status and verdict)."""
-    with STAGE_SECONDS.labels("gate").time(), fleet_logging.bound(run_id=run_id):
+    with AGENT_STAGE_DURATION.labels("gate").time(), fleet_logging.bound(run_id=run_id):
         result = runner.gate(run_id, build_ports(), self.request.id)
     if result["status"] in TERMINAL_STATUSES:
-        RUNS.labels(result["status"]).inc()
+        AGENT_REQUESTS.labels(result.get("mode", "planner"), result["status"]).inc()
     return result
 
 
@@ -113,7 +112,7 @@ def run_subtask(self: Task, previous: Any = None, *, run_id: str, subtask_id: st
             result = runner.fail_subtask(
                 run_id, subtask_id, f"timed out after {limit} s", self.request.retries + 1, ports
             )
-    TOOL_CALLS.labels(result.tool, result.status, str(result.cached).lower()).inc()
+    AGENT_TOOL_CALLS.labels(f"{result.tool}:{result.version}", "cached" if result.cached else result.status).inc()
     if result.status != "succeeded":
         extra = {
             "category": "agent",
@@ -136,10 +135,10 @@ def _outputs(previous: Any) -> dict[str, dict[str, Any]]:
 @app.task(name="agents.verify", bind=True, base=StageTask)
 def verify(self: Task, run_id: str) -> dict[str, Any]:
     """RUNE: check the run; returns the final run record (the producer's result)."""
-    with STAGE_SECONDS.labels("verify").time(), fleet_logging.bound(run_id=run_id):
+    with AGENT_STAGE_DURATION.labels("verify").time(), fleet_logging.bound(run_id=run_id):
         record = runner.verify(run_id, build_ports(), self.request.id)
     if record.finished:
-        RUNS.labels(record.status).inc()
+        AGENT_REQUESTS.labels(record.request.mode, record.status).inc()
         level = logging.INFO if record.status == "succeeded" else logging.WARNING
         log.log(
             level,

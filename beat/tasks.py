@@ -1,3 +1,72 @@
 """Celery adapters of the beat package: parse, call the pure code, persist, return JSON."""
 
 from __future__ import annotations
+
+import logging
+from datetime import date
+from typing import Any
+
+from celery import signals
+from redis.exceptions import ConnectionError as RedisConnectionError
+from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
+
+from worker.application import app
+from worker.notify import NotificationFailed
+
+log = logging.getLogger("fleet.reports")
+
+
+@app.task(name="reports.collect_metrics", bind=True, acks_late=True, ignore_result=True)
+def collect_metrics(self: Any) -> dict[str, Any]:
+    """Move the finished minutes of telemetry into SQL and store a host sample."""
+    from worker import reporting
+
+    return reporting.collect()
+
+
+@app.task(
+    name="reports.daily_status",
+    bind=True,
+    acks_late=True,
+    # Transient: the database or Redis did not answer. Safe to rerun: one report per date, insert-or-skip.
+    autoretry_for=(SQLAlchemyOperationalError, RedisConnectionError),
+    max_retries=3,
+    retry_backoff=10,
+)
+def daily_status(self: Any, day: str | None = None, trigger: str = "schedule") -> dict[str, Any]:
+    """Make the day's report once (a second beat's run finds it stored) and queue its notifications."""
+    from worker import notify, reporting
+
+    result = reporting.generate(date.fromisoformat(day) if day else None, trigger=trigger, replace=False)
+    if result["stored"]:
+        for channel in notify.channels(result["health"], len(result["issues"])):
+            send_notification.apply_async((result["date"], channel), queue="reports", priority=3)
+    return result
+
+
+@app.task(
+    name="reports.notify",
+    bind=True,
+    acks_late=True,
+    autoretry_for=(NotificationFailed,),
+    retry_backoff=2,
+    retry_backoff_max=600,
+    retry_jitter=False,
+    max_retries=6,
+)
+def send_notification(self: Any, day: str, channel: str) -> dict[str, str]:
+    """Send a stored report to one channel; a failure is logged and retried with backoff."""
+    from worker import notify
+
+    return {"date": day, "channel": channel, "outcome": notify.send(date.fromisoformat(day), channel)}
+
+
+@signals.beat_init.connect
+def _send_missed_report(sender: Any = None, **_: Any) -> None:
+    """At beat start after the report time, today's report is made (late) if the fleet missed it."""
+    from worker import reporting
+
+    day = reporting.missed_report_check()
+    if day is not None:
+        log.warning("report of %s was missed; sending it now, marked late", day, extra={"category": "system"})
+        daily_status.apply_async((day.isoformat(), "missed"), queue="reports", priority=3)

@@ -11,4 +11,5 @@ app = Celery("fleet", include=TASK_MODULES)
 app.config_from_object("celeryconfig")
 
 import worker.dead_letters  # noqa: E402  (records refused messages)
-import worker.signals  # noqa: E402,F401  (connects logging, correlation and metrics to the app)
+import worker.signals  # noqa: E402  (connects logging, correlation and metrics to the app)
+import worker.telemetry  # noqa: E402,F401  (per-minute aggregates and Prometheus counters; reports.telemetry)

@@ -50,6 +50,29 @@ def bound(**fields: Any) -> Iterator[None]:
         _context.reset(token)
 
 
+# Every line has a category; a logger's name gives it unless the call passes extra={"category": ...}.
+CATEGORIES = frozenset({"system", "agent", "ledger", "api", "audit", "performance", "security"})
+_CATEGORY_BY_LOGGER: tuple[tuple[str, str], ...] = (
+    ("fleet.audit", "audit"),
+    ("fleet.security", "security"),
+    ("fleet.ledger", "ledger"),
+    ("fleet.agents", "agent"),
+    ("fleet.agent", "agent"),
+    ("fleet.api", "api"),
+    ("fleet.gateway", "api"),
+    ("uvicorn", "api"),
+    ("fleet.performance", "performance"),
+)
+
+
+def category_of(logger_name: str) -> str:
+    """The default category of a logger's lines: by its name prefix, `system` otherwise."""
+    for prefix, category in _CATEGORY_BY_LOGGER:
+        if logger_name == prefix or logger_name.startswith(prefix + "."):
+            return category
+    return "system"
+
+
 class ContextFilter(logging.Filter):
     """Copies the bound context onto each record, before it leaves the task's thread."""
 
@@ -58,7 +81,7 @@ class ContextFilter(logging.Filter):
             if not hasattr(record, key):
                 setattr(record, key, value)
         if not hasattr(record, "category"):
-            record.category = "system"
+            record.category = category_of(record.name)
         return True
 
 

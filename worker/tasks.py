@@ -23,3 +23,13 @@ def ping(self: Any) -> dict[str, Any]:
     }
     log.info("pong", extra=answer)
     return answer
+
+
+class DiagnosticFailure(RuntimeError):
+    """fleet.fail raised on purpose (a diagnostic: checks that failures are counted and reported)."""
+
+
+@app.task(name="fleet.fail", bind=True, acks_late=False, ignore_result=False)
+def fail(self: Any, reason: str = "diagnostic failure") -> None:
+    """Diagnostic: always raise, so operators and tests can see a failure travel to metrics and reports."""
+    raise DiagnosticFailure(reason)

@@ -1,0 +1,22 @@
+"""Errors of the reports domain; each docstring is its default message."""
+
+from __future__ import annotations
+
+
+class ReportError(Exception):
+    """The report could not be produced."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class ReportConfigError(ReportError):
+    """The `reports` or `notifications` section of FLEET_CONFIG is invalid."""
+
+
+class PatternError(ReportConfigError):
+    """An issue pattern of the catalogue is invalid."""
+
+
+class ReportNotFound(ReportError):
+    """No report exists for that date."""

@@ -1,0 +1,56 @@
+"""Report services shared by the CLI and the HTTP API: run a report, read reports, brief."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from beat.errors import ReportNotFound
+
+
+def _record(row: Any) -> dict[str, Any]:
+    return {
+        "date": row.report_date.isoformat(),
+        "created_at": row.created_at.isoformat(),
+        "late": row.late,
+        "trigger": row.trigger,
+        "health": row.health,
+        "language": row.language,
+        "markdown": row.markdown,
+        "figures": row.figures,
+    }
+
+
+def run_report(day: date | None = None, replace: bool = True) -> dict[str, Any]:
+    """Make the report of `day` (today by default) now; files, counts, health and issue ids."""
+    from worker import reporting
+
+    return reporting.generate(day, trigger="manual", replace=replace)
+
+
+def latest_report() -> dict[str, Any]:
+    """The newest stored report; ReportNotFound when there is none."""
+    from worker.stores import reports as store
+
+    row = store.latest_report()
+    if row is None:
+        raise ReportNotFound("no report has been made yet")
+    return _record(row)
+
+
+def report_by_date(day: date) -> dict[str, Any]:
+    """The stored report of a date; ReportNotFound when there is none."""
+    from worker.stores import reports as store
+
+    row = store.get_report(day)
+    if row is None:
+        raise ReportNotFound(f"no report for {day.isoformat()}")
+    return _record(row)
+
+
+def briefing(hours: float = 1.0) -> dict[str, Any]:
+    """The current state for a person or an LLM: Markdown plus health, components and issues."""
+    from worker import reporting
+
+    markdown, data = reporting.briefing(hours=hours)
+    return {"markdown": markdown, **data}

@@ -1,0 +1,113 @@
+"""Prometheus metrics of the fleet, multiprocess-safe; `render_latest()` serves `/metrics`."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from worker.prometheus_env import ensure_multiproc_dir
+
+ensure_multiproc_dir()  # before prometheus_client is imported: it picks its value class at import
+
+from prometheus_client import (  # noqa: E402
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily  # noqa: E402
+from prometheus_client.registry import Collector  # noqa: E402
+
+from beat.aggregates import BUCKETS  # noqa: E402
+
+log = logging.getLogger("fleet.reports")
+
+_TASK = ["name", "queue"]
+
+# Named like danihodovic/celery-exporter's, so its dashboards and alerts apply.
+TASK_SUCCEEDED = Counter("celery_task_succeeded", "Tasks that succeeded.", _TASK)
+TASK_FAILED = Counter("celery_task_failed", "Tasks that raised.", _TASK)
+TASK_RETRIED = Counter("celery_task_retried", "Tasks that asked to be retried.", _TASK)
+TASK_RUNTIME = Histogram("celery_task_runtime_seconds", "Task run time.", _TASK, buckets=BUCKETS)
+TASK_QUEUE_WAIT = Histogram(
+    "celery_task_queue_wait_seconds", "Time from publish to start.", _TASK, buckets=(*BUCKETS, 900.0, 3600.0)
+)
+HTTP_DURATION = Histogram(
+    "fleet_http_request_duration_seconds", "API request latency.", ["method", "route", "status"], buckets=BUCKETS
+)
+DB_DURATION = Histogram("fleet_db_query_duration_seconds", "SQL statement latency.", ["verb"], buckets=BUCKETS)
+
+# Agent workflow metrics: defined here so the agents adapters import them instead of redefining.
+AGENT_REQUESTS = Counter("agent_requests", "Workflow requests by mode and final status.", ["mode", "status"])
+AGENT_TOOL_CALLS = Counter("agent_tool_calls", "Tool calls by tool and outcome.", ["tool", "status"])
+AGENT_STAGE_DURATION = Histogram(
+    "agent_stage_duration_seconds", "Duration of one agent stage.", ["stage"], buckets=BUCKETS
+)
+AGENT_TOKENS = Counter("agent_tokens_used", "Tokens used by stage and kind (prompt, completion).", ["stage", "kind"])
+
+
+def multiprocess_mode() -> bool:
+    """True when metrics are written to the shared folder (every fleet process)."""
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+def process_exited(pid: int) -> None:
+    """Drop a dead process's live gauges from the shared folder."""
+    if multiprocess_mode():
+        multiprocess.mark_process_dead(pid)
+
+
+class LiveCollector(Collector):
+    """Scrape-time gauges read from the broker: queue lengths and workers answering a ping."""
+
+    def __init__(self, ping_timeout: float = 0.5) -> None:
+        self.ping_timeout = ping_timeout
+
+    def collect(self) -> Iterator[Any]:
+        """Queue length per queue (all priority sub-queues) and one `celery_worker_up` per worker."""
+        from kombu.exceptions import OperationalError as KombuOperationalError
+        from redis.exceptions import RedisError
+
+        from worker.application import app
+        from worker.fleet_status import queue_depths, workers_online
+        from worker.redis_client import get_redis
+
+        lengths = GaugeMetricFamily("celery_queue_length", "Messages waiting, every priority.", labels=["queue"])
+        up = GaugeMetricFamily("celery_worker_up", "1 for each worker answering a ping.", labels=["hostname"])
+        try:
+            for queue, depth in queue_depths(get_redis()).items():
+                lengths.add_metric([queue], depth)
+        except RedisError as exc:
+            log.warning("queue lengths unavailable: %s", exc, extra={"category": "performance"})
+        try:
+            for hostname in workers_online(app, timeout=self.ping_timeout):
+                up.add_metric([hostname], 1)
+        except (OSError, KombuOperationalError) as exc:
+            log.warning("workers ping unavailable: %s", exc, extra={"category": "performance"})
+        yield lengths
+        yield up
+
+
+class _Delegate(Collector):
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterator[Any]:
+        yield from self.registry.collect()
+
+
+def render_latest(live: bool = True) -> tuple[bytes, str]:
+    """The text exposition of every fleet process's metrics and, if `live`, the broker gauges."""
+    registry = CollectorRegistry()
+    if multiprocess_mode():
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry.register(_Delegate(REGISTRY))
+    if live:
+        registry.register(LiveCollector())
+    return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,220 @@
+"""SQL side of the reports domain: move telemetry from Redis, read aggregates, store reports."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from redis.exceptions import ResponseError
+from sqlalchemy import Engine, MetaData, Table, func, inspect, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from beat.aggregates import HostSample, MinuteAggregate
+from worker.db import session_scope
+from worker.models.reports import Alert, HostMinute, MetricMinute, StatusReport
+from worker.telemetry import KEY_PREFIX, MINUTES_KEY, parse_hash
+
+log = logging.getLogger("fleet.reports")
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _add(session: Session, agg: MinuteAggregate) -> None:
+    row = session.scalars(
+        select(MetricMinute).where(
+            MetricMinute.minute == agg.minute,
+            MetricMinute.kind == agg.kind,
+            MetricMinute.name == agg.name,
+            MetricMinute.grp == agg.group,
+        )
+    ).one_or_none()
+    if row is None:
+        fields = asdict(agg)
+        fields["grp"] = fields.pop("group")
+        session.add(MetricMinute(**fields))
+        return
+    mine = to_aggregate(row)
+    mine.merge(agg)
+    for name in ("count", "failures", "retries", "runtime_sum", "runtime_max", "wait_sum", "wait_count", "wait_max"):
+        setattr(row, name, getattr(mine, name))
+    row.buckets = list(mine.buckets)
+
+
+def move_telemetry(redis_client: Any, engine: Engine | None = None, before: float | None = None) -> int:
+    """Move the Redis minute hashes (all, or those before `before` epoch) into SQL rows; returns rows."""
+    moved = 0
+    for raw in sorted(redis_client.smembers(MINUTES_KEY)):
+        minute = int(raw)
+        if before is not None and minute >= before:
+            continue
+        claim = f"{KEY_PREFIX}claim:{minute}:{id(redis_client)}:{datetime.now(UTC).timestamp()}"
+        try:
+            # RENAME is atomic: two collectors never read (and add) the same fields twice.
+            redis_client.rename(f"{KEY_PREFIX}{minute}", claim)
+        except ResponseError:
+            redis_client.srem(MINUTES_KEY, raw)
+            continue
+        rows = parse_hash(minute, redis_client.hgetall(claim))
+        with session_scope(engine) as session:
+            for agg in rows:
+                _add(session, agg)
+        redis_client.delete(claim)
+        moved += len(rows)
+    return moved
+
+
+def to_aggregate(row: MetricMinute) -> MinuteAggregate:
+    """The pure aggregate of a row."""
+    return MinuteAggregate(
+        minute=_utc(row.minute),
+        kind=row.kind,
+        name=row.name,
+        group=row.grp,
+        count=row.count,
+        failures=row.failures,
+        retries=row.retries,
+        runtime_sum=row.runtime_sum,
+        runtime_max=row.runtime_max,
+        wait_sum=row.wait_sum,
+        wait_count=row.wait_count,
+        wait_max=row.wait_max,
+        buckets=list(row.buckets),
+    )
+
+
+def load_aggregates(start: datetime, end: datetime, engine: Engine | None = None) -> list[MinuteAggregate]:
+    """Per-minute aggregates of the period."""
+    with session_scope(engine) as session:
+        rows = session.scalars(select(MetricMinute).where(MetricMinute.minute >= start, MetricMinute.minute < end))
+        return [to_aggregate(row) for row in rows]
+
+
+def save_host_sample(sample: HostSample, engine: Engine | None = None) -> None:
+    """Store one host sample; a second sample of the same minute replaces the first."""
+    fields = asdict(sample)
+    with session_scope(engine) as session:
+        row = session.scalars(select(HostMinute).where(HostMinute.minute == sample.minute)).one_or_none()
+        if row is None:
+            session.add(HostMinute(**fields))
+        else:
+            for key, value in fields.items():
+                setattr(row, key, value)
+
+
+def load_hosts(start: datetime, end: datetime, engine: Engine | None = None) -> list[HostSample]:
+    """Host samples of the period."""
+    names = [f for f in HostSample.__dataclass_fields__ if f != "minute"]
+    with session_scope(engine) as session:
+        rows = session.scalars(select(HostMinute).where(HostMinute.minute >= start, HostMinute.minute < end))
+        return [HostSample(minute=_utc(r.minute), **{n: getattr(r, n) for n in names}) for r in rows]
+
+
+def last_sample_at(engine: Engine | None = None) -> datetime | None:
+    """When collect_metrics last stored a host sample."""
+    with session_scope(engine) as session:
+        value = session.scalar(select(func.max(HostMinute.minute)))
+    return _utc(value) if value is not None else None
+
+
+def get_report(day: date, engine: Engine | None = None) -> StatusReport | None:
+    """The stored report of a date."""
+    with session_scope(engine) as session:
+        return session.scalars(select(StatusReport).where(StatusReport.report_date == day)).one_or_none()
+
+
+def latest_report(engine: Engine | None = None) -> StatusReport | None:
+    """The newest stored report."""
+    with session_scope(engine) as session:
+        return session.scalars(select(StatusReport).order_by(StatusReport.report_date.desc()).limit(1)).first()
+
+
+def history(
+    day: date, days: int, engine: Engine | None = None
+) -> tuple[dict[str, float] | None, list[dict[str, float]]]:
+    """Signal means of the previous day's report and of the reports of the `days` before `day`."""
+    with session_scope(engine) as session:
+        rows = session.scalars(
+            select(StatusReport).where(
+                StatusReport.report_date < day, StatusReport.report_date >= day - timedelta(days=days)
+            )
+        ).all()
+    means = {row.report_date: dict(row.figures.get("signal_means") or {}) for row in rows}
+    return means.get(day - timedelta(days=1)), list(means.values())
+
+
+def store_report(
+    values: dict[str, Any], issues: Sequence[dict[str, Any]], replace: bool, engine: Engine | None = None
+) -> bool:
+    """Insert the report (and an alert per issue); False when one exists for the date and not `replace`."""
+    try:
+        with session_scope(engine) as session:
+            existing = session.scalars(
+                select(StatusReport).where(StatusReport.report_date == values["report_date"])
+            ).one_or_none()
+            if existing is not None and not replace:
+                return False
+            if existing is not None:
+                session.delete(existing)
+                session.query(Alert).filter(Alert.report_date == values["report_date"]).delete()
+                session.flush()
+            session.add(StatusReport(**values))
+            for issue in issues:
+                session.add(
+                    Alert(
+                        report_date=values["report_date"],
+                        issue_id=issue["id"],
+                        priority=issue["priority"],
+                        title=issue["title"][:256],
+                        components=issue["components"],
+                    )
+                )
+    except IntegrityError:
+        # Another beat (or a manual run) stored this date's report first: exactly one per day.
+        log.info("report of %s already stored by another process", values["report_date"], extra={"category": "system"})
+        return False
+    return True
+
+
+def mark_notified(day: date, channel: str, outcome: str, engine: Engine | None = None) -> None:
+    """Record a notification outcome on the report's alerts and figures."""
+    with session_scope(engine) as session:
+        report = session.scalars(select(StatusReport).where(StatusReport.report_date == day)).one_or_none()
+        if report is not None:
+            report.figures = {**report.figures, "notified": {**report.figures.get("notified", {}), channel: outcome}}
+        for alert in session.scalars(select(Alert).where(Alert.report_date == day)):
+            alert.notified = {**alert.notified, channel: outcome}
+
+
+# Columns taken as a row's time when a domain table has one: its figures then cover the report's period.
+_TIME_COLUMNS = ("created_at", "received_at", "started_at", "at", "timestamp")
+
+
+def domain_figures(
+    prefixes: tuple[str, ...], engine: Engine, start: datetime | None = None, end: datetime | None = None
+) -> dict[str, Any] | None:
+    """Row counts (and counts by status) of the tables whose name starts with a prefix; None if none exist.
+
+    Read by reflection, so the ledger and agents tables are shown whatever their models hold; rows are
+    limited to [start, end) when the table has a time column.
+    """
+    names = [n for n in inspect(engine).get_table_names() if n.startswith(prefixes)]
+    if not names:
+        return None
+    metadata = MetaData()
+    figures: dict[str, Any] = {}
+    with engine.connect() as connection:
+        for name in sorted(names):
+            table = Table(name, metadata, autoload_with=engine)
+            when = next((table.c[c] for c in _TIME_COLUMNS if c in table.c), None)
+            where = [when >= start, when < end] if when is not None and start and end else []
+            figures[f"{name} rows"] = connection.scalar(select(func.count()).select_from(table).where(*where))
+            if "status" in table.c:
+                query = select(table.c.status, func.count()).where(*where).group_by(table.c.status)
+                figures[f"{name} by status"] = {str(status): count for status, count in connection.execute(query)}
+    return figures
