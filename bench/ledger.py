@@ -1,7 +1,7 @@
-"""Ledger figures: one event per task vs the bare no-op, batch events/s, a critical event's wait.
+"""Ledger figures against the bare baseline of the same run: one event per task, batch events/s
+(SQLite, and PostgreSQL when FLEET_TEST_POSTGRES_URL is set), a critical event's wait behind a backlog.
 
-Self-contained (a private Redis, a scratch SQLite or FLEET_TEST_POSTGRES_URL, worker subprocesses), so it
-runs before bench/common.py lands on main: `python -m bench.ledger [--events N] [--tasks N] [--reps N]`.
+`python -m bench.ledger` (measures the baseline first) or as part of `make bench` (`run(ctx)`).
 """
 
 from __future__ import annotations
@@ -9,214 +9,194 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from celery import Celery
+from bench.common import BenchContext, Row, percentile, private_environment, render
 
-ROOT = Path(__file__).resolve().parent.parent
-BARE_BROKER = os.environ.get("FLEET_BROKER_URL", "redis://127.0.0.1:6379/0")
-# The bare baseline: the same broker, transport options, serializer, acks and prefetch, a task doing nothing.
-bare_app = Celery("bare", broker=BARE_BROKER, backend=BARE_BROKER)
-bare_app.conf.update(
-    task_serializer="json",
-    result_serializer="json",
-    accept_content=["json"],
-    task_default_queue="bare",
-    task_acks_late=True,
-    worker_prefetch_multiplier=1,
-    worker_hijack_root_logger=False,
-    broker_transport_options={"queue_order_strategy": "priority", "priority_steps": list(range(10)), "sep": ":"},
-)
+TASKS = int(os.environ.get("BENCH_LEDGER_TASKS", "5000"))
+BATCH_EVENTS = int(os.environ.get("BENCH_LEDGER_EVENTS", "100000"))
+PER_TASK = 5000
+BACKLOG = 5000
+REPS = int(os.environ.get("BENCH_LEDGER_REPS", "10"))
 
 
-@bare_app.task(name="bare.noop")
-def noop(*_: Any) -> None:
-    """Do nothing."""
+def _worker(ctx: BenchContext, name: str, concurrency: int = 1, env: dict[str, str] | None = None) -> Any:
+    from tests.support import WorkerProcess
+    from worker.application import app
+
+    worker = WorkerProcess(
+        queues="ledger", name=name, concurrency=concurrency, env=env, log_path=ctx.workdir / f"{name}.out"
+    )
+    return worker.start(app)
 
 
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile, nearest rank."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
-
-
-class Worker:
-    """A `celery worker` subprocess, stopped with SIGTERM."""
-
-    def __init__(self, app: str, queues: str, concurrency: int, log: Path) -> None:
-        command = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            app,
-            "worker",
-            "-Q",
-            queues,
-            "-c",
-            str(concurrency),
-            "-n",
-            f"bench-{uuid.uuid4().hex[:6]}@%h",
-            "--without-mingle",
-            "--without-gossip",
-            "-l",
-            "WARNING",
-        ]
-        self.out = log.open("ab")
-        self.process = subprocess.Popen(command, cwd=ROOT, stdout=self.out, stderr=self.out)
-
-    def stop(self) -> None:
-        """Warm shutdown."""
-        self.process.terminate()
-        self.process.wait(60)
-        self.out.close()
-
-
-def _ready(app: Celery, queue: str, name: str = "fleet.ping") -> None:
-    app.send_task(name, queue=queue, priority=0).get(timeout=120)
-
-
-def throughput(app: Celery, name: str, queue: str, bodies: list[Any]) -> float:
-    """Tasks per second from the first send until every result is back."""
-    started = time.perf_counter()
-    with app.producer_or_acquire() as producer:
-        results = [app.send_task(name, args=[b], queue=queue, priority=5, producer=producer) for b in bodies]
-    for result in results:
-        result.get(timeout=600)
-    return len(bodies) / (time.perf_counter() - started)
-
-
-def processed_at(event_id: str) -> datetime:
-    """When the worker started processing the event (the time its result row carries)."""
-    from sqlalchemy import select
-
-    from worker.db import get_engine
-    from worker.models.ledger import LedgerEventRecord
-
-    table = LedgerEventRecord.__table__
-    with get_engine().connect() as connection:
-        value = connection.execute(select(table.c.processed_at).where(table.c.event_id == event_id)).scalar_one()
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def critical_wait(app: Celery, backlog: int, reps: int) -> list[float]:
-    """Milliseconds from sending a critical event to its processing, behind `backlog` normal events."""
+def _event(event_id: str) -> dict[str, Any]:
     from tests.ledger_cases import event
 
-    waits = []
-    for rep in range(reps):
-        tag = uuid.uuid4().hex[:8]
+    return event(event_id, "account_opened", {"account": event_id, "currency": "EUR"}, at=3000)
+
+
+def one_per_task(ctx: BenchContext, tasks: int, name: str = "ledger.quick_run") -> float:
+    """Events/s consumed from a pre-filled queue, one event per task (the baseline's method)."""
+    from worker.application import app
+
+    worker = _worker(ctx, f"single-{name.replace('.', '-')}")
+    try:
+        app.control.cancel_consumer("ledger", destination=[worker.hostname], reply=True)
+        tag = uuid.uuid4().hex[:6]
         with app.producer_or_acquire() as producer:
-            for i in range(backlog):
-                body = event(f"bl-{tag}-{i}", "account_closed", {"account": f"bl-{tag}-{i}"}, at=3000)
-                app.send_task("ledger.quick_run", args=[body], queue="ledger", priority=5, producer=producer)
-        body = event(f"crit-{tag}", "account_closed", {"account": f"crit-{tag}"}, at=3000)
-        sent = datetime.now(UTC)
-        app.send_task("ledger.quick_run", args=[body], queue="ledger", priority=0).get(timeout=600)
-        waits.append((processed_at(f"crit-{tag}") - sent).total_seconds() * 1000)
-        if backlog:
-            app.control.purge()
-            _ready(app, "ledger")
-        print(f"  rep {rep + 1}/{reps}: {waits[-1]:.1f} ms", file=sys.stderr)
+            last = None
+            for index in range(tasks):
+                last = app.send_task(
+                    name,
+                    args=[] if name == "fleet.ping" else [_event(f"one-{tag}-{index}")],
+                    queue="ledger",
+                    priority=5,
+                    producer=producer,
+                    ignore_result=index < tasks - 1,
+                )
+        assert last is not None
+        started = time.perf_counter()
+        app.control.add_consumer("ledger", destination=[worker.hostname], reply=True)
+        last.get(timeout=900)
+        return tasks / (time.perf_counter() - started)
+    finally:
+        worker.stop()
+
+
+def batches(ctx: BenchContext, events: int, concurrency: int, env: dict[str, str] | None = None) -> float:
+    """Events/s through ledger.quick_run_batch: validated, applied, results stored and returned."""
+    from ledger.generate import generate
+    from worker.application import app
+
+    now = datetime.now(UTC)
+    # Each task has its own stream (its own accounts), so tasks run in parallel stay valid.
+    chunks = [
+        [i["event"] for i in generate(PER_TASK, 0, seed=n, now=now, prefix=f"b{n}-{uuid.uuid4().hex[:4]}")]
+        for n in range(max(1, events // PER_TASK))
+    ]
+    worker = _worker(ctx, f"ledger-batch-{concurrency}", concurrency, env)
+    try:
+        started = time.perf_counter()
+        sent = [
+            app.send_task("ledger.quick_run_batch", args=[c], queue="ledger", priority=5, argsrepr="[<batch>]")
+            for c in chunks
+        ]
+        accepted = sum(r.get(timeout=900)["by_status"].get("accepted", 0) for r in sent)
+        elapsed = time.perf_counter() - started
+    finally:
+        worker.stop()
+    total = sum(len(c) for c in chunks)
+    if accepted != total:
+        raise RuntimeError(f"only {accepted} of {total} generated events were accepted")
+    return total / elapsed
+
+
+def _processed_at(event_id: str) -> datetime:
+    from sqlalchemy import text
+
+    from worker.db import get_engine
+
+    with get_engine().connect() as connection:
+        value = connection.execute(
+            text("SELECT processed_at FROM ledger_events WHERE event_id = :e"), {"e": event_id}
+        ).scalar_one()
+    found = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return found if found.tzinfo else found.replace(tzinfo=UTC)
+
+
+def critical_waits(ctx: BenchContext, backlog: int, reps: int) -> list[float]:
+    """Milliseconds from sending a critical event until the worker started it, behind `backlog` normal ones."""
+    from worker.application import app
+
+    worker = _worker(ctx, f"ledger-critical-{backlog}")
+    waits = []
+    try:
+        for _ in range(reps):
+            tag = uuid.uuid4().hex[:8]
+            with app.producer_or_acquire() as producer:
+                for index in range(backlog):
+                    app.send_task(
+                        "ledger.quick_run",
+                        args=[_event(f"bl-{tag}-{index}")],
+                        queue="ledger",
+                        priority=5,
+                        producer=producer,
+                        ignore_result=True,
+                    )
+            sent = datetime.now(UTC)
+            app.send_task("ledger.quick_run", args=[_event(f"crit-{tag}")], queue="ledger", priority=0).get(timeout=600)
+            waits.append((_processed_at(f"crit-{tag}") - sent).total_seconds() * 1000)
+            if backlog:
+                app.control.purge()
+    finally:
+        worker.stop()
     return waits
 
 
-def batch_rate(app: Celery, events: int, per_task: int) -> float:
-    """Events per second through ledger.quick_run_batch: validated, applied, results stored and returned."""
-    from ledger.generate import generate
+def _postgres_env() -> dict[str, str] | None:
+    server = os.environ.get("FLEET_TEST_POSTGRES_URL")
+    if not server:
+        return None
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
 
-    stream = [i["event"] for i in generate(events, 0, seed=1, now=datetime.now(UTC), prefix=uuid.uuid4().hex[:6])]
-    chunks = [stream[i : i + per_task] for i in range(0, len(stream), per_task)]
-    started = time.perf_counter()
-    results = [app.send_task("ledger.quick_run_batch", args=[c], queue="ledger", priority=5) for c in chunks]
-    statuses: dict[str, int] = {}
-    for result in results:
-        for status, n in result.get(timeout=900)["by_status"].items():
-            statuses[status] = statuses.get(status, 0) + n
-    rate = events / (time.perf_counter() - started)
-    print(f"  batch statuses: {statuses}", file=sys.stderr)
-    return rate
+    from worker.db import make_engine
+    from worker.migrate import upgrade
 
-
-def main() -> int:
-    """Measure and print every figure."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--tasks", type=int, default=3000, help="tasks for the per-task figures")
-    parser.add_argument("--events", type=int, default=100_000, help="events for the batch figure")
-    parser.add_argument("--per-task", type=int, default=5000, help="events per batch task")
-    parser.add_argument("--backlog", type=int, default=5000)
-    parser.add_argument("--reps", type=int, default=10)
-    parser.add_argument("--concurrency", type=int, default=2)
-    args = parser.parse_args()
-    from worker.redis_server import RedisServer, free_port
-
-    work = Path(tempfile.mkdtemp(prefix="fleet-bench-ledger-"))
-    server = RedisServer(port=free_port(), data_dir=work / "redis").start()
-    os.environ.update(
-        {
-            "FLEET_BROKER_URL": server.url,
-            "FLEET_LOG_DIR": str(work / "log"),
-            "FLEET_DATABASE_URL": f"sqlite:///{work / 'fleet.db'}",
-        }
-    )
-    try:
-        return _measure(args, server.url, work)
-    finally:
-        server.stop()
+    name = f"fleet_bench_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    url = make_url(server).set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    return {"FLEET_DATABASE_URL": url}
 
 
-def _measure(args: argparse.Namespace, broker: str, work: Path) -> int:
+def run(ctx: BenchContext) -> list[Row]:
+    """Every ledger figure, with the bare no-op throughput of the same run as the baseline."""
     from worker.migrate import upgrade
 
     upgrade(os.environ["FLEET_DATABASE_URL"])
-    bare_app.conf.update(broker_url=broker, result_backend=broker)
-    from worker.application import app
-
-    figures: list[tuple[str, str]] = []
-    bare = Worker("bench.ledger:bare_app", "bare", args.concurrency, work / "bare.log")
-    _ready(bare_app, "bare", "bare.noop")
-    baseline = throughput(bare_app, "bare.noop", "bare", [None] * args.tasks)
-    bare.stop()
-    figures.append(("bare no-op tasks/s", f"{baseline:,.0f}"))
-    fleet = Worker("worker", "ledger", args.concurrency, work / "fleet.log")
-    _ready(app, "ledger")
-    from tests.ledger_cases import event
-
-    tag = uuid.uuid4().hex[:6]
-    bodies = [
-        event(f"one-{tag}-{i}", "account_opened", {"account": f"one-{tag}-{i}", "currency": "EUR"})
-        for i in range(args.tasks)
+    noop = ctx.baseline.get("noop_tps")
+    ping = one_per_task(ctx, TASKS, "fleet.ping")
+    single = one_per_task(ctx, TASKS)
+    rows = [
+        Row("fleet.ping on a fleet worker (c1): the fleet's settings, no work", ping, "tasks/s", noop, "(reference)"),
+        Row("ledger.quick_run, one event per task (c1)", single, "events/s", noop, ">= 0.70 x bare"),
+        Row("ledger.quick_run / fleet.ping (the ledger's own cost)", single / ping, "ratio", None, ""),
     ]
-    single = throughput(app, "ledger.quick_run", "ledger", bodies)
-    figures.append(("ledger.quick_run events/s (one per task)", f"{single:,.0f}"))
-    figures.append(("  ratio to bare no-op (goal >= 0.70)", f"{single / baseline:.2f}"))
-    rate = batch_rate(app, args.events, args.per_task)
-    figures.append((f"ledger.quick_run_batch events/s, SQLite ({args.per_task}/task)", f"{rate:,.0f}"))
-    figures.append(("  goal 20,000/s; ratio to bare no-op tasks/s", f"{rate / baseline:.2f}"))
-    empty = critical_wait(app, 0, args.reps)
-    behind = critical_wait(app, args.backlog, args.reps)
-    fleet.stop()
-    for label, waits in (("empty queue", empty), (f"behind {args.backlog:,} normal", behind)):
-        figures.append(
-            (
-                f"critical wait to start, {label}: p50 / p95 ms",
-                f"{statistics.median(waits):.1f} / {percentile(waits, 95):.1f}",
-            )
-        )
-    if os.environ.get("FLEET_TEST_POSTGRES_URL"):
-        figures.append(("PostgreSQL batch", "run with FLEET_DATABASE_URL set to it (see docs/ledger.md)"))
-    width = max(len(label) for label, _ in figures)
-    for label, value in figures:
-        print(f"{label:<{width}}  {value}")
-    return 0
+    for concurrency in (1, 2):
+        rate = batches(ctx, BATCH_EVENTS, concurrency)
+        rows.append(Row(f"ledger.quick_run_batch, SQLite (c{concurrency})", rate, "events/s", noop, ">= 20,000/s"))
+    postgres = _postgres_env()
+    if postgres is not None:
+        rate = batches(ctx, BATCH_EVENTS // 2, 2, postgres)
+        rows.append(Row("ledger.quick_run_batch, PostgreSQL (c2)", rate, "events/s", noop, "reported"))
+    rt = ctx.baseline.get("rt_p50_ms")
+    for label, backlog in (("empty queue", 0), (f"behind {BACKLOG:,} normal", BACKLOG)):
+        waits = critical_waits(ctx, backlog, REPS)
+        rows.append(Row(f"critical event wait to start, {label}, p50", statistics.median(waits), "ms", rt))
+        rows.append(Row(f"critical event wait to start, {label}, p95", percentile(waits, 95), "ms", rt))
+    return rows
+
+
+def main() -> None:
+    """Measure the baseline, then the ledger figures, and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tasks", type=int, default=20_000, help="tasks for the baseline throughput")
+    args = parser.parse_args()
+    with private_environment() as ctx:
+        from bench import baseline
+
+        rows = baseline.measure(ctx, tasks=args.tasks)
+        rows += run(ctx)
+    print(render(rows))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -14,9 +14,15 @@ def to_decimal(raw: int | str, scale: int) -> Decimal:
     return Decimal(raw)
 
 
+_QUANTA = [Decimal(1).scaleb(-scale) for scale in range(19)]
+
+
 def fits_scale(value: Decimal, scale: int) -> bool:
     """Whether the value has no more significant decimal places than the scale ("1.50" fits 2; "1.505" not)."""
-    return value == value.quantize(Decimal(1).scaleb(-scale), context=_CTX)
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent >= -scale:
+        return True  # the common case: written with at most `scale` places
+    return value == value.quantize(_QUANTA[scale], context=_CTX)
 
 
 def render(value: Decimal, scale: int) -> str:

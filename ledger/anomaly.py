@@ -83,3 +83,18 @@ def rate_score(history: list[float], value: float, config: AnomalyConfig) -> Sco
     for past in history:
         baseline = feed(baseline, past, config)
     return score(baseline, value, config)
+
+
+def watch_minute(
+    history: list[tuple[int, int]], events: int, rejected: int, config: AnomalyConfig
+) -> list[tuple[str, Score]]:
+    """Flags for one finished minute: its event count and its rejection share against the minutes before it."""
+    found = []
+    rate = rate_score([float(n) for n, _ in history], float(events), config)
+    if rate.flagged:
+        found.append(("event_rate", rate))
+    shares = [r / n for n, r in history if n]
+    share = rate_score(shares, rejected / events if events else 0.0, config)
+    if share.flagged:
+        found.append(("rejection_rate", share))
+    return found

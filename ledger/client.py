@@ -79,6 +79,8 @@ def submit(
                 result = app.send_task(
                     TASK_NAME,
                     args=[event],
+                    # What Celery logs and shows in Flower instead of the event (which names accounts).
+                    argsrepr=f"[<ledger event {event_id or 'unparsed'}>]",
                     queue=QUEUE,
                     priority=level,
                     producer=producer,

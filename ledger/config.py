@@ -78,6 +78,8 @@ class LedgerConfig(BaseModel):
     config_keys: list[str] = Field(default_factory=lambda: list(CHANGEABLE_KEYS))
     batch_chunk_size: int = Field(default=2000, ge=1, le=20000)
     # Data fields logged only masked (acc***89); accounts are always masked.
+    # In ledger.quick_run_batch, accepted events are counted and stored but not logged one line each.
+    log_accepted_in_batches: bool = False
     sensitive_fields: list[str] = Field(default_factory=lambda: ["transaction_id"])
     anomaly: AnomalyConfig = Field(default_factory=AnomalyConfig)
 

@@ -32,6 +32,9 @@ class Route:
     priority: int
 
 
+_PLAIN = Route(False, "", DEFAULT_LEVEL)
+
+
 def facts(event: LedgerEvent, config: LedgerConfig) -> Facts:
     """The matchable facts of an event; the amount is in major units."""
     data = event.data
@@ -63,6 +66,8 @@ def matches(rule: Match, found: Facts) -> bool:
 
 def route(event: LedgerEvent, config: LedgerConfig) -> Route:
     """Apply the filter rules, then the priority rules (which only ever raise the level)."""
+    if not config.filters and not config.priority_rules:
+        return _PLAIN
     found = facts(event, config)
     includes = [rule for rule in config.filters if rule.action == "include"]
     if includes and not any(matches(rule, found) for rule in includes):

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from celery.exceptions import TimeoutError as CeleryTimeout
 from sqlalchemy import func, select
 
 from ledger.config import LedgerConfig
@@ -53,7 +54,7 @@ def test_a_batch_killed_midway_ends_with_one_result_per_event_and_exact_balances
     prefix = f"crash{uuid.uuid4().hex[:6]}"
     queue = f"ledger-{prefix}"
     config = session_dir / f"{prefix}.yaml"
-    config.write_text("ledger:\n  batch_chunk_size: 500\n")
+    config.write_text("ledger:\n  batch_chunk_size: 200\n")
     env = {"FLEET_CONFIG": str(config)}
     stream = [item["event"] for item in generate(EVENTS, 0, seed=9, now=datetime.now(UTC), prefix=prefix)]
     worker = WorkerProcess(queues=queue, name=f"{prefix}-a", env=env).start(celery_app)
@@ -62,12 +63,14 @@ def test_a_batch_killed_midway_ends_with_one_result_per_event_and_exact_balances
     committed = wait_for(lambda: _count(database_url, prefix), timeout=120, what="a first chunk committed")
     worker.kill()
     at_kill = _count(database_url, prefix)
-    assert 0 < committed <= at_kill < EVENTS
+    assert 0 < committed <= at_kill < EVENTS, f"killed after {at_kill} of {EVENTS} events: not mid-batch"
     # And the unacknowledged batch is redelivered to a restarted worker
     _redeliver_unacknowledged(celery_app)
     restarted = WorkerProcess(queues=queue, name=f"{prefix}-b", env=env).start(celery_app)
     try:
         results = batch.get(timeout=240)["results"]
+    except CeleryTimeout:
+        raise AssertionError(f"the redelivered batch did not finish: {restarted.tail(60)}") from None
     finally:
         restarted.stop()
     # Then every event has exactly one stored result, as if the stream had run once

@@ -111,3 +111,69 @@ def test_a_critical_event_overtakes_a_backlog_of_normal_ones(celery_app, databas
     crit_at = _stored(database_url, f"{prefix}-crit").processed_at
     later = sum(1 for i in range(300) if _stored(database_url, f"{prefix}-n{i}").processed_at > crit_at)
     assert later >= 295
+
+
+def test_each_quick_run_writes_one_json_log_line_with_masked_accounts(celery_app, fleet_worker) -> None:
+    from tests.ledger_cases import event
+    from tests.support import wait_for
+
+    # Given an event for a recognisable account
+    account = f"acc-{uuid.uuid4().hex[:8]}89"
+    body = event(
+        f"log-{uuid.uuid4().hex[:6]}",
+        "account_opened",
+        {"account": account, "currency": "EUR"},
+        correlation_id="corr-log-1",
+    )
+    # When it is quick-run through the producer client
+    from ledger.client import submit
+
+    [sent] = submit([body], celery_app)
+    assert sent.result is not None
+    result = sent.result.get(timeout=TIMEOUT)
+
+    # Then the worker wrote one JSON line for it, with the contract's fields and the account masked
+    def lines() -> list[dict[str, Any]]:
+        found = []
+        for line in fleet_worker.log_path.read_text(errors="replace").splitlines():
+            if result["event_id"] in line and line.startswith("{"):
+                record = json.loads(line)
+                if record.get("logger") == "fleet.ledger":
+                    found.append(record)
+        return found
+
+    [record] = wait_for(lines, timeout=TIMEOUT, what="the quick run's log line")
+    assert {k: record[k] for k in ("correlation_id", "event_type", "status", "codes", "api_version")} == {
+        "correlation_id": "corr-log-1",
+        "event_type": "account_opened",
+        "status": "accepted",
+        "codes": [],
+        "api_version": "v1",
+    }
+    assert record["duration_ms"] >= 0 and record["accounts"] == ["acc***89"]
+    assert account not in fleet_worker.log_path.read_text(errors="replace")
+
+
+def test_an_event_that_overtakes_its_predecessor_waits_for_it(celery_app, fleet_worker) -> None:
+    from tests.ledger_cases import event
+
+    # Given an account with no balance change yet
+    prefix = f"sq{uuid.uuid4().hex[:6]}"
+    opened = event(f"{prefix}-open", "account_opened", {"account": f"{prefix}-a", "currency": "EUR"}, at=1)
+    assert _send(celery_app, opened).get(timeout=TIMEOUT)["status"] == "accepted"
+    second = event(
+        f"{prefix}-2", "balance_changed", {"account": f"{prefix}-a", "before": "5", "after": "7", "sequence": 2}, at=20
+    )
+    first = event(
+        f"{prefix}-1", "balance_changed", {"account": f"{prefix}-a", "before": "0", "after": "5", "sequence": 1}, at=10
+    )
+    # When sequence 2 arrives first (sent critical) and sequence 1 after it
+    late = _send(celery_app, second, priority=0)
+    early = _send(celery_app, first, priority=5)
+    # Then both are applied, in sequence order
+    assert early.get(timeout=TIMEOUT)["status"] == "accepted"
+    assert late.get(timeout=TIMEOUT)["status"] == "accepted"
+    from gateway.services.ledger import get_snapshot
+
+    snapshot = get_snapshot(f"{prefix}-2")
+    assert snapshot is not None and snapshot["after"] == {f"{prefix}-a": "7"}

@@ -159,3 +159,39 @@ def test_generated_faults_are_rejected_with_their_label_and_anomalies_flagged() 
     assert sum(1 for i in items if i["label"] == "anomaly") == 4
     assert sum(1 for r, i in zip(results, items, strict=True) if i["label"] == "anomaly" and r.get("anomalies")) >= 3
     assert len(flagged) <= 12
+
+
+def test_a_minute_with_a_burst_of_rejections_is_flagged_and_a_normal_one_is_not() -> None:
+    from ledger.anomaly import watch_minute
+
+    history = [(100 + i % 5, 2 + i % 3) for i in range(40)]
+    assert [kind for kind, _ in watch_minute(history, 101, 60, AnomalyConfig())] == ["rejection_rate"]
+    assert [kind for kind, _ in watch_minute(history, 5000, 3, AnomalyConfig())] == ["event_rate"]
+    assert watch_minute(history, 102, 3, AnomalyConfig()) == []
+
+
+def test_a_chunk_whose_accounts_changed_while_it_validated_is_validated_again() -> None:
+    from collections.abc import Iterator
+    from contextlib import contextmanager
+
+    class Racing(MemoryStore):
+        """Another worker spends p-a's money between this chunk's read and its write."""
+
+        raced = False
+
+        @contextmanager
+        def transaction(self, write: bool = True) -> Iterator[MemoryStore]:
+            if write and not self.raced:
+                self.raced = True
+                account = self.ledger.accounts["p-a"]
+                self.ledger.accounts["p-a"] = account.evolve(balance=Decimal(0), overdraft_limit=Decimal(0))
+            yield self
+
+    store = Racing()
+    store.raced = True
+    run(setup("p"), store, LedgerConfig(), NOW)
+    store.raced = False
+    tx = {"sender": "p-a", "receiver": "p-b", "amount": "5.00", "currency": "EUR"}
+    chunk = [event(f"p-r{i}", "transaction_created", {**tx, "transaction_id": f"p-r{i}"}) for i in range(60)]
+    results = run(chunk, store, LedgerConfig(), NOW)
+    assert {r["codes"][0] for r in results} == {"exceeds_balance"}
