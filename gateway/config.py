@@ -28,6 +28,8 @@ class GatewayConfig(BaseModel):
     ready_timeout_s: float = Field(default=3.0, gt=0, le=60)
     # `?wait=true` on a run waits at most this long before answering 202 with the run id.
     wait_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    # One SSE response follows a run at most this long; the client then reconnects with Last-Event-ID.
+    stream_timeout_s: float = Field(default=300.0, gt=0, le=3600)
     # A key's lookup is cached this long: a revoked key stops working within this delay.
     key_cache_s: float = Field(default=5.0, ge=0, le=300)
 

@@ -18,8 +18,6 @@ from gateway.sse import format_event
 
 router = APIRouter(prefix="/api/v1", tags=["agents"])
 RunId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
-# How long one SSE response follows a run before the client reconnects with Last-Event-ID.
-STREAM_TIMEOUT_S = 300.0
 
 
 class BatchRequest(BaseModel):
@@ -66,10 +64,10 @@ def run(request: WorkflowRequest, config: Config, _who: RunKey, wait: bool = Fal
     return JSONResponse(record, status_code=200 if resting else 202)
 
 
-def _events(run_id: str, last_event_id: str) -> Iterator[bytes]:
+def _events(run_id: str, last_event_id: str, timeout_s: float) -> Iterator[bytes]:
     yield format_event(f"{run_id}/0", "run", {"run_id": run_id})
     try:
-        for entry_id, event in service.progress(run_id, last_event_id, STREAM_TIMEOUT_S):
+        for entry_id, event in service.progress(run_id, last_event_id, timeout_s):
             yield format_event(f"{run_id}/{entry_id}", str(event.get("type", "event")), event)
     except AgentError as exc:
         http_status, code = classify(exc)
@@ -80,7 +78,10 @@ def _events(run_id: str, last_event_id: str) -> Iterator[bytes]:
     "/agent/run/stream", response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}}
 )
 def run_stream(
-    request: WorkflowRequest, _who: RunKey, last_event_id: Annotated[str | None, Header(max_length=200)] = None
+    request: WorkflowRequest,
+    config: Config,
+    _who: RunKey,
+    last_event_id: Annotated[str | None, Header(max_length=200)] = None,
 ) -> StreamingResponse:
     """Start a workflow and stream its stage and subtask events (SSE); `Last-Event-ID` resumes the same run."""
     run_id, _, entry = (last_event_id or "").partition("/")
@@ -89,7 +90,9 @@ def run_stream(
     elif not entry.replace("-", "").isdigit():
         entry = "0"
     return StreamingResponse(
-        _events(run_id, entry), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        _events(run_id, entry, config.stream_timeout_s),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache"},
     )
 
 
@@ -99,14 +102,19 @@ def run_stream(
     responses={200: {"content": {"text/event-stream": {}}}},
 )
 def run_events(
-    run_id: RunId, _who: ReadKey, last_event_id: Annotated[str | None, Header(max_length=200)] = None
+    run_id: RunId,
+    config: Config,
+    _who: ReadKey,
+    last_event_id: Annotated[str | None, Header(max_length=200)] = None,
 ) -> StreamingResponse:
     """Follow an existing run's events (SSE), resuming after `Last-Event-ID`."""
     service.run_status(run_id)  # 404 before the stream starts
     entry = (last_event_id or "").rpartition("/")[2] or "0"
     entry = entry if entry.replace("-", "").isdigit() else "0"
     return StreamingResponse(
-        _events(run_id, entry), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        _events(run_id, entry, config.stream_timeout_s),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache"},
     )
 
 

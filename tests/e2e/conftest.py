@@ -79,7 +79,7 @@ def api_server(fleet_worker, session_dir: Path) -> Iterator[ApiServer]:  # type:
 def idle_api_server(redis_server, database_url: str, session_dir: Path) -> Iterator[ApiServer]:  # type: ignore[no-untyped-def]
     """`agent api` whose broker is a Redis database no worker reads: fuzzing it creates no real work."""
     config = session_dir / "gateway-idle.yaml"
-    config.write_text("gateway:\n  key_cache_s: 0\n  wait_timeout_s: 1\n  ready_timeout_s: 1\n")
+    config.write_text("gateway:\n  key_cache_s: 0\n  wait_timeout_s: 1\n  ready_timeout_s: 1\n  stream_timeout_s: 2\n")
     idle_broker = os.environ["FLEET_BROKER_URL"].rsplit("/", 1)[0] + "/1"
     env = {"FLEET_BROKER_URL": idle_broker, "FLEET_RESULT_BACKEND": idle_broker}
     server = ApiServer(config, session_dir / "log" / "api-idle.out", env).start()

@@ -34,6 +34,7 @@ def fuzz_key(idle_api_server: ApiServer) -> Iterator[str]:
     key_service.revoke_key(info.key_id)
 
 
+@pytest.mark.timeout(600)
 def test_no_generated_request_gets_a_server_error(idle_api_server: ApiServer, fuzz_key: str) -> None:
     # Given the live API's own OpenAPI document (readiness excluded: 503 is its answer while no worker serves)
     schema = schemathesis.openapi.from_url(idle_api_server.url + "/openapi.json").exclude(
