@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from beat.config import DEFAULT_THRESHOLDS
+from beat.thresholds import classify
 from tests.support import ROOT, WorkerProcess, wait_for
 
 pytestmark = pytest.mark.integration
@@ -78,8 +80,12 @@ def test_agent_report_counts_the_pings_and_failures_that_were_sent(
     assert Path(files["chart"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert Path(files["latest"]).read_text() == Path(files["markdown"]).read_text()
     dashboard = json.loads(Path(files["dashboard"]).read_text())
-    assert dashboard["levels"]["failure_rate_pct"] in {"caution", "warning"}
-    assert "task-failures" in result["issues"]
+    # The day's failure rate depends on what other tests sent through the shared worker: the level must
+    # be the one the default thresholds give for the rate the report computed.
+    rate = dashboard["signal_means"]["failure_rate_pct"]
+    assert rate > 0
+    assert dashboard["levels"]["failure_rate_pct"] == classify(rate, DEFAULT_THRESHOLDS["failure_rate_pct"]).value
+    assert ("task-failures" in result["issues"]) == (dashboard["levels"]["failure_rate_pct"] != "normal")
     assert "| fleet.fail | agents |" in latest["markdown"]
 
 
