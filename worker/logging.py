@@ -22,6 +22,9 @@ _context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
     "fleet_log_context", default=MappingProxyType({})
 )
 _listener: logging.handlers.QueueListener | None = None
+# Celery's per-task INFO lines ("received", "succeeded in") print arguments and return values in clear
+# (account ids, amounts) and cost a line per task: the fleet logs its own structured line instead.
+ARGUMENT_LOGGERS = ("celery.worker.strategy", "celery.app.trace")
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 
 
@@ -137,6 +140,8 @@ def configure(role: str, log_dir: Path, level: str = "INFO") -> None:
         root.removeHandler(old)
     root.addHandler(queue_handler)
     root.setLevel(level.upper())
+    for name in ARGUMENT_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     _listener = logging.handlers.QueueListener(log_queue, *handlers, respect_handler_level=False)
     _listener.start()
     atexit.register(stop)

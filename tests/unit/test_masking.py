@@ -54,3 +54,16 @@ def test_a_log_line_is_json_with_context_and_no_secret(tmp_path, capsys) -> None
     assert record["api_key"] == "***"
     assert "abc123" not in line
     assert record["category"] == "system"
+
+
+def test_celery_lines_that_print_task_arguments_are_not_logged_at_info(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    fleet_logging.configure("unit", tmp_path, "INFO")
+    try:
+        logging.getLogger("celery.worker.strategy").info("Task x[1] received: account acc-000189")
+        logging.getLogger("celery.app.trace").info("Task x[1] succeeded: {'account': 'acc-000189'}")
+        logging.getLogger("celery.app.trace").error("Task x[2] raised: boom")
+    finally:
+        fleet_logging.stop()
+    text = (tmp_path / "unit.jsonl").read_text()
+    assert "acc-000189" not in text
+    assert "boom" in text

@@ -1,0 +1,71 @@
+"""The workflow's canvas: signatures only, no I/O. `analyze -> gate -> execute -> verify`, and the execute fan-out."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from celery import chain, group, signature
+from celery.canvas import Signature, _chain, _chord
+
+STAGE_TASKS = ("agents.analyze", "agents.gate", "agents.execute", "agents.verify")
+SUBTASK_TASK = "agents.run_subtask"
+BARRIER_TASK = "celery.accumulate"
+# Seconds between the soft limit (the tool is interrupted, the subtask fails) and the hard kill.
+HARD_LIMIT_GRACE_S = 5
+
+
+def _stage(name: str, run_id: str, queue: str, priority: int, task_id: str | None = None) -> Signature:
+    options = {"queue": queue, "priority": priority, "task_id": task_id or str(uuid.uuid4())}
+    return signature(name, kwargs={"run_id": run_id}, immutable=True, **options)
+
+
+def pipeline(run_id: str, queue: str, priority: int) -> Signature:
+    """The whole workflow: the four stages in a chain, each reading the run context by id. The last one
+    carries the run id as its task id: the producer's id (the run id) resolves to the final run record."""
+    stages = [_stage(name, run_id, queue, priority) for name in STAGE_TASKS[:-1]]
+    return chain(*stages, _stage(STAGE_TASKS[-1], run_id, queue, priority, task_id=run_id))
+
+
+def resume(run_id: str, queue: str, priority: int) -> Signature:
+    """After a person approved a held plan: execute and verify, without the analyst or the gatekeeper."""
+    return chain(*(_stage(name, run_id, queue, priority) for name in STAGE_TASKS[2:]))
+
+
+def execution(run_id: str, levels: Sequence[Sequence[str]], queue: str, priority: int, time_limit_s: int) -> Signature:
+    """One group per dependency level, chained: a level starts when the one before it finished, and its
+    subtasks receive that level's results as their first argument (Celery passes a group's results on)."""
+    steps = []
+    for index, level in enumerate(levels):
+        members = [
+            signature(
+                SUBTASK_TASK,
+                kwargs={"run_id": run_id, "subtask_id": subtask_id},
+                queue=queue,
+                priority=priority,
+                immutable=index == 0,
+                soft_time_limit=time_limit_s,
+                time_limit=time_limit_s + HARD_LIMIT_GRACE_S,
+                task_id=str(uuid.uuid4()),
+            )
+            for subtask_id in level
+        ]
+        steps.append(group(members))
+    # The last level's barrier, on our queue: left to Task.replace, it would be a celery.accumulate routed to
+    # the default queue, which a worker serving only another agents queue never reads.
+    barrier = signature(BARRIER_TASK, kwargs={"index": 0}, queue=queue, priority=priority, task_id=str(uuid.uuid4()))
+    return chain(*steps, barrier)
+
+
+def task_ids(canvas: Any) -> Iterator[str]:
+    """Every task id set on the signatures of a canvas (to remember for cancel)."""
+    if isinstance(canvas, _chord):
+        for member in canvas.tasks:
+            yield from task_ids(member)
+        yield from task_ids(canvas.body)
+    elif isinstance(canvas, _chain | group):
+        for member in canvas.tasks:
+            yield from task_ids(member)
+    elif isinstance(canvas, Signature) and canvas.options.get("task_id"):
+        yield canvas.options["task_id"]

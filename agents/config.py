@@ -1,0 +1,72 @@
+"""The `agents` section of FLEET_CONFIG, validated; every key is documented in docs/agents.md."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from agents.errors import ConfigError
+
+DEFAULT_TABLES = ("agent_runs", "agent_stages", "agent_subtask_results", "audit_events")
+DEFAULT_PROTECTED_TERMS = ("race", "religion", "ethnicity", "인종", "종교", "민족")
+
+
+class OpenAISettings(BaseModel):
+    """Where the `openai` profile sends its chat-completions request."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base_url: str = "https://api.openai.com/v1"
+    model: str = "gpt-4o-mini"
+    api_key_env: str = "FLEET_OPENAI_API_KEY"
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    seed: int | None = 7
+    timeout_s: float = Field(default=30.0, gt=0)
+    # Price per 1000 tokens, to record a cost per stage.
+    prompt_price_per_1k: float = Field(default=0.0, ge=0)
+    completion_price_per_1k: float = Field(default=0.0, ge=0)
+
+
+class AgentsConfig(BaseModel):
+    """Limits, policy and tool settings of the agent workflow."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_subtasks: int = Field(default=8, ge=1, le=64)
+    max_budget_tokens: int = Field(default=20_000, ge=0)
+    blocked_tools: tuple[str, ...] = ()
+    blocked_patterns: tuple[str, ...] = ()
+    review_tools: tuple[str, ...] = ()
+    review_patterns: tuple[str, ...] = ()
+    protected_terms: tuple[str, ...] = DEFAULT_PROTECTED_TERMS
+    sql_tables: tuple[str, ...] = DEFAULT_TABLES
+    sql_row_limit: int = Field(default=100, ge=1, le=10_000)
+    sql_timeout_ms: int = Field(default=2_000, ge=10)
+    cache_ttl_s: int = Field(default=600, ge=0)
+    subtask_time_limit_s: int = Field(default=30, ge=1, le=300)
+    tool_retries: int = Field(default=3, ge=0, le=10)
+    retry_backoff_s: float = Field(default=0.2, ge=0.0, le=60.0)
+    queue: str = Field(default="agents", pattern=r"^agents(-[a-z0-9]+)?$")
+    tool_modules: tuple[str, ...] = ()
+    openai: OpenAISettings = OpenAISettings()
+
+    @field_validator("blocked_patterns", "review_patterns")
+    @classmethod
+    def _patterns_compile(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from exc
+        return value
+
+
+def load_config(section: dict[str, Any]) -> AgentsConfig:
+    """Validate the section; a bad value raises ConfigError naming the key."""
+    try:
+        return AgentsConfig.model_validate(section)
+    except ValidationError as exc:
+        problems = [f"agents.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError("FLEET_CONFIG: " + "; ".join(problems)) from None

@@ -1,0 +1,50 @@
+"""Errors of the agents package; each docstring is its default message."""
+
+from __future__ import annotations
+
+
+class AgentError(Exception):
+    """The agent workflow could not do what was asked."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class ConfigError(AgentError):
+    """The `agents` section of FLEET_CONFIG is invalid."""
+
+
+class PlanError(AgentError):
+    """The plan is malformed."""
+
+
+class ProfileError(AgentError):
+    """The model profile could not produce a plan."""
+
+
+class RunNotFound(AgentError):
+    """No run has that id."""
+
+
+class InvalidTransition(AgentError):
+    """The run is not in a state that allows this action."""
+
+
+class ToolError(AgentError):
+    """The tool failed; retrying will not help."""
+
+
+class ToolTransientError(ToolError):
+    """The tool failed for a reason that may pass; the call can be retried."""
+
+
+class ToolInputError(ToolError):
+    """The tool refused its arguments."""
+
+
+class ToolNotFound(ToolError):
+    """No tool is registered under that name and version."""
+
+
+class ToolUnavailable(ToolError):
+    """The tool's backend is not installed or not configured in this process."""

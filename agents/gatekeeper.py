@@ -1,0 +1,94 @@
+"""Lubit, the gatekeeper: checks a plan against the registry, the limits and the policy; sets the priority."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from agents import graph
+from agents.config import AgentsConfig
+from agents.errors import ToolInputError
+from agents.models import Plan, Usage, Verdict, WorkflowRequest
+from agents.tools import Registry
+from agents.tools.sql import check_select
+
+PRIORITY_LEVELS = {"critical": 0, "high": 3, "normal": 5, "low": 8}
+
+
+def priority_of(options: dict[str, Any]) -> int | str:
+    """The priority the request asks for (a level name or 0-9), normal by default; a bad value is a str."""
+    value = options.get("priority", "normal")
+    if isinstance(value, str) and value in PRIORITY_LEVELS:
+        return PRIORITY_LEVELS[value]
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 9:
+        return value
+    return f"options.priority must be one of {sorted(PRIORITY_LEVELS)} or 0-9, got {value!r}"
+
+
+def _subtask_problems(plan: Plan, registry: Registry, config: AgentsConfig) -> list[str]:
+    reasons: list[str] = []
+    for subtask in plan.subtasks:
+        if subtask.tool in config.blocked_tools or subtask.tool_ref in config.blocked_tools:
+            reasons.append(f"{subtask.id}: tool {subtask.tool} is blocked by policy")
+            continue
+        if not registry.has(subtask.tool, subtask.version):
+            reasons.append(f"{subtask.id}: tool {subtask.tool_ref} is not registered")
+            continue
+        tool = registry.get(subtask.tool, subtask.version)
+        reasons.extend(f"{subtask.id}: {p}" for p in tool.check_args(subtask.args, derived=bool(subtask.depends_on)))
+        if subtask.depends_on and not tool.input_arg:
+            reasons.append(f"{subtask.id}: {tool.ref} cannot take the output of other subtasks")
+        if tool.name == "sql.query" and isinstance(subtask.args.get("query"), str):
+            try:
+                check_select(subtask.args["query"], config.sql_tables, config.sql_row_limit)
+            except ToolInputError as exc:
+                reasons.append(f"{subtask.id}: {exc}")
+    return reasons
+
+
+def _rejections(
+    plan: Plan, request: WorkflowRequest, registry: Registry, config: AgentsConfig, usage: Usage
+) -> list[str]:
+    if not plan.subtasks:
+        return [plan.rationale or "the plan has no subtasks: no tool fits the request"]
+    reasons: list[str] = []
+    if len(plan.subtasks) > config.max_subtasks:
+        reasons.append(f"the plan has {len(plan.subtasks)} subtasks; the limit is {config.max_subtasks}")
+    if usage.total_tokens > config.max_budget_tokens:
+        reasons.append(f"planning used {usage.total_tokens} tokens; the budget is {config.max_budget_tokens}")
+    reasons.extend(graph.problems(plan.subtasks))
+    reasons.extend(_subtask_problems(plan, registry, config))
+    reasons.extend(
+        f"the request matches the blocked pattern {p!r}" for p in config.blocked_patterns if re.search(p, request.input)
+    )
+    priority = priority_of(request.options)
+    if isinstance(priority, str):
+        reasons.append(priority)
+    return reasons
+
+
+def _reviews(plan: Plan, request: WorkflowRequest, config: AgentsConfig) -> list[str]:
+    reasons = [
+        f"{s.id}: tool {s.tool} needs a person's approval"
+        for s in plan.subtasks
+        if s.tool in config.review_tools or s.tool_ref in config.review_tools
+    ]
+    reasons.extend(
+        f"the request matches the review pattern {p!r}" for p in config.review_patterns if re.search(p, request.input)
+    )
+    if request.options.get("require_approval") is True:
+        reasons.append("the request asks for a person's approval")
+    return reasons
+
+
+def check(plan: Plan, request: WorkflowRequest, registry: Registry, config: AgentsConfig, usage: Usage) -> Verdict:
+    """Approve, reject (with reasons) or hold for a person (`needs_human`), and the run's priority."""
+    rejections = _rejections(plan, request, registry, config, usage)
+    priority = priority_of(request.options)
+    level = priority if isinstance(priority, int) else PRIORITY_LEVELS["normal"]
+    if rejections:
+        return Verdict(decision="reject", reasons=tuple(rejections), priority=level)
+    reviews = _reviews(plan, request, config)
+    if reviews:
+        return Verdict(decision="needs_human", reasons=tuple(reviews), priority=level)
+    return Verdict(decision="approve", reasons=("every subtask is registered, valid and allowed",), priority=level)

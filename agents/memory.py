@@ -1,0 +1,116 @@
+"""In-memory implementations of the ports, for unit tests and in-process replays."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from agents.errors import RunNotFound
+from agents.models import RunRecord, StageOutput, SubtaskResult, WorkflowRequest
+
+
+class MemoryStore:
+    """RunStore in a dict; the same semantics as the SQL store."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, RunRecord] = {}
+        self.keys: dict[str, str] = {}
+        self.calls: dict[str, tuple[int, dict[str, Any] | None]] = {}
+        self.snapshots: dict[str, dict[str, Any]] = {}
+        self.tasks: dict[str, list[str]] = {}
+
+    def create_run(self, run_id: str, request: WorkflowRequest, queue: str) -> tuple[RunRecord, bool]:
+        """A new pending run, or the one with the same idempotency key."""
+        if request.idempotency_key and request.idempotency_key in self.keys:
+            return self.runs[self.keys[request.idempotency_key]], False
+        now = datetime.now(UTC)
+        record = RunRecord(run_id=run_id, status="pending", request=request, queue=queue, snapshot_id=f"snap-{run_id}",
+                           timeline={"pending": now}, created_at=now, updated_at=now)  # fmt: skip
+        self.runs[run_id] = record
+        if request.idempotency_key:
+            self.keys[request.idempotency_key] = run_id
+        return record, True
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """The run; RunNotFound when absent."""
+        if run_id not in self.runs:
+            raise RunNotFound(f"no run {run_id}")
+        return self.runs[run_id]
+
+    def transition(self, run_id: str, to: str, allowed_from: frozenset[str], **fields: Any) -> bool:
+        """Compare-and-set the status."""
+        record = self.get_run(run_id)
+        if record.status not in allowed_from:
+            return False
+        now = datetime.now(UTC)
+        self.runs[run_id] = record.model_copy(
+            update={"status": to, "timeline": {**record.timeline, to: now}, "updated_at": now, **fields}
+        )
+        return True
+
+    def save_stage(self, run_id: str, stage: StageOutput) -> None:
+        """Insert or replace a stage."""
+        record = self.get_run(run_id)
+        stages = (*tuple(s for s in record.stages if s.stage != stage.stage), stage)
+        self.runs[run_id] = record.model_copy(update={"stages": stages})
+
+    def save_result(self, run_id: str, result: SubtaskResult) -> None:
+        """Insert or replace a subtask result."""
+        record = self.get_run(run_id)
+        results = (*tuple(r for r in record.subtasks if r.subtask_id != result.subtask_id), result)
+        self.runs[run_id] = record.model_copy(update={"subtasks": tuple(sorted(results, key=lambda r: r.subtask_id))})
+
+    def add_task_ids(self, run_id: str, task_ids: list[str]) -> None:
+        """Remember task ids."""
+        self.tasks.setdefault(run_id, []).extend(task_ids)
+
+    def task_ids(self, run_id: str) -> list[str]:
+        """Remembered task ids."""
+        return list(self.tasks.get(run_id, []))
+
+    def claim_call(self, key: str, run_id: str, subtask_id: str) -> tuple[int, dict[str, Any] | None]:
+        """Count an attempt; the stored output when done."""
+        attempts, output = self.calls.get(key, (0, None))
+        self.calls[key] = (attempts + 1, output)
+        return attempts + 1, output
+
+    def complete_call(self, key: str, output: dict[str, Any]) -> None:
+        """Store the output of a finished call."""
+        attempts, _ = self.calls.get(key, (1, None))
+        self.calls[key] = (attempts, output)
+
+    def save_snapshot(self, snapshot_id: str, run_id: str, data: dict[str, Any]) -> None:
+        """Store a snapshot."""
+        self.snapshots[snapshot_id] = data
+
+    def get_snapshot(self, snapshot_id: str) -> dict[str, Any]:
+        """A stored snapshot."""
+        if snapshot_id not in self.snapshots:
+            raise RunNotFound(f"no snapshot {snapshot_id}")
+        return self.snapshots[snapshot_id]
+
+
+class MemoryEvents:
+    """EventSink into a list."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def publish(self, run_id: str, event: dict[str, Any]) -> None:
+        """Append the event."""
+        self.events.append((run_id, event))
+
+
+class MemoryCache:
+    """ToolCache in a dict (no expiry)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, dict[str, Any]] = {}
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The cached value."""
+        return self.values.get(key)
+
+    def set(self, key: str, value: dict[str, Any], ttl_s: int) -> None:
+        """Cache the value."""
+        self.values[key] = value

@@ -1,0 +1,160 @@
+"""The shapes of the agent workflow: request, plan, verdict, stage outputs and the run record."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RunStatus = Literal[
+    "pending",
+    "analyzing",
+    "gated",
+    "awaiting_approval",
+    "executing",
+    "verifying",
+    "succeeded",
+    "rejected",
+    "failed",
+    "cancelled",
+]
+RUN_STATUSES: tuple[str, ...] = RunStatus.__args__  # type: ignore[attr-defined]
+TERMINAL_STATUSES = frozenset({"succeeded", "rejected", "failed", "cancelled"})
+STAGES: tuple[str, ...] = ("analyze", "gate", "execute", "verify")
+Decision = Literal["approve", "reject", "needs_human"]
+SubtaskStatus = Literal["succeeded", "failed", "skipped"]
+
+
+class Frozen(BaseModel):
+    """Immutable, strict-shaped model: unknown keys are an error."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class WorkflowRequest(Frozen):
+    """What a producer sends to `agents.run_workflow` (shape in DESIGN.md)."""
+
+    input: str = Field(min_length=1, max_length=20_000)
+    mode: Literal["planner", "plan_only"] = "planner"
+    profile: str = Field(default="local", pattern=r"^[a-z][a-z0-9_-]{0,31}$")
+    options: dict[str, Any] = Field(default_factory=dict)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class Subtask(Frozen):
+    """One tool call of a plan; `depends_on` names subtasks whose outputs it receives."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    tool: str = Field(min_length=1, max_length=64)
+    version: str = Field(default="v1", pattern=r"^v[0-9]{1,3}$")
+    args: dict[str, Any] = Field(default_factory=dict)
+    depends_on: tuple[str, ...] = ()
+
+    @property
+    def tool_ref(self) -> str:
+        """`name:version`, as the registry and the docs spell it."""
+        return f"{self.tool}:{self.version}"
+
+
+class Usage(Frozen):
+    """Tokens and cost a stage spent on a model."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+
+    @property
+    def total_tokens(self) -> int:
+        """Prompt plus completion tokens."""
+        return self.prompt_tokens + self.completion_tokens
+
+
+class Plan(Frozen):
+    """Sena's answer: what the request wants and the tool calls that serve it."""
+
+    intent: str
+    language: Literal["en", "ko"] = "en"
+    subtasks: tuple[Subtask, ...] = ()
+    tools: tuple[str, ...] = ()
+    rationale: str = ""
+
+
+class Verdict(Frozen):
+    """Lubit's decision on a plan, with its reasons and the run's priority."""
+
+    decision: Decision
+    reasons: tuple[str, ...] = ()
+    priority: int = Field(default=5, ge=0, le=9)
+
+
+class SubtaskResult(Frozen):
+    """What running one subtask produced (or why it did not)."""
+
+    subtask_id: str
+    tool: str
+    version: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    status: SubtaskStatus
+    output: dict[str, Any] | None = None
+    error: str | None = None
+    attempts: int = 1
+    cached: bool = False
+    duration_ms: float = 0.0
+    idempotency_key: str | None = None
+
+
+class Check(Frozen):
+    """One of RUNE's checks: passed or not, a score in [0, 1] and the evidence."""
+
+    name: Literal["transparency", "cooperation", "autonomy", "fairness"]
+    passed: bool
+    score: float = Field(ge=0.0, le=1.0)
+    evidence: tuple[str, ...] = ()
+
+
+class Verification(Frozen):
+    """RUNE's report: every check, and whether all passed."""
+
+    passed: bool
+    checks: tuple[Check, ...]
+
+
+class StageOutput(Frozen):
+    """One stage's record: its status, output, timing and model usage."""
+
+    stage: Literal["analyze", "gate", "execute", "verify"]
+    status: Literal["running", "succeeded", "failed", "skipped"]
+    output: dict[str, Any] = Field(default_factory=dict)
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration_ms: float = 0.0
+    usage: Usage = Usage()
+    task_id: str | None = None
+
+
+class RunRecord(Frozen):
+    """A run as producers and operators see it."""
+
+    run_id: str
+    status: RunStatus
+    request: WorkflowRequest
+    priority: int = 5
+    queue: str = "agents"
+    stages: tuple[StageOutput, ...] = ()
+    subtasks: tuple[SubtaskResult, ...] = ()
+    output: dict[str, Any] | None = None
+    error: str | None = None
+    snapshot_id: str | None = None
+    timeline: dict[str, datetime] = Field(default_factory=dict)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    def stage(self, name: str) -> StageOutput | None:
+        """The record of one stage, None when it has not run."""
+        return next((stage for stage in self.stages if stage.stage == name), None)
+
+    @property
+    def finished(self) -> bool:
+        """True once the run reached a terminal status."""
+        return self.status in TERMINAL_STATUSES

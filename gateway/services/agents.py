@@ -1,0 +1,217 @@
+"""Agent workflows as a service: what the `agent` CLI and the HTTP API call (never an HTTP-only path)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agents import actions, canvas
+from agents import replay as replays
+from agents.errors import AgentError, InvalidTransition, ToolError
+from agents.models import TERMINAL_STATUSES, WorkflowRequest
+from agents.snapshot import diff
+from agents.tools import ToolContext
+from worker.stores.agents_live import TERMINAL_EVENT, build_ports
+
+# A run stops moving on its own in these states: a waiter can stop waiting.
+RESTING = TERMINAL_STATUSES | {"awaiting_approval"}
+
+
+def _app() -> Any:
+    from worker.application import app
+
+    return app
+
+
+def submit(request: WorkflowRequest | dict[str, Any]) -> str:
+    """Send the request to the fleet (`agents.run_workflow`); the run id (an earlier run's, for a known key)."""
+    parsed = request if isinstance(request, WorkflowRequest) else WorkflowRequest.model_validate(request)
+    ports = build_ports()
+    if parsed.idempotency_key:
+        existing = ports.store.find_by_key(parsed.idempotency_key)  # type: ignore[attr-defined]
+        if existing is not None:
+            return str(existing.run_id)
+    from agents.gatekeeper import priority_of
+
+    priority = priority_of(parsed.options)
+    run_id = str(uuid.uuid4())
+    _app().send_task(
+        "agents.run_workflow",
+        args=[parsed.model_dump(mode="json")],
+        task_id=run_id,
+        queue=str(parsed.options.get("queue") or ports.config.queue),
+        priority=priority if isinstance(priority, int) else 5,
+    )
+    return run_id
+
+
+def run(
+    text: str,
+    *,
+    mode: str = "planner",
+    profile: str = "local",
+    options: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
+    wait: bool = True,
+    timeout_s: float = 120.0,
+) -> dict[str, Any]:
+    """Submit a request; with `wait`, return the run record once it rests (finished or awaiting approval)."""
+    request = WorkflowRequest(
+        input=text, mode=mode, profile=profile, options=options or {}, idempotency_key=idempotency_key
+    )  # type: ignore[arg-type]
+    run_id = submit(request)
+    return wait_for_run(run_id, timeout_s) if wait else {"run_id": run_id, "status": "pending"}
+
+
+def run_status(run_id: str) -> dict[str, Any]:
+    """The run record: status, stages with timings and verdicts, subtask results, output."""
+    data: dict[str, Any] = build_ports().store.get_run(run_id).model_dump(mode="json")
+    return data
+
+
+def list_runs(limit: int = 20) -> list[dict[str, Any]]:
+    """The latest runs, newest first."""
+    return build_ports().store.list_runs(limit)  # type: ignore[attr-defined, no-any-return]
+
+
+def progress(run_id: str, last_event_id: str = "0", timeout_s: float = 300.0) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The run's progress events (id, event) from after `last_event_id`, until it rests or the timeout passes."""
+    events = build_ports().events
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        batch = events.read(run_id, last_event_id, block_ms=1000)  # type: ignore[attr-defined]
+        for event_id, event in batch:
+            last_event_id = event_id
+            yield event_id, event
+            resting_event = event.get("type") == TERMINAL_EVENT or event.get("status") == "awaiting_approval"
+            # A replayed "awaiting_approval" from before an approval is history: the database has the last word.
+            if resting_event and build_ports().store.get_run(run_id).status in RESTING:
+                return
+        if not batch and build_ports().store.get_run(run_id).status in RESTING:
+            return  # an event lost on a Redis hiccup must not keep a reader waiting
+
+
+def wait_for_run(run_id: str, timeout_s: float = 120.0) -> dict[str, Any]:
+    """Block (on the progress stream) until the run rests; the run record."""
+    for _event in progress(run_id, "0", timeout_s):
+        pass
+    return run_status(run_id)
+
+
+def cancel(run_id: str, actor: str = "operator") -> dict[str, Any]:
+    """Mark the run cancelled (partial results stay) and revoke its queued and running tasks."""
+    ports = build_ports()
+    actions.cancel(run_id, ports, actor)
+    task_ids = ports.store.task_ids(run_id)
+    app = _app()
+    if task_ids:
+        app.control.revoke(task_ids, terminate=True, signal="SIGTERM")
+    # The producer's id (the run id) belongs to the last stage, which a revoked canvas never reaches:
+    # resolve it as REVOKED so a producer waiting on it learns at once (the run record says cancelled).
+    if not app.AsyncResult(run_id).ready():
+        app.backend.mark_as_revoked(run_id, reason=f"run cancelled by {actor}")
+    return run_status(run_id)
+
+
+def approve(run_id: str, actor: str = "operator") -> dict[str, Any]:
+    """Release a held run to the executor (the analyst and the gatekeeper do not run again)."""
+    ports = build_ports()
+    record = actions.approve(run_id, ports, actor)
+    sig = canvas.resume(run_id, record.queue, record.priority)
+    ports.store.add_task_ids(run_id, list(canvas.task_ids(sig)))
+    sig.apply_async()
+    return run_status(run_id)
+
+
+def reject(run_id: str, actor: str = "operator", reason: str = "") -> dict[str, Any]:
+    """End a held run as rejected."""
+    actions.reject(run_id, build_ports(), actor, reason)
+    return run_status(run_id)
+
+
+def replay(run_id: str, from_stage: str = "analyze") -> dict[str, Any]:
+    """Re-run a stored run from its snapshot in this process; the diff of results and of configuration."""
+    ports = build_ports()
+    record = ports.store.get_run(run_id)
+    if not record.finished:
+        raise InvalidTransition(f"run {run_id} is {record.status}; replay a finished run")
+    snap = ports.store.get_snapshot(record.snapshot_id or "")
+    result = replays.replay(record, snap, ports, from_stage)
+    current = {t.ref: t.schema_hash for t in ports.registry.tools()}
+    recorded = {t["ref"]: t["schema_hash"] for t in snap.get("tools", [])}
+    result["config_diff"] = diff({"tools": recorded}, {"tools": current})
+    return result
+
+
+def list_tools() -> list[dict[str, Any]]:
+    """Every registered tool with its version, schema, schema hash and side-effect flag."""
+    return [tool.describe() for tool in build_ports().registry.tools()]
+
+
+def test_tool(name: str, args: dict[str, Any]) -> dict[str, Any]:
+    """Call one tool in this process (`name` or `name:version`); side-effecting tools are refused."""
+    tool_name, _, version = name.partition(":")
+    ports = build_ports()
+    tool = ports.registry.get(tool_name, version or "v1")
+    if tool.side_effect:
+        raise ToolError(f"{tool.ref} has side effects; run it through a workflow, not `tool test`")
+    started = time.perf_counter()
+    output = ports.registry.call(tool.name, tool.version, args, ToolContext(**{**ports.context.__dict__}))
+    return {
+        "tool": tool.ref,
+        "args": args,
+        "output": output,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+    }
+
+
+__all__ = [
+    "AgentError",
+    "approve",
+    "cancel",
+    "evaluate",
+    "list_runs",
+    "list_tools",
+    "progress",
+    "reject",
+    "replay",
+    "run",
+    "run_status",
+    "submit",
+    "test_tool",
+    "wait_for_run",
+]
+
+
+def evaluate(samples: Path, profile: str = "local", parallel: int = 4, timeout_s: float = 120.0) -> dict[str, Any]:
+    """Run every sample of `samples/inputs` through the fleet, score it against `samples/expected`, write results."""
+    from agents.evaluation import Expected, score, summarise
+
+    inputs = sorted((samples / "inputs").glob("*.json"))
+    if not inputs:
+        raise AgentError(f"no samples in {samples / 'inputs'}")
+
+    def one(path: Path) -> dict[str, Any]:
+        sample = json.loads(path.read_text(encoding="utf-8"))
+        expected = Expected.model_validate_json((samples / "expected" / path.name).read_text(encoding="utf-8"))
+        started = time.perf_counter()
+        record = run(sample["input"], profile=profile, options=sample.get("options", {}), timeout_s=timeout_s)
+        result = score(expected, record, (time.perf_counter() - started) * 1000)
+        return {"sample": path.stem, "language": sample.get("language"), **result}
+
+    with ThreadPoolExecutor(parallel) as pool:
+        scores = list(pool.map(one, inputs))
+    results_dir = samples / "results" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    results_dir.mkdir(parents=True, exist_ok=True)
+    with (results_dir / "samples.jsonl").open("w", encoding="utf-8") as out:
+        for item in scores:
+            out.write(json.dumps(item, ensure_ascii=False) + "\n")
+    summary = {"profile": profile, "metrics": summarise(scores), "results_dir": str(results_dir)}
+    (results_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    return summary

@@ -1,0 +1,7 @@
+"""`python -m ledger.schema` regenerates the committed JSON Schemas."""
+
+from __future__ import annotations
+
+from ledger.schema import write
+
+write()

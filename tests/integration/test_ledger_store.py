@@ -1,0 +1,165 @@
+"""The SQL ledger store on SQLite and PostgreSQL: round trip, redelivery, concurrent delivery."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from ledger.config import LedgerConfig
+from ledger.quickrun import run
+from tests.ledger_cases import cases, event, setup
+
+pytestmark = pytest.mark.integration
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, database_url: str) -> str:
+    """The session's SQLite, or a fresh PostgreSQL database."""
+    return database_url if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+
+
+def test_every_code_round_trips_through_the_store(store_url: str) -> None:
+    from worker.stores.ledger import SqlLedgerStore
+
+    # Given the setup stream applied in one batch
+    prefix = f"st{uuid.uuid4().hex[:6]}"
+    store = SqlLedgerStore(store_url)
+    assert {r["status"] for r in run(setup(prefix), store, LedgerConfig(), NOW)} == {"accepted"}
+    # When every case is processed one by one
+    found = {code: run([body], store, LedgerConfig(), NOW, final=True)[0] for code, body in cases(prefix).items()}
+    # Then each has its code, and a second delivery returns the stored result
+    assert {code: r["codes"][0] for code, r in found.items()} == {code: code for code in found}
+    again = run(setup(prefix), store, LedgerConfig(), NOW)
+    assert {r["status"] for r in again} == {"duplicate"}
+    with store.transaction() as tx:
+        ledger = tx.load(set(), {f"{prefix}-a", f"{prefix}-b", f"{prefix}-c"}, set())
+    assert str(ledger.accounts[f"{prefix}-a"].balance) == "490.00"
+    assert ledger.accounts[f"{prefix}-c"].closed is True
+
+
+def test_concurrent_delivery_of_one_event_applies_it_once(store_url: str) -> None:
+    from worker.stores.ledger import SqlLedgerStore
+
+    prefix = f"cc{uuid.uuid4().hex[:6]}"
+    run(setup(prefix), SqlLedgerStore(store_url), LedgerConfig(), NOW)
+    transfer = event(
+        f"{prefix}-race",
+        "transaction_created",
+        {
+            "transaction_id": f"{prefix}-race",
+            "sender": f"{prefix}-a",
+            "receiver": f"{prefix}-b",
+            "amount": "7.00",
+            "currency": "EUR",
+        },
+    )
+    results: list[dict[str, Any]] = []
+    barrier = threading.Barrier(4)
+
+    def deliver() -> None:
+        store = SqlLedgerStore(store_url)
+        barrier.wait()
+        results.extend(run([transfer], store, LedgerConfig(), NOW))
+
+    threads = [threading.Thread(target=deliver) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(r["status"] for r in results) == ["accepted", "duplicate", "duplicate", "duplicate"]
+    with SqlLedgerStore(store_url).transaction() as tx:
+        assert str(tx.load(set(), {f"{prefix}-b"}, set()).accounts[f"{prefix}-b"].balance) == "22.00"
+
+
+def test_a_minute_whose_rejection_rate_jumps_raises_one_alert(database_url: str) -> None:
+    from sqlalchemy import text
+
+    from worker.db import get_engine
+    from worker.stores.ledger import SqlLedgerStore
+
+    # Given forty quiet minutes and then a minute where most events were rejected (in 2020, apart from other tests)
+    year = 2020 + uuid.uuid4().int % 1000
+    start = datetime(year, 1, 1, tzinfo=UTC)
+    rows = [{"m": start.replace(minute=i), "e": 100, "r": 2 + i % 3} for i in range(40)]
+    rows.append({"m": start.replace(minute=40), "e": 100, "r": 70})
+    with get_engine(database_url).begin() as connection:
+        connection.execute(text("INSERT INTO ledger_minutes (minute, events, rejected) VALUES (:m, :e, :r)"), rows)
+    # When chunks are saved during the following minute, twice
+    later = start.replace(minute=41, second=5)
+    run(["not json 1"], SqlLedgerStore(database_url), LedgerConfig(), later)
+    run(["not json 2"], SqlLedgerStore(database_url), LedgerConfig(), later)
+    # Then one rejection_rate alert names that minute
+    with get_engine(database_url).connect() as connection:
+        kinds = (
+            connection.execute(
+                text("SELECT kind FROM ledger_alerts WHERE event_id = :s"),
+                {"s": f"minute:{start.replace(minute=40).isoformat()}"},
+            )
+            .scalars()
+            .all()
+        )
+    assert kinds == ["rejection_rate"]
+
+
+def test_snapshots_older_than_the_retention_are_purged_and_results_kept(database_url: str) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import text
+
+    from ledger.events import decode
+    from worker.db import get_engine
+    from worker.stores.ledger import SqlLedgerStore
+
+    # Given a snapshot written three days ago, with a retention of two days
+    body = f"not json {uuid.uuid4().hex}"
+    event_id = decode(body, 65536).event_id
+    run([body], SqlLedgerStore(database_url, retention_days=2), LedgerConfig(), NOW - timedelta(days=3))
+    # When a new process writes today
+    run([f"{body} today"], SqlLedgerStore(database_url, retention_days=2), LedgerConfig(), NOW)
+    # Then the old snapshot is gone and its result is still there
+    with get_engine(database_url).connect() as connection:
+        query = "SELECT count(*) FROM {} WHERE event_id = :e"
+        snapshots = connection.execute(text(query.format("ledger_snapshots")), {"e": event_id}).scalar_one()
+        results = connection.execute(text(query.format("ledger_events")), {"e": event_id}).scalar_one()
+    assert (snapshots, results) == (0, 1)
+
+
+def test_a_config_change_is_stored_and_applies_to_later_chunks(store_url: str) -> None:
+    from worker.stores.ledger import SqlLedgerStore
+
+    # Given accounts, and an accepted change of the amount limit to 5 (its own chunk)
+    prefix = f"cf{uuid.uuid4().hex[:6]}"
+    store = SqlLedgerStore(store_url)
+    run(setup(prefix), store, LedgerConfig(), NOW)
+    change = event(f"{prefix}-limit", "config_changed", {"key": "amount_limit", "value": "5"})
+    try:
+        assert run([change], store, LedgerConfig(), NOW)[0]["status"] == "accepted"
+        # When a transfer of 6 comes in a later chunk
+        transfer = event(
+            f"{prefix}-six",
+            "transaction_created",
+            {
+                "transaction_id": f"{prefix}-six",
+                "sender": f"{prefix}-a",
+                "receiver": f"{prefix}-b",
+                "amount": "6.00",
+                "currency": "EUR",
+            },
+        )
+        [result] = run([transfer], SqlLedgerStore(store_url), LedgerConfig(), NOW)
+        # Then the stored limit applies, and the change names the event that made it
+        assert result["codes"] == ["amount_exceeds_limit"]
+        with store.transaction() as tx:
+            assert tx.load(set(), set(), set()).overrides == {"amount_limit": "5"}
+            assert tx._rows("SELECT event_id FROM ledger_config WHERE key = ?", ("amount_limit",))[0][0] == (
+                f"{prefix}-limit"
+            )
+    finally:
+        # Other tests share this database: put the default limit back.
+        restore = event(f"{prefix}-restore", "config_changed", {"key": "amount_limit", "value": "1000"})
+        run([restore], store, LedgerConfig(), NOW)

@@ -1,0 +1,52 @@
+"""The canvas: its shape, built without I/O."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery.canvas import Signature, _chain, _chord
+
+from agents import canvas
+
+
+def test_the_pipeline_chains_the_four_stages_and_ends_on_the_run_id() -> None:
+    sig = canvas.pipeline("run-1", "agents", 3)
+
+    assert isinstance(sig, _chain)
+    assert [t.task for t in sig.tasks] == ["agents.analyze", "agents.gate", "agents.execute", "agents.verify"]
+    assert all(t.immutable and t.kwargs == {"run_id": "run-1"} for t in sig.tasks)
+    assert all(t.options["queue"] == "agents" and t.options["priority"] == 3 for t in sig.tasks)
+    assert sig.tasks[-1].options["task_id"] == "run-1"
+
+
+def test_resuming_after_approval_runs_only_execute_and_verify() -> None:
+    sig = canvas.resume("run-1", "agents", 5)
+
+    assert [t.task for t in sig.tasks] == ["agents.execute", "agents.verify"]
+
+
+def _levels(sig: Any) -> list[list[Signature]]:
+    """The canvas as Celery will run it: a chord per level, the next level as its body."""
+    levels = []
+    while isinstance(sig, _chord):
+        levels.append(list(sig.tasks))
+        sig = sig.body
+    return [*levels, [sig]]
+
+
+def test_execution_is_a_chord_per_dependency_level_ending_in_a_barrier_on_the_same_queue() -> None:
+    sig = canvas.execution("run-1", [["s1", "s2"], ["s3"]], "agents-x", 5, time_limit_s=30)
+
+    first, second, (barrier,) = _levels(sig)
+    assert [t.kwargs["subtask_id"] for t in first] == ["s1", "s2"]
+    assert [t.kwargs["subtask_id"] for t in second] == ["s3"]
+    # The first level starts from nothing; later levels receive the previous level's results.
+    assert all(t.immutable for t in first) and not any(t.immutable for t in second)
+    assert all(t.options["soft_time_limit"] == 30 and t.options["time_limit"] == 35 for t in first)
+    assert (barrier.task, barrier.options["queue"]) == ("celery.accumulate", "agents-x")
+
+
+def test_every_task_of_a_canvas_has_an_id_to_revoke() -> None:
+    sig = canvas.execution("run-1", [["s1", "s2"], ["s3"]], "agents", 5, time_limit_s=30)
+
+    assert len(set(canvas.task_ids(sig))) == 4

@@ -1,0 +1,162 @@
+"""The stages over in-memory ports: the whole workflow, held runs, cancel, cache, side effects and replay."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from agents import actions, runner
+from agents.errors import InvalidTransition, ToolTransientError
+from agents.memory import MemoryCache, MemoryEvents, MemoryStore
+from agents.models import WorkflowRequest
+from agents.profiles import LocalProfile
+from agents.replay import replay, run_inline
+from agents.tools import Tool, ToolContext, default_registry
+
+CALLS: list[str] = []
+
+
+def _effect(args: dict[str, Any], context: ToolContext) -> dict[str, Any]:
+    CALLS.append(context.idempotency_key or "")
+    return {"done": args["n"]}
+
+
+def _flaky(args: dict[str, Any], context: ToolContext) -> dict[str, Any]:
+    raise ToolTransientError("down")
+
+
+EXTRA = [
+    Tool("test.effect", "v1", "effect", {"type": "object"}, _effect, side_effect=True, cacheable=False),
+    Tool("test.flaky", "v1", "flaky", {"type": "object"}, _flaky, cacheable=False),
+]
+
+
+@pytest.fixture
+def ports() -> runner.Ports:
+    CALLS.clear()
+    return runner.Ports(store=MemoryStore(), events=MemoryEvents(), registry=default_registry(EXTRA),
+                        profiles=lambda _name: LocalProfile(), cache=MemoryCache())  # fmt: skip
+
+
+def _start(ports: runner.Ports, text: str, run_id: str = "r1", **options: Any) -> str:
+    ports.store.create_run(run_id, WorkflowRequest(input=text, options=options), "agents")
+    return run_id
+
+
+def test_a_run_goes_through_every_state_and_publishes_its_progress(ports: runner.Ports) -> None:
+    record = run_inline(_start(ports, "compute (12+30)*2"), ports)
+
+    assert record.status == "succeeded"
+    assert list(record.timeline) == ["pending", "analyzing", "gated", "executing", "verifying", "succeeded"]
+    events = [(e["type"], e.get("stage") or e.get("subtask_id") or e.get("status")) for _r, e in ports.events.events]  # type: ignore[attr-defined]
+    assert events == [
+        ("stage_started", "analyze"), ("stage_finished", "analyze"), ("stage_started", "gate"),
+        ("stage_finished", "gate"), ("run_status", "gated"), ("stage_started", "execute"),
+        ("subtask_finished", "s1"), ("stage_finished", "execute"),
+        ("stage_started", "verify"), ("stage_finished", "verify"), ("run_finished", "succeeded"),
+    ]  # fmt: skip
+
+
+def test_a_stage_that_arrives_twice_does_not_run_twice(ports: runner.Ports) -> None:
+    run_id = _start(ports, "compute 1+1")
+    runner.analyze(run_id, ports)
+    first = ports.store.get_run(run_id).stage("analyze")
+
+    runner.analyze(run_id, ports)
+
+    assert ports.store.get_run(run_id).stage("analyze") == first
+
+
+def test_a_held_run_executes_after_approval_without_planning_again(ports: runner.Ports) -> None:
+    run_id = _start(ports, "compute 1+1", require_approval=True)
+    assert run_inline(run_id, ports).status == "awaiting_approval"
+    plan = ports.store.get_run(run_id).stage("analyze")
+
+    actions.approve(run_id, ports, "ana")
+    record = run_inline(run_id, ports)
+
+    assert record.status == "succeeded"
+    assert record.stage("analyze") == plan
+    with pytest.raises(InvalidTransition):
+        actions.approve(run_id, ports, "ana")
+
+
+def test_a_cancelled_run_starts_no_later_stage(ports: runner.Ports) -> None:
+    run_id = _start(ports, "compute 1+1")
+    runner.analyze(run_id, ports)
+
+    actions.cancel(run_id, ports, "ana")
+    record = run_inline(run_id, ports)
+
+    assert record.status == "cancelled"
+    assert [s.stage for s in record.stages] == ["analyze"]
+    with pytest.raises(InvalidTransition, match="already ended as cancelled"):
+        actions.cancel(run_id, ports)
+
+
+def test_the_second_identical_call_is_a_cache_hit(ports: runner.Ports) -> None:
+    run_inline(_start(ports, "compute 2*21", "r1"), ports)
+
+    record = run_inline(_start(ports, "compute 2*21", "r2"), ports)
+
+    assert record.subtasks[0].cached is True
+    assert record.output is not None and record.output["cache_hits"] == 1
+
+
+def test_a_side_effect_redelivered_after_it_finished_is_not_called_again(ports: runner.Ports) -> None:
+    run_id = _start(ports, "effect", subtasks=[{"id": "s1", "tool": "test.effect", "args": {"n": 1}}])
+    runner.analyze(run_id, ports), runner.gate(run_id, ports), runner.begin_execute(run_id, ports)
+    ports.store.calls["r1:s1"] = (1, {"done": 1})  # the first attempt finished the call, then its worker died
+
+    result = runner.run_subtask(run_id, "s1", ports)
+
+    assert CALLS == []
+    assert (result.status, result.output, result.attempts) == ("succeeded", {"done": 1}, 2)
+
+
+def test_a_side_effect_is_called_with_its_idempotency_key(ports: runner.Ports) -> None:
+    record = run_inline(
+        _start(ports, "effect", subtasks=[{"id": "s1", "tool": "test.effect", "args": {"n": 1}}]), ports
+    )
+
+    assert CALLS == ["r1:s1"]
+    assert record.subtasks[0].idempotency_key == "r1:s1"
+
+
+def test_a_transient_error_propagates_so_the_task_can_retry(ports: runner.Ports) -> None:
+    run_id = _start(ports, "flaky", subtasks=[{"id": "s1", "tool": "test.flaky", "args": {}}])
+    runner.analyze(run_id, ports), runner.gate(run_id, ports), runner.begin_execute(run_id, ports)
+
+    with pytest.raises(ToolTransientError):
+        runner.run_subtask(run_id, "s1", ports)
+
+
+@pytest.mark.parametrize("stage", ["analyze", "gate", "execute", "verify"])
+def test_a_local_replay_from_any_stage_is_identical(ports: runner.Ports, stage: str) -> None:
+    record = run_inline(_start(ports, "compute 3*3 and summarise: One thing. Another thing. A third."), ports)
+
+    replayed = replay(record, {}, ports, from_stage=stage)
+
+    assert replayed["identical"] is True and replayed["diff"] == []
+
+
+def test_a_replay_never_repeats_a_side_effect(ports: runner.Ports) -> None:
+    record = run_inline(
+        _start(ports, "effect", subtasks=[{"id": "s1", "tool": "test.effect", "args": {"n": 1}}]), ports
+    )
+
+    replayed = replay(record, {}, ports)
+
+    assert replayed["identical"] is True
+    assert CALLS == ["r1:s1"]
+
+
+def test_a_replay_shows_what_changed(ports: runner.Ports) -> None:
+    record = run_inline(_start(ports, "compute 3*3"), ports)
+    changed = record.model_copy(update={"output": {**(record.output or {}), "answer": "3*3 = 10"}})
+
+    replayed = replay(changed, {}, ports)
+
+    assert replayed["identical"] is False
+    assert replayed["diff"] == ['~ output.answer: "3*3 = 10" -> "3*3 = 9"']

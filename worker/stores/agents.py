@@ -1,0 +1,197 @@
+"""The SQL implementation of agents.ports.RunStore: the shared run context every stage reads and writes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from agents.errors import RunNotFound
+from agents.models import RunRecord, StageOutput, SubtaskResult, Usage, WorkflowRequest
+from agents.snapshot import snapshot_id_of
+from worker import audit
+from worker.db import get_engine, session_scope
+from worker.models.agents import AgentIdempotencyKey, AgentRun, AgentSnapshot, AgentStage, AgentSubtaskResult, AgentTask
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes even for timezone-aware columns; they were written in UTC.
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def _stage_of(row: AgentStage) -> StageOutput:
+    return StageOutput(
+        stage=row.stage,  # type: ignore[arg-type]
+        status=row.status,  # type: ignore[arg-type]
+        output=row.output or {},
+        started_at=_aware(row.started_at),
+        ended_at=_aware(row.ended_at),
+        duration_ms=row.duration_ms,
+        usage=Usage(prompt_tokens=row.prompt_tokens, completion_tokens=row.completion_tokens, cost=row.cost),
+        task_id=row.task_id,
+    )
+
+
+class SqlRunStore:
+    """Runs, stages, results, snapshots and idempotency keys in the fleet database."""
+
+    def __init__(self, engine: Engine | None = None) -> None:
+        self.engine = engine or get_engine()
+
+    def _record(self, session: Session, run: AgentRun) -> RunRecord:
+        stages = session.scalars(
+            select(AgentStage).where(AgentStage.run_id == run.run_id).order_by(AgentStage.id)
+        ).all()
+        results = session.scalars(
+            select(AgentSubtaskResult)
+            .where(AgentSubtaskResult.run_id == run.run_id)
+            .order_by(AgentSubtaskResult.subtask_id)
+        ).all()
+        return RunRecord(
+            run_id=run.run_id, status=run.status, request=WorkflowRequest.model_validate(run.request),  # type: ignore[arg-type]
+            priority=run.priority, queue=run.queue, stages=tuple(_stage_of(s) for s in stages),
+            subtasks=tuple(SubtaskResult.model_validate(r.data) for r in results), output=run.output, error=run.error,
+            snapshot_id=run.snapshot_id, timeline={k: datetime.fromisoformat(v) for k, v in (run.timeline or {}).items()},
+            created_at=_aware(run.created_at), updated_at=_aware(run.updated_at),
+        )  # fmt: skip
+
+    def create_run(self, run_id: str, request: WorkflowRequest, queue: str) -> tuple[RunRecord, bool]:
+        """A new pending run, or the one already holding the idempotency key (then False)."""
+        if request.idempotency_key and (existing := self._by_key(request.idempotency_key)):
+            return existing, False
+        now = datetime.now(UTC)
+        try:
+            with session_scope(self.engine) as session:
+                run = AgentRun(run_id=run_id, status="pending", request=request.model_dump(mode="json"), queue=queue,
+                               idempotency_key=request.idempotency_key, snapshot_id=snapshot_id_of(run_id),
+                               timeline={"pending": now.isoformat()}, created_at=now, updated_at=now)  # fmt: skip
+                session.add(run)
+                audit.record(session, "agent", "run_created", run_id, profile=request.profile, mode=request.mode)
+                session.flush()
+                return self._record(session, run), True
+        except IntegrityError:
+            # Two producers raced with the same idempotency key: the other one won.
+            existing = self._by_key(request.idempotency_key or "")
+            if existing is None:
+                raise
+            return existing, False
+
+    def find_by_key(self, key: str) -> RunRecord | None:
+        """The run holding an idempotency key, None when no run has it."""
+        return self._by_key(key)
+
+    def _by_key(self, key: str) -> RunRecord | None:
+        with session_scope(self.engine) as session:
+            run = session.scalars(select(AgentRun).where(AgentRun.idempotency_key == key)).first()
+            return self._record(session, run) if run else None
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """The run with its stages and results; RunNotFound when absent."""
+        with session_scope(self.engine) as session:
+            run = session.get(AgentRun, run_id)
+            if run is None:
+                raise RunNotFound(f"no run {run_id}")
+            return self._record(session, run)
+
+    def transition(self, run_id: str, to: str, allowed_from: frozenset[str], **fields: Any) -> bool:
+        """Compare-and-set the status in one UPDATE, so two workers cannot both move the run."""
+        now = datetime.now(UTC)
+        with session_scope(self.engine) as session:
+            moved = session.execute(
+                update(AgentRun)
+                .where(AgentRun.run_id == run_id, AgentRun.status.in_(sorted(allowed_from)))
+                .values(status=to, updated_at=now, **fields)
+            )
+            if moved.rowcount != 1:  # type: ignore[attr-defined]
+                return False
+            run = session.get(AgentRun, run_id)
+            assert run is not None
+            run.timeline = {**(run.timeline or {}), to: now.isoformat()}
+            audit.record(session, "agent", f"run_{to}", run_id, error=fields.get("error"))
+            return True
+
+    def save_stage(self, run_id: str, stage: StageOutput) -> None:
+        """Insert or replace one stage's record."""
+        values = {"status": stage.status, "output": stage.output, "started_at": stage.started_at, "ended_at": stage.ended_at,
+                  "duration_ms": stage.duration_ms, "prompt_tokens": stage.usage.prompt_tokens,
+                  "completion_tokens": stage.usage.completion_tokens, "cost": stage.usage.cost, "task_id": stage.task_id}  # fmt: skip
+        with session_scope(self.engine) as session:
+            row = session.scalars(
+                select(AgentStage).where(AgentStage.run_id == run_id, AgentStage.stage == stage.stage)
+            ).first()
+            if row is None:
+                session.add(AgentStage(run_id=run_id, stage=stage.stage, **values))
+            else:
+                for key, value in values.items():
+                    setattr(row, key, value)
+
+    def save_result(self, run_id: str, result: SubtaskResult) -> None:
+        """Insert or replace one subtask's result."""
+        data = result.model_dump(mode="json")
+        with session_scope(self.engine) as session:
+            row = session.scalars(
+                select(AgentSubtaskResult).where(
+                    AgentSubtaskResult.run_id == run_id, AgentSubtaskResult.subtask_id == result.subtask_id
+                )
+            ).first()
+            if row is None:
+                session.add(
+                    AgentSubtaskResult(run_id=run_id, subtask_id=result.subtask_id, data=data, status=result.status)
+                )
+            else:
+                row.data, row.status, row.updated_at = data, result.status, datetime.now(UTC)
+
+    def add_task_ids(self, run_id: str, task_ids: list[str]) -> None:
+        """Remember Celery task ids of the run (already known ones are skipped)."""
+        with session_scope(self.engine) as session:
+            known = set(session.scalars(select(AgentTask.task_id).where(AgentTask.task_id.in_(task_ids))))
+            session.add_all(AgentTask(task_id=t, run_id=run_id) for t in dict.fromkeys(task_ids) if t not in known)
+
+    def task_ids(self, run_id: str) -> list[str]:
+        """Every task id remembered for the run."""
+        with session_scope(self.engine) as session:
+            return list(session.scalars(select(AgentTask.task_id).where(AgentTask.run_id == run_id)))
+
+    def claim_call(self, key: str, run_id: str, subtask_id: str) -> tuple[int, dict[str, Any] | None]:
+        """Count one attempt of a side-effecting call; its output when an earlier attempt finished."""
+        with session_scope(self.engine) as session:
+            row = session.get(AgentIdempotencyKey, key, with_for_update=True)
+            if row is None:
+                row = AgentIdempotencyKey(key=key, run_id=run_id, subtask_id=subtask_id, attempts=0)
+                session.add(row)
+            row.attempts += 1
+            return row.attempts, row.output
+
+    def complete_call(self, key: str, output: dict[str, Any]) -> None:
+        """Record the finished call's output: a later attempt returns it instead of calling again."""
+        with session_scope(self.engine) as session:
+            row = session.get(AgentIdempotencyKey, key)
+            if row is not None:
+                row.output, row.completed_at = output, datetime.now(UTC)
+
+    def save_snapshot(self, snapshot_id: str, run_id: str, data: dict[str, Any]) -> None:
+        """Insert or replace a snapshot."""
+        with session_scope(self.engine) as session:
+            row = session.get(AgentSnapshot, snapshot_id)
+            if row is None:
+                session.add(AgentSnapshot(snapshot_id=snapshot_id, run_id=run_id, data=data))
+            else:
+                row.data = data
+
+    def get_snapshot(self, snapshot_id: str) -> dict[str, Any]:
+        """A stored snapshot; RunNotFound when absent."""
+        with session_scope(self.engine) as session:
+            row = session.get(AgentSnapshot, snapshot_id)
+            if row is None:
+                raise RunNotFound(f"no snapshot {snapshot_id}")
+            return dict(row.data)
+
+    def list_runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The latest runs, newest first, as short summaries."""
+        with session_scope(self.engine) as session:
+            rows = session.scalars(select(AgentRun).order_by(AgentRun.created_at.desc()).limit(limit)).all()
+            return [{"run_id": r.run_id, "status": r.status, "input": r.request.get("input", "")[:80],
+                     "created_at": _aware(r.created_at).isoformat() if r.created_at else None} for r in rows]  # fmt: skip

@@ -1,0 +1,238 @@
+"""The agents package's live ports: the Redis progress stream and tool cache, read-only SQL, the ledger."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+import logging
+import os
+import re
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import redis
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from agents import snapshot
+from agents.config import AgentsConfig, load_config
+from agents.errors import AgentError, ToolError, ToolTransientError
+from agents.models import RunRecord, WorkflowRequest
+from agents.profiles import Profile, make_profile
+from agents.runner import Ports
+from agents.tools import Registry, Tool, ToolContext, default_registry
+from worker.db import make_engine, normalise_url
+from worker.redis_client import get_redis
+from worker.settings import get_settings
+from worker.stores.agents import SqlRunStore
+
+log = logging.getLogger("fleet.agents")
+STREAM_MAXLEN = 1000
+STREAM_TTL_S = 7 * 24 * 3600
+TERMINAL_EVENT = "run_finished"
+
+
+def stream_key(run_id: str) -> str:
+    """The Redis stream holding a run's progress events."""
+    return f"fleet:agents:run:{run_id}:events"
+
+
+class RedisEvents:
+    """Progress events appended to a Redis stream per run (XADD); ids resume a reader (Last-Event-ID)."""
+
+    def __init__(self, client: redis.Redis | None = None) -> None:
+        self.client = client or get_redis()
+
+    def publish(self, run_id: str, event: dict[str, Any]) -> None:
+        """Append the event; a Redis hiccup loses progress, never the run."""
+        body = json.dumps({"run_id": run_id, "at": time.time(), **event}, ensure_ascii=False, default=str)
+        try:
+            pipe = self.client.pipeline()
+            pipe.xadd(stream_key(run_id), {"event": body}, maxlen=STREAM_MAXLEN, approximate=True)
+            pipe.expire(stream_key(run_id), STREAM_TTL_S)
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("progress event lost: %s", exc, extra={"category": "agent", "run_id": run_id})
+
+    def read(self, run_id: str, last_id: str = "0", block_ms: int = 1000) -> list[tuple[str, dict[str, Any]]]:
+        """Events after `last_id`, waiting up to block_ms for the first one."""
+        reply = self.client.xread({stream_key(run_id): last_id}, block=block_ms, count=100)
+        return [
+            (event_id, json.loads(fields["event"])) for _key, entries in reply or [] for event_id, fields in entries
+        ]
+
+    def follow(self, run_id: str, last_id: str = "0", timeout_s: float = 300.0) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Yield events (id, event) until the run finishes or the timeout passes."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for event_id, payload in self.read(run_id, last_id):
+                last_id = event_id
+                yield event_id, payload
+                if payload.get("type") == TERMINAL_EVENT:
+                    return
+
+
+class RedisCache:
+    """Tool results in Redis with a TTL; a Redis failure is a miss."""
+
+    def __init__(self, client: redis.Redis | None = None) -> None:
+        self.client = client or get_redis()
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The cached output, None on a miss."""
+        try:
+            raw = self.client.get(key)
+        except redis.RedisError:
+            return None
+        return json.loads(raw) if raw else None  # type: ignore[arg-type]
+
+    def set(self, key: str, value: dict[str, Any], ttl_s: int) -> None:
+        """Cache the output for ttl_s seconds."""
+        try:
+            self.client.set(key, json.dumps(value, ensure_ascii=False, default=str), ex=ttl_s)
+        except redis.RedisError as exc:
+            log.warning("tool cache write failed: %s", exc, extra={"category": "agent"})
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+class ReadOnlySql:
+    """Runs checked SELECTs on a read-only connection (SQLite mode=ro, PostgreSQL read-only transaction)."""
+
+    def __init__(self, database_url: str) -> None:
+        url = make_url(normalise_url(database_url))
+        self.sqlite = url.get_backend_name() == "sqlite"
+        if self.sqlite:
+            path = Path(url.database or "").resolve()
+            uri = f"file:{path}?mode=ro"
+            self.engine: Engine = create_engine(
+                "sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, timeout=10, check_same_thread=False)
+            )
+            # Belt and braces: even a statement that slipped past the parser cannot write.
+            event.listen(self.engine, "connect", lambda conn, _record: conn.execute("PRAGMA query_only=ON"))
+        else:
+            self.engine = make_engine(database_url)
+
+    def run_select(self, sql: str, timeout_ms: int) -> list[dict[str, Any]]:
+        """The statement's rows; ToolTransientError when the database is busy, ToolError otherwise."""
+        try:
+            with self.engine.connect() as connection:
+                if self.sqlite:
+                    deadline = time.monotonic() + timeout_ms / 1000
+                    raw = connection.connection.driver_connection
+                    raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)  # type: ignore[union-attr]
+                else:
+                    connection.execute(text("SET TRANSACTION READ ONLY"))
+                    connection.execute(text(f"SET LOCAL statement_timeout = {int(timeout_ms)}"))
+                rows = connection.execute(text(sql)).mappings().all()
+                return [{k: _jsonable(v) for k, v in row.items()} for row in rows]
+        except OperationalError as exc:
+            message = str(exc.orig)
+            if "locked" in message or "busy" in message:
+                raise ToolTransientError(f"sql.query: database busy: {message}") from None
+            raise ToolError(f"sql.query: {message}") from None
+
+
+class LedgerAdapter:
+    """ledger.quick_run through the ledger package's own processing (shadow ledger, snapshot, log line)."""
+
+    def quick_run(self, event_body: dict[str, Any]) -> dict[str, Any]:
+        """The quick-run result of one event."""
+        try:
+            process = importlib.import_module("ledger.tasks").process
+        except (ImportError, AttributeError):
+            raise ToolError("ledger.quick_run: the ledger package has no quick-run processor yet") from None
+        results = process([event_body], event_body.get("correlation_id"))
+        return dict(results[0])
+
+
+@functools.cache
+def agents_config() -> AgentsConfig:
+    """The validated `agents` section of FLEET_CONFIG."""
+    return load_config(get_settings().section("agents"))
+
+
+def _extra_tools(config: AgentsConfig) -> list[Tool]:
+    tools: list[Tool] = []
+    for name in config.tool_modules:
+        tools.extend(importlib.import_module(name).TOOLS)
+    return tools
+
+
+@functools.cache
+def registry() -> Registry:
+    """The built-in tools plus those of `agents.tool_modules`."""
+    return default_registry(_extra_tools(agents_config()))
+
+
+@functools.cache
+def git_commit() -> str | None:
+    """The fleet's git commit, when it runs from a checkout."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=False
+        )
+    except OSError:
+        return None
+    return done.stdout.strip() or None
+
+
+def profile(name: str) -> Profile:
+    """A model profile configured from the `agents` section and the environment."""
+    return make_profile(name, agents_config(), os.environ)
+
+
+@functools.cache
+def build_ports() -> Ports:
+    """The live ports of this process (one per process: engines and clients are pooled)."""
+    config = agents_config()
+    settings = get_settings()
+    context = ToolContext(config=config, sql=ReadOnlySql(settings.database_url), ledger=LedgerAdapter(),
+                          fleet_status=_fleet_status)  # fmt: skip
+    return Ports(store=SqlRunStore(), events=RedisEvents(), registry=registry(), profiles=profile, config=config,
+                 context=context, cache=RedisCache())  # fmt: skip
+
+
+def _fleet_status() -> dict[str, Any]:
+    try:
+        client = get_redis()
+        return {"queues": {q: int(client.llen(q)) for q in ("agents", "ledger", "reports")}}  # type: ignore[arg-type]
+    except redis.RedisError as exc:
+        return {"error": f"broker unreachable: {exc}"}
+
+
+def start_run(run_id: str, request: WorkflowRequest) -> tuple[RunRecord, bool]:
+    """Create the run (or find the one with the same idempotency key) and its config snapshot."""
+    ports = build_ports()
+    queue = str(request.options.get("queue") or ports.config.queue)
+    if not re.fullmatch(r"agents(-[a-z0-9]+)?", queue):
+        raise AgentError(f"options.queue must be 'agents' or 'agents-<name>', got {queue!r}")
+    record, created = ports.store.create_run(run_id, request, queue)
+    if created:
+        described = (
+            ports.profiles(request.profile).describe()
+            if request.profile in {"local", "openai"}
+            else {"name": request.profile}
+        )
+        data = snapshot.build(
+            run_id, request, described, ports.registry, ports.config, git_commit(), get_settings().masked()
+        )
+        ports.store.save_snapshot(snapshot.snapshot_id_of(run_id), run_id, data)
+    return record, created
