@@ -66,7 +66,7 @@ def test_agent_report_counts_the_pings_and_failures_that_were_sent(
         )
         return json.loads(done.stdout) if delta >= FAILS else None
 
-    result = wait_for(counted, timeout=30, interval=1.0, what="the failures in the report")
+    result = wait_for(counted, timeout=60, interval=1.0, what="the failures in the report")
     latest = reports.latest_report()
 
     # Then its figures moved by exactly the traffic sent, with the chart, the dashboard JSON and classifications
@@ -99,7 +99,7 @@ def _settled(reports) -> dict:  # type: ignore[no-untyped-def]
         seen.append(latest["figures"]["summary"]["per_task"])
         return latest if len(seen) > 1 and seen[-1] == seen[-2] else None
 
-    return wait_for(same_twice, timeout=30, interval=2.5, what="the earlier traffic to be flushed")
+    return wait_for(same_twice, timeout=60, interval=6.0, what="the earlier traffic to be flushed")
 
 
 def _row(report: dict, name: str, queue: str) -> dict:
