@@ -71,7 +71,17 @@ def up(
         api_port=api_port,
         flower_port=flower_port,
     )
-    Fleet(get_settings(), options).run()
+    Fleet(get_settings(), options, announce=_development_key).run()
+
+
+def _development_key() -> list[str]:
+    """Create an admin key for a newcomer's API when none exists, and say how to use it."""
+    from gateway.services.keys import ensure_development_key
+
+    token = ensure_development_key()
+    if token is None:
+        return ["API keys exist: send one as 'Authorization: Bearer <key>' (agent keys create|list|revoke)"]
+    return [f"API key (admin, development, shown once): {token}", "  send it as 'Authorization: Bearer <key>'"]
 
 
 def _check_queues(queues: str) -> None:
