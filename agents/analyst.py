@@ -11,7 +11,7 @@ from typing import Any
 from agents.models import Plan, Subtask
 from agents.tools.summarize import is_korean
 
-BALANCE_QUERY = "SELECT account_id, balance FROM ledger_accounts ORDER BY account_id"
+BALANCE_QUERY = "SELECT account, currency, balance FROM ledger_accounts WHERE closed = 0 ORDER BY account"
 RUNS_QUERY = "SELECT status, COUNT(*) AS runs FROM agent_runs GROUP BY status ORDER BY status"
 
 _WORD_OPERATORS = [

@@ -16,26 +16,36 @@ BARRIER_TASK = "celery.accumulate"
 HARD_LIMIT_GRACE_S = 5
 
 
-def _stage(name: str, run_id: str, queue: str, priority: int, task_id: str | None = None) -> Signature:
+def _stage(name: str, run_id: str, queue: str, priority: int, app: Any, task_id: str | None = None) -> Signature:
     options = {"queue": queue, "priority": priority, "task_id": task_id or str(uuid.uuid4())}
-    return signature(name, kwargs={"run_id": run_id}, immutable=True, **options)
+    return signature(name, kwargs={"run_id": run_id}, immutable=True, app=app, **options)
 
 
-def pipeline(run_id: str, queue: str, priority: int) -> Signature:
+def pipeline(run_id: str, queue: str, priority: int, app: Any = None) -> Signature:
     """The whole workflow: the four stages in a chain, each reading the run context by id. The last one
     carries the run id as its task id: the producer's id (the run id) resolves to the final run record."""
-    stages = [_stage(name, run_id, queue, priority) for name in STAGE_TASKS[:-1]]
-    return chain(*stages, _stage(STAGE_TASKS[-1], run_id, queue, priority, task_id=run_id))
+    # Each signature is bound to the app that sends it: an unbound one is sent by whichever app was created last.
+    stages = [_stage(name, run_id, queue, priority, app) for name in STAGE_TASKS[:-1]]
+    return chain(*stages, _stage(STAGE_TASKS[-1], run_id, queue, priority, app, task_id=run_id))
 
 
-def resume(run_id: str, queue: str, priority: int) -> Signature:
+def resume(run_id: str, queue: str, priority: int, app: Any = None) -> Signature:
     """After a person approved a held plan: execute and verify, without the analyst or the gatekeeper."""
-    return chain(*(_stage(name, run_id, queue, priority) for name in STAGE_TASKS[2:]))
+    return chain(*(_stage(name, run_id, queue, priority, app) for name in STAGE_TASKS[2:]))
 
 
-def execution(run_id: str, levels: Sequence[Sequence[str]], queue: str, priority: int, time_limit_s: int) -> Signature:
-    """One group per dependency level, chained: a level starts when the one before it finished, and its
-    subtasks receive that level's results as their first argument (Celery passes a group's results on)."""
+def execution(
+    run_id: str,
+    levels: Sequence[Sequence[str]],
+    queue: str,
+    priority: int,
+    time_limit_s: int,
+    then: Sequence[Signature] = (),
+    app: Any = None,
+) -> Signature:
+    """One group per dependency level, chained (a chord per level): a level starts when the one before it
+    finished, and its subtasks receive that level's results as their first argument. `then` (the rest of the
+    pipeline, that is verify) becomes the last level's chord body; without it a barrier takes that place."""
     steps = []
     for index, level in enumerate(levels):
         members = [
@@ -48,13 +58,17 @@ def execution(run_id: str, levels: Sequence[Sequence[str]], queue: str, priority
                 soft_time_limit=time_limit_s,
                 time_limit=time_limit_s + HARD_LIMIT_GRACE_S,
                 task_id=str(uuid.uuid4()),
+                app=app,
             )
             for subtask_id in level
         ]
         steps.append(group(members))
+    if then:
+        return chain(*steps, *then)
     # The last level's barrier, on our queue: left to Task.replace, it would be a celery.accumulate routed to
     # the default queue, which a worker serving only another agents queue never reads.
-    barrier = signature(BARRIER_TASK, kwargs={"index": 0}, queue=queue, priority=priority, task_id=str(uuid.uuid4()))
+    options = {"queue": queue, "priority": priority, "task_id": str(uuid.uuid4())}
+    barrier = signature(BARRIER_TASK, kwargs={"index": 0}, app=app, **options)
     return chain(*steps, barrier)
 
 

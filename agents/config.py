@@ -9,7 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from agents.errors import ConfigError
 
-DEFAULT_TABLES = ("agent_runs", "agent_stages", "agent_subtask_results", "audit_events")
+DEFAULT_TABLES = (
+    "agent_runs",
+    "agent_stages",
+    "agent_subtask_results",
+    "audit_events",
+    "ledger_accounts",
+    "ledger_events",
+)
 DEFAULT_PROTECTED_TERMS = ("race", "religion", "ethnicity", "인종", "종교", "민족")
 
 

@@ -40,6 +40,7 @@ class MemoryStore:
     def transition(self, run_id: str, to: str, allowed_from: frozenset[str], **fields: Any) -> bool:
         """Compare-and-set the status."""
         record = self.get_run(run_id)
+        fields.pop("actor", None)
         if record.status not in allowed_from:
             return False
         now = datetime.now(UTC)
@@ -87,7 +88,9 @@ class MemoryStore:
         """A stored snapshot."""
         if snapshot_id not in self.snapshots:
             raise RunNotFound(f"no snapshot {snapshot_id}")
-        return self.snapshots[snapshot_id]
+        data = self.snapshots[snapshot_id]
+        run = self.runs.get(str(data.get("run_id")))
+        return {**data, **({"status": run.status, "output": run.output, "error": run.error} if run else {})}
 
 
 class MemoryEvents:

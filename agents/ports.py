@@ -51,7 +51,7 @@ class RunStore(Protocol):
         ...
 
     def get_snapshot(self, snapshot_id: str) -> dict[str, Any]:
-        """A stored snapshot; RunNotFound when absent."""
+        """A stored snapshot with its run's final status, output and error; RunNotFound when absent."""
         ...
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from agents import executor, gatekeeper, graph, verifier
 from agents.config import AgentsConfig
-from agents.errors import AgentError, InvalidTransition, RunNotFound, ToolError, ToolTransientError
+from agents.errors import AgentError, InvalidTransition, ToolError, ToolTransientError
 from agents.models import TERMINAL_STATUSES, Plan, RunRecord, StageOutput, SubtaskResult, Usage, Verdict
 from agents.ports import EventSink, RunStore, ToolCache
 from agents.profiles import Profile
@@ -68,32 +68,22 @@ def _stage(ports: Ports, run_id: str, name: str, task_id: str | None) -> Iterato
     )
 
 
-def seal(ports: Ports, run_id: str) -> None:
-    """Write the final status and output into the run's snapshot."""
-    record = ports.store.get_run(run_id)
-    if record.snapshot_id is None:
-        return
-    try:
-        data = ports.store.get_snapshot(record.snapshot_id)
-    except RunNotFound:
-        return
-    data.update(status=record.status, output=record.output, error=record.error)
-    ports.store.save_snapshot(record.snapshot_id, run_id, data)
-
-
 def _finish(ports: Ports, run_id: str, to: str, allowed: set[str], **fields: Any) -> None:
     if ports.store.transition(run_id, to, frozenset(allowed), **fields):
-        if to in TERMINAL_STATUSES:
-            seal(ports, run_id)
         ports.events.publish(run_id, {"type": "run_finished" if to in TERMINAL_STATUSES else "run_status", "status": to,
                                       **({"error": fields["error"]} if fields.get("error") else {})})  # fmt: skip
 
 
-def analyze(run_id: str, ports: Ports, task_id: str | None = None) -> RunRecord:
+def report(run_id: str, stage: str, status: str, output: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    """What a stage task returns: the run's status after it, and the stage's output (None when it did nothing)."""
+    return {"run_id": run_id, "stage": stage, "status": status, "output": output, **extra}
+
+
+def analyze(run_id: str, ports: Ports, task_id: str | None = None) -> dict[str, Any]:
     """Sena: plan the request (only from `pending`)."""
     record = ports.store.get_run(run_id)
     if not ports.store.transition(run_id, "analyzing", frozenset({"pending"})):
-        return record
+        return report(run_id, "analyze", record.status)
     with _stage(ports, run_id, "analyze", task_id) as out:
         try:
             plan, usage = ports.profiles(record.request.profile).plan(record.request, ports.registry)
@@ -103,34 +93,30 @@ def analyze(run_id: str, ports: Ports, task_id: str | None = None) -> RunRecord:
             out["output"], out["usage"] = {"plan": plan.model_dump(mode="json")}, usage
     if out["status"] == "failed":
         _finish(ports, run_id, "failed", {"analyzing"}, error=f"analyze: {out['output']['error']}")
-    return ports.store.get_run(run_id)
+        return report(run_id, "analyze", "failed", out["output"])
+    return report(run_id, "analyze", "analyzing", out["output"], usage=out["usage"].model_dump())
 
 
-def gate(run_id: str, ports: Ports, task_id: str | None = None) -> RunRecord:
+def gate(run_id: str, ports: Ports, task_id: str | None = None) -> dict[str, Any]:
     """Lubit: approve, reject or hold the plan (only right after the analyst)."""
     record = ports.store.get_run(run_id)
     if record.status != "analyzing" or record.stage("gate") is not None:
-        return record
+        return report(run_id, "gate", record.status)
     plan, usage = plan_of(record), record.stage("analyze").usage  # type: ignore[union-attr]
     with _stage(ports, run_id, "gate", task_id) as out:
         verdict = gatekeeper.check(plan, record.request, ports.registry, ports.config, usage)
         out["output"] = {"verdict": verdict.model_dump(mode="json")}
+    fields: dict[str, Any] = {"priority": verdict.priority}
     if verdict.decision == "reject":
-        _finish(ports, run_id, "rejected", {"analyzing"}, error="; ".join(verdict.reasons), priority=verdict.priority)
+        to, fields["error"] = "rejected", "; ".join(verdict.reasons)
     elif verdict.decision == "needs_human":
-        _finish(ports, run_id, "awaiting_approval", {"analyzing"}, priority=verdict.priority)
+        to = "awaiting_approval"
     elif record.request.mode == "plan_only":
-        _finish(
-            ports,
-            run_id,
-            "succeeded",
-            {"analyzing"},
-            priority=verdict.priority,
-            output={"plan": plan.model_dump(mode="json")},
-        )
+        to, fields["output"] = "succeeded", {"plan": plan.model_dump(mode="json")}
     else:
-        _finish(ports, run_id, "gated", {"analyzing"}, priority=verdict.priority)
-    return ports.store.get_run(run_id)
+        to = "gated"
+    _finish(ports, run_id, to, {"analyzing"}, **fields)
+    return report(run_id, "gate", to, out["output"], mode=record.request.mode)
 
 
 def begin_execute(run_id: str, ports: Ports, task_id: str | None = None) -> tuple[RunRecord, list[list[str]] | None]:
@@ -142,7 +128,7 @@ def begin_execute(run_id: str, ports: Ports, task_id: str | None = None) -> tupl
     ports.store.save_stage(run_id, StageOutput(stage="execute", status="running", started_at=utcnow(), task_id=task_id,
                                                output={"levels": levels}))  # fmt: skip
     ports.events.publish(run_id, {"type": "stage_started", "stage": "execute", "levels": levels})
-    return ports.store.get_run(run_id), levels
+    return record.model_copy(update={"status": "executing"}), levels
 
 
 def run_subtask(
@@ -200,10 +186,11 @@ def _save(ports: Ports, run_id: str, result: SubtaskResult) -> SubtaskResult:
     return result
 
 
-def _close_execute(ports: Ports, record: RunRecord) -> None:
+def _close_execute(ports: Ports, record: RunRecord) -> RunRecord:
+    """Save the execute stage's end (its wall time runs until now); the record with it."""
     stage = record.stage("execute")
     if stage is None or stage.status != "running":
-        return
+        return record
     ended = utcnow()
     started = stage.started_at or ended
     failed = [r for r in record.subtasks if r.status != "succeeded"]
@@ -214,6 +201,8 @@ def _close_execute(ports: Ports, record: RunRecord) -> None:
     ports.store.save_stage(record.run_id, closed)
     ports.events.publish(record.run_id, {"type": "stage_finished", "stage": "execute", "status": closed.status,
                                          "duration_ms": closed.duration_ms})  # fmt: skip
+    stages = tuple(closed if s.stage == "execute" else s for s in record.stages)
+    return record.model_copy(update={"stages": stages})
 
 
 def verify(run_id: str, ports: Ports, task_id: str | None = None) -> RunRecord:
@@ -221,8 +210,7 @@ def verify(run_id: str, ports: Ports, task_id: str | None = None) -> RunRecord:
     record = ports.store.get_run(run_id)
     if record.status != "executing":
         return record
-    _close_execute(ports, record)
-    record = ports.store.get_run(run_id)
+    record = _close_execute(ports, record)
     plan = plan_of(record)
     output = executor.answer(plan, list(record.subtasks))
     failed = [r for r in record.subtasks if r.status == "failed"]

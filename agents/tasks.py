@@ -5,22 +5,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from celery import Task
+from celery import Task, signature
 from celery.exceptions import SoftTimeLimitExceeded
-from prometheus_client import Counter, Histogram
 
 from agents import canvas, runner
 from agents.errors import AgentError, ToolTransientError
-from agents.models import WorkflowRequest
+from agents.models import TERMINAL_STATUSES, WorkflowRequest
 from worker import logging as fleet_logging
 from worker.application import app
+from worker.metrics import AGENT_REQUESTS, AGENT_STAGE_DURATION, AGENT_TOKENS, AGENT_TOOL_CALLS
 from worker.stores.agents_live import build_ports, start_run
 
 log = logging.getLogger("fleet.agents")
-
-RUNS = Counter("fleet_agent_runs_total", "Agent runs that reached a final status", ["status"])
-STAGE_SECONDS = Histogram("fleet_agent_stage_seconds", "Duration of agent stages", ["stage"])
-TOOL_CALLS = Counter("fleet_agent_tool_calls_total", "Tool calls by tool and outcome", ["tool", "status", "cached"])
 
 
 class StageTask(Task):  # type: ignore[misc]
@@ -47,36 +43,49 @@ def run_workflow(self: Task, request: dict[str, Any]) -> dict[str, Any]:
     fleet_logging.bind(run_id=record.run_id, category="agent")
     if not created or record.status != "pending":
         return _json(record)
-    sig = canvas.pipeline(record.run_id, record.queue, record.priority)
+    sig = canvas.pipeline(record.run_id, record.queue, record.priority, app=app)
     build_ports().store.add_task_ids(record.run_id, [*canvas.task_ids(sig), self.request.id])
     raise self.replace(sig)
 
 
-@app.task(name="agents.analyze", bind=True, base=StageTask)
+# Intermediate stages pass nothing on (the next stage reads the run context) and nobody waits on their
+# results: storing them, and a STARTED state, would cost two result-backend writes per stage for nothing.
+INTERMEDIATE = {"bind": True, "base": StageTask, "ignore_result": True, "track_started": False}
+
+
+@app.task(name="agents.analyze", **INTERMEDIATE)
 def analyze(self: Task, run_id: str) -> dict[str, Any]:
-    """Sena: plan the request."""
-    with STAGE_SECONDS.labels("analyze").time(), fleet_logging.bound(run_id=run_id):
-        return _json(runner.analyze(run_id, build_ports(), self.request.id))
+    """Sena: plan the request; the stage report (run status and plan)."""
+    with AGENT_STAGE_DURATION.labels("analyze").time(), fleet_logging.bound(run_id=run_id):
+        result = runner.analyze(run_id, build_ports(), self.request.id)
+    for kind in ("prompt", "completion"):
+        AGENT_TOKENS.labels("analyze", kind).inc(result.get("usage", {}).get(f"{kind}_tokens", 0))
+    return result
 
 
-@app.task(name="agents.gate", bind=True, base=StageTask)
+@app.task(name="agents.gate", **INTERMEDIATE)
 def gate(self: Task, run_id: str) -> dict[str, Any]:
-    """Lubit: approve, reject or hold the plan."""
-    with STAGE_SECONDS.labels("gate").time(), fleet_logging.bound(run_id=run_id):
-        record = runner.gate(run_id, build_ports(), self.request.id)
-    if record.finished:
-        RUNS.labels(record.status).inc()
-    return _json(record)
+    """Lubit: approve, reject or hold the plan; the stage report (run status and verdict)."""
+    with AGENT_STAGE_DURATION.labels("gate").time(), fleet_logging.bound(run_id=run_id):
+        result = runner.gate(run_id, build_ports(), self.request.id)
+    if result["status"] in TERMINAL_STATUSES:
+        AGENT_REQUESTS.labels(result.get("mode", "planner"), result["status"]).inc()
+    return result
 
 
-@app.task(name="agents.execute", bind=True, base=StageTask)
+@app.task(name="agents.execute", **INTERMEDIATE)
 def execute(self: Task, run_id: str) -> dict[str, Any]:
     """GitCode: replace this task with one group per dependency level (verify follows from the chain)."""
     ports = build_ports()
     record, levels = runner.begin_execute(run_id, ports, self.request.id)
     if levels is None:
-        return _json(record)
-    sig = canvas.execution(run_id, levels, record.queue, record.priority, ports.config.subtask_time_limit_s)
+        return runner.report(run_id, "execute", record.status)
+    # The rest of the pipeline (verify) becomes the last level's chord body, one task hop less than letting
+    # replace() append it after a barrier; the chain is then emptied so replace() does not append it twice.
+    rest = [signature(step, app=app) for step in reversed(self.request.chain or [])]
+    limit = ports.config.subtask_time_limit_s
+    sig = canvas.execution(run_id, levels, record.queue, record.priority, limit, rest, app=app)
+    self.request.chain = None
     ports.store.add_task_ids(run_id, list(canvas.task_ids(sig)))
     raise self.replace(sig)
 
@@ -103,7 +112,17 @@ def run_subtask(self: Task, previous: Any = None, *, run_id: str, subtask_id: st
             result = runner.fail_subtask(
                 run_id, subtask_id, f"timed out after {limit} s", self.request.retries + 1, ports
             )
-    TOOL_CALLS.labels(result.tool, result.status, str(result.cached).lower()).inc()
+    AGENT_TOOL_CALLS.labels(f"{result.tool}:{result.version}", "cached" if result.cached else result.status).inc()
+    if result.status != "succeeded":
+        extra = {
+            "category": "agent",
+            "run_id": run_id,
+            "subtask_id": subtask_id,
+            "tool": f"{result.tool}:{result.version}",
+        }
+        log.warning(
+            "subtask %s %s: %s", subtask_id, result.status, result.error, extra={**extra, "attempts": result.attempts}
+        )
     return {"subtask_id": result.subtask_id, "status": result.status, "output": result.output}
 
 
@@ -116,10 +135,18 @@ def _outputs(previous: Any) -> dict[str, dict[str, Any]]:
 @app.task(name="agents.verify", bind=True, base=StageTask)
 def verify(self: Task, run_id: str) -> dict[str, Any]:
     """RUNE: check the run; returns the final run record (the producer's result)."""
-    with STAGE_SECONDS.labels("verify").time(), fleet_logging.bound(run_id=run_id):
+    with AGENT_STAGE_DURATION.labels("verify").time(), fleet_logging.bound(run_id=run_id):
         record = runner.verify(run_id, build_ports(), self.request.id)
     if record.finished:
-        RUNS.labels(record.status).inc()
+        AGENT_REQUESTS.labels(record.request.mode, record.status).inc()
+        level = logging.INFO if record.status == "succeeded" else logging.WARNING
+        log.log(
+            level,
+            "run %s %s",
+            run_id,
+            record.status,
+            extra={"category": "agent", "run_id": run_id, "error": record.error},
+        )
     return _json(record)
 
 

@@ -51,7 +51,7 @@ class ReportsConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     telemetry: bool = True
-    flush_interval_s: float = Field(default=2.0, gt=0, le=60)
+    flush_interval_s: float = Field(default=5.0, gt=0, le=60)
     flush_every_tasks: int = Field(default=500, ge=1)
     report_time: str = "10:00"
     offline_window: str | None = "02:00-07:00"

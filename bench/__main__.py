@@ -19,7 +19,7 @@ from bench.common import ROOT, Row, private_environment, render
 
 NOT_BENCHMARKS = {"__main__", "common", "bare", "bare_monitored", "bare_signals", "bare_telemetry", "baseline"}
 # Cheap first; the long ones last, so a stopped run has the most rows.
-ORDER = ["ledger", "workflows", "agents", "overhead", "reports", "scaling", "memory"]
+ORDER = ["ledger", "agents", "overhead", "reports", "scaling", "memory"]
 START, END = "<!-- bench:table:start -->", "<!-- bench:table:end -->"
 
 

@@ -2,16 +2,110 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import anyio
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy.exc import SQLAlchemyError
+
+from agents.errors import AgentError
+from beat.errors import ReportError
+from gateway import problems
+from gateway.audit import AuditBuffer
+from gateway.config import get_gateway_config
+from gateway.idempotency import IdempotencyMiddleware
+from gateway.middleware import BodyLimitMiddleware, CallAuditMiddleware
+from gateway.routes import agents, compat, fleet, health, ledger, reports, system
+from gateway.services.keys import key_cache
+from ledger import LedgerError
+from worker.redis_client import get_redis
+from worker.telemetry import http_latency_middleware
+
+log = logging.getLogger("fleet.api")
+
+# How often buffered audit records are written.
+AUDIT_FLUSH_S = 1.0
+ROUTERS = (
+    health.router,
+    system.router,
+    fleet.router,
+    agents.router,
+    ledger.router,
+    reports.router,
+    compat.router,
+)
+
+
+def announce_auth_mode() -> None:
+    """Say loudly, at start-up, when the API is open because no key exists."""
+    from gateway.services.keys import keys_exist
+
+    try:
+        exists = keys_exist()
+    except SQLAlchemyError as exc:
+        log.warning(
+            "cannot tell whether API keys exist (%s); run `agent db upgrade`", exc, extra={"category": "security"}
+        )
+        return
+    if exists:
+        log.info("API keys are configured: every endpoint but /health/* requires one", extra={"category": "security"})
+    else:
+        log.warning(
+            "NO API KEYS CONFIGURED: the API is OPEN to anyone who can reach it (development mode); "
+            "create one with `agent keys create --scope admin --name ops` or set FLEET_API_KEYS",
+            extra={"category": "security"},
+        )
+
+
+async def _flush_periodically(audit: AuditBuffer) -> None:
+    while True:
+        await asyncio.sleep(AUDIT_FLUSH_S)
+        try:
+            await anyio.to_thread.run_sync(audit.flush)
+        except SQLAlchemyError as exc:
+            log.error("audit flush failed: %s", exc, extra={"category": "audit"})
 
 
 def create_app() -> FastAPI:
     """The API application with every route registered."""
-    api = FastAPI(title="Agent Fleet", version="0.1.0")
+    config = get_gateway_config()
+    key_cache.ttl_s = config.key_cache_s
+    audit = AuditBuffer()
 
-    @api.get("/health/live", tags=["health"])
-    def live() -> dict[str, str]:
-        """The process is up."""
-        return {"status": "ok"}
+    @contextlib.asynccontextmanager
+    async def lifespan(_api: FastAPI) -> AsyncIterator[None]:
+        announce_auth_mode()
+        flusher = asyncio.create_task(_flush_periodically(audit))
+        try:
+            yield
+        finally:
+            flusher.cancel()
+            await anyio.to_thread.run_sync(audit.flush)
 
+    api = FastAPI(title="Agent Fleet", version="0.1.0", lifespan=lifespan)
+    for router in ROUTERS:
+        api.include_router(router)
+    # One handler, registered for each root it maps: an error left to the catch-all `Exception` entry
+    # would be answered, then re-raised by Starlette, and the client's keep-alive connection dropped.
+    for error in (*problems.HANDLED, *problems.DOMAIN_ERRORS, AgentError, LedgerError, ReportError):
+        api.add_exception_handler(error, problems.handle)
+    # Added innermost first: CORS sees the request first, then the body limit, audit, idempotency, latency.
+    # Latency per route template for Prometheus and the daily report (the reports domain's recorder).
+    api.middleware("http")(http_latency_middleware)
+    api.add_middleware(IdempotencyMiddleware, redis_factory=get_redis, ttl_s=config.idempotency_ttl_s)
+    api.add_middleware(CallAuditMiddleware, audit=audit)
+    api.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
+    if config.cors_origins:
+        api.add_middleware(
+            CORSMiddleware,
+            allow_origins=config.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"],
+        )
+    api.state.audit = audit
     return api

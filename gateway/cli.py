@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from gateway import cli_agents, cli_ledger, cli_reports
+from gateway import cli_agents, cli_keys, cli_ledger, cli_reports
 from worker.errors import FleetError
 
 app = typer.Typer(
@@ -71,7 +71,17 @@ def up(
         api_port=api_port,
         flower_port=flower_port,
     )
-    Fleet(get_settings(), options).run()
+    Fleet(get_settings(), options, announce=_development_key).run()
+
+
+def _development_key() -> list[str]:
+    """Create an admin key for a newcomer's API when none exists, and say how to use it."""
+    from gateway.services.keys import ensure_development_key
+
+    token = ensure_development_key()
+    if token is None:
+        return ["API keys exist: send one as 'Authorization: Bearer <key>' (agent keys create|list|revoke)"]
+    return [f"API key (admin, development, shown once): {token}", "  send it as 'Authorization: Bearer <key>'"]
 
 
 def _check_queues(queues: str) -> None:
@@ -152,7 +162,7 @@ def api(
     uvicorn.run("gateway.api:create_app", factory=True, host=host, port=port, workers=workers, log_config=None)
 
 
-for _module in (cli_ledger, cli_agents, cli_reports):
+for _module in (cli_ledger, cli_agents, cli_reports, cli_keys):
     _module.register(app)
 
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -66,8 +67,16 @@ class FleetOptions:
 class Fleet:
     """Starts the broker if needed, migrates, runs every process, and stops them in order."""
 
-    def __init__(self, settings: Settings, options: FleetOptions, out: IO[str] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        options: FleetOptions,
+        out: IO[str] | None = None,
+        announce: Callable[[], list[str]] | None = None,
+    ) -> None:
         self.settings = settings
+        # Lines to print once the database is ready (the gateway's development key).
+        self.announce = announce
         self.options = options
         self.out = out or sys.stdout
         self.children: list[Child] = []
@@ -177,6 +186,8 @@ class Fleet:
             self.say("fleet", f"Flower: http://127.0.0.1:{self.options.flower_port}  user {user}  password {password}")
         if self.options.api:
             self.say("fleet", f"API: http://127.0.0.1:{self.options.api_port}/docs")
+            for line in self.announce() if self.announce else []:
+                self.say("fleet", line)
         self.say("fleet", f"logs: {self.settings.log_dir}/  (Ctrl-C stops everything)")
 
     def supervise(self) -> None:

@@ -111,7 +111,7 @@ class Recorder:
         thread = threading.Thread(target=self._run, name="fleet-telemetry", daemon=True)
         thread.start()
         # Short-lived processes (the CLI, a test) write what they measured before they exit.
-        atexit.register(self.stop)
+        atexit.register(self.stop, quiet=True)
 
     def _run(self) -> None:
         while not self._stop.wait(self.config.flush_interval_s):
@@ -123,7 +123,7 @@ class Recorder:
             table, self._table, self._pending = self._table, {}, 0
         return table
 
-    def flush(self) -> int:
+    def flush(self, quiet: bool = False) -> int:
         """Write the table to Redis in one pipeline; on failure keep it for the next flush."""
         table = self.take()
         if not table:
@@ -146,7 +146,9 @@ class Recorder:
             pipe.execute()
         except (RedisError, OSError) as exc:
             self._restore(table)
-            log.warning("telemetry flush failed, kept for the next one: %s", exc, extra={"category": "performance"})
+            (log.debug if quiet else log.warning)(
+                "telemetry flush failed, kept for the next one: %s", exc, extra={"category": "performance"}
+            )
             return 0
         return len(table)
 
@@ -158,10 +160,10 @@ class Recorder:
                 for index, value in enumerate(row):
                     mine[index] = max(mine[index], value) if index in _MAX_SLOTS else mine[index] + value
 
-    def stop(self) -> None:
-        """Stop the thread and write what is left."""
+    def stop(self, quiet: bool = False) -> None:
+        """Stop the thread and write what is left (`quiet`: at exit, when the broker may be gone already)."""
         self._stop.set()
-        self.flush()
+        self.flush(quiet=quiet)
 
 
 def parse_hash(minute: int, fields: dict[str, str]) -> list[MinuteAggregate]:

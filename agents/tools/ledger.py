@@ -24,6 +24,7 @@ def _run(args: dict[str, Any], context: ToolContext) -> dict[str, Any]:
     # The idempotency key becomes the event id when none is given, so a retried call is a duplicate.
     if not event.get("event_id"):
         event["event_id"] = context.idempotency_key or "agent-event"
+    event.setdefault("api_version", "v1")
     return context.ledger.quick_run(event)
 
 

@@ -82,4 +82,6 @@ TOOL = Tool(
         "additionalProperties": False,
     },
     run=_run,
+    # The tables change under the query: a cached answer would be a stale one.
+    cacheable=False,
 )

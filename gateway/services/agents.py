@@ -13,7 +13,7 @@ from typing import Any
 
 from agents import actions, canvas
 from agents import replay as replays
-from agents.errors import AgentError, InvalidTransition, ToolError
+from agents.errors import AgentError, InvalidTransition, RunNotFound, ToolError
 from agents.models import TERMINAL_STATUSES, WorkflowRequest
 from agents.snapshot import diff
 from agents.tools import ToolContext
@@ -75,6 +75,12 @@ def run_status(run_id: str) -> dict[str, Any]:
     return data
 
 
+def snapshot(run_id: str) -> dict[str, Any]:
+    """The run's config snapshot (profile, tools and schema hashes, prompt, options, commit, masked settings, input, output)."""
+    ports = build_ports()
+    return ports.store.get_snapshot(ports.store.get_run(run_id).snapshot_id or "")
+
+
 def list_runs(limit: int = 20) -> list[dict[str, Any]]:
     """The latest runs, newest first."""
     return build_ports().store.list_runs(limit)  # type: ignore[attr-defined, no-any-return]
@@ -91,16 +97,28 @@ def progress(run_id: str, last_event_id: str = "0", timeout_s: float = 300.0) ->
             yield event_id, event
             resting_event = event.get("type") == TERMINAL_EVENT or event.get("status") == "awaiting_approval"
             # A replayed "awaiting_approval" from before an approval is history: the database has the last word.
-            if resting_event and build_ports().store.get_run(run_id).status in RESTING:
+            if resting_event and _status(run_id) in RESTING:
                 return
-        if not batch and build_ports().store.get_run(run_id).status in RESTING:
+        if not batch and _status(run_id) in RESTING:
             return  # an event lost on a Redis hiccup must not keep a reader waiting
+
+
+def _status(run_id: str) -> str:
+    """The run's status; `pending` while no worker has recorded it yet."""
+    try:
+        return build_ports().store.get_run(run_id).status
+    except RunNotFound:
+        return "pending"
 
 
 def wait_for_run(run_id: str, timeout_s: float = 120.0) -> dict[str, Any]:
     """Block (on the progress stream) until the run rests; the run record."""
     for _event in progress(run_id, "0", timeout_s):
         pass
+    if _status(run_id) == "pending":
+        # No worker took it within the timeout: say so instead of failing on a run nobody recorded yet.
+        return {"run_id": run_id, "status": "pending", "stages": [], "subtasks": [], "output": None,
+                "error": f"no worker started the run within {timeout_s:g} s"}  # fmt: skip
     return run_status(run_id)
 
 
@@ -123,7 +141,7 @@ def approve(run_id: str, actor: str = "operator") -> dict[str, Any]:
     """Release a held run to the executor (the analyst and the gatekeeper do not run again)."""
     ports = build_ports()
     record = actions.approve(run_id, ports, actor)
-    sig = canvas.resume(run_id, record.queue, record.priority)
+    sig = canvas.resume(run_id, record.queue, record.priority, app=_app())
     ports.store.add_task_ids(run_id, list(canvas.task_ids(sig)))
     sig.apply_async()
     return run_status(run_id)
@@ -183,6 +201,7 @@ __all__ = [
     "replay",
     "run",
     "run_status",
+    "snapshot",
     "submit",
     "test_tool",
     "wait_for_run",

@@ -110,8 +110,13 @@ def test_agent_up_brings_the_fleet_online_and_ctrl_c_leaves_nothing_behind(fleet
         )
         assert pinged.returncode == 0 and "pong" in pinged.stdout, pinged.stdout + pinged.stderr
 
-    # And the API answers
-    assert httpx.get(f"http://127.0.0.1:{fleet_up.api_port}/health/live", timeout=5).json() == {"status": "ok"}
+    # And the API answers, and only with the development key agent up printed
+    api = f"http://127.0.0.1:{fleet_up.api_port}"
+    assert httpx.get(f"{api}/health/live", timeout=5).json() == {"status": "ok"}
+    key_line = next(x for x in fleet_up.text().splitlines() if "API key (admin, development" in x)
+    token = key_line.split()[-1]
+    assert httpx.get(f"{api}/api/v1/tools", timeout=10).status_code == 401
+    assert httpx.get(f"{api}/api/v1/tools", headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code == 200
 
     # When Ctrl-C is pressed
     assert fleet_up.process is not None

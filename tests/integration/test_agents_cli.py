@@ -101,3 +101,20 @@ def test_agent_eval_reports_its_metrics_and_writes_per_sample_results(
     assert metrics["tool_selection_f1"] == 1.0 and metrics["verifier_pass_rate"] == 1.0
     assert metrics["latency_p95_ms"] >= metrics["latency_p50_ms"] > 0
     assert len((Path(summary["results_dir"]) / "samples.jsonl").read_text().splitlines()) == metrics["samples"]
+
+
+def test_agent_chat_answers_each_line_until_an_empty_one(fleet_worker: WorkerProcess) -> None:
+    done = runner.invoke(app, ["chat"], input="compute 6*7\n2+3 계산해줘\n\nnever asked\n")
+
+    assert done.exit_code == 0, done.output
+    assert "(succeeded): 6*7 = 42" in done.output and "(succeeded): 2+3 = 5" in done.output
+    assert "never asked" not in done.output
+
+
+def test_agent_status_with_a_run_id_prints_that_run(fleet_worker: WorkerProcess) -> None:
+    record = json.loads(runner.invoke(app, ["run", "compute 6*7", "--json"]).output)
+
+    done = runner.invoke(app, ["status", record["run_id"], "--json"])
+
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.output)["output"]["results"]["s1"]["value"] == "42"

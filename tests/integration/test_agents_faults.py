@@ -86,7 +86,7 @@ def test_cancel_stops_the_run_keeps_partial_results_and_no_later_stage_starts(
 ) -> None:  # type: ignore[no-untyped-def]
     started = _run([
         {"id": "s1", "tool": "math.calculate", "args": {"expression": "6*7"}},
-        {"id": "s2", "tool": "test.sleep", "args": {"ms": 1_900}},
+        {"id": "s2", "tool": "test.sleep", "args": {"ms": 8_000}},  # long enough to be running when cancelled
     ], wait=False)  # fmt: skip
     run_id = started["run_id"]
     for _id, event in service.progress(run_id, timeout_s=30):

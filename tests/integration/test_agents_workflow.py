@@ -124,3 +124,36 @@ def test_a_repeated_tool_call_is_answered_from_the_cache(fleet_worker: WorkerPro
     assert first["subtasks"][0]["cached"] is False
     assert second["subtasks"][0]["cached"] is True
     assert second["output"]["cache_hits"] == 1
+
+
+def test_every_run_keeps_a_config_snapshot_with_secrets_masked(fleet_worker: WorkerProcess) -> None:
+    record = service.run("compute 6*7", options={"note": "snap"}, timeout_s=60)
+
+    snap = service.snapshot(record["run_id"])
+
+    assert snap["run_id"] == record["run_id"] and snap["mode"] == "planner"
+    assert snap["profile"]["name"] == "local" and snap["options"] == {"note": "snap"}
+    assert {t["ref"] for t in snap["tools"]} >= {"math.calculate:v1", "sql.query:v1"}
+    assert all(len(t["schema_hash"]) == 16 for t in snap["tools"])
+    assert snap["input"]["input"] == "compute 6*7" and snap["output"] == record["output"]
+    assert snap["status"] == "succeeded" and len(snap["git_commit"] or "x" * 40) == 40
+    assert snap["settings"]["flower_auth"] == "***"
+
+
+def test_a_ledger_event_goes_through_the_ledger_once_and_the_balance_query_then_sees_it(
+    fleet_worker: WorkerProcess,
+) -> None:
+    account = f"acc-{uuid.uuid4().hex[:8]}"
+    event = {"event_type": "account_opened", "timestamp": "2026-01-01T00:00:00Z",
+             "data": {"account": account, "currency": "EUR", "opening_balance": "12.50"}}  # fmt: skip
+    subtasks = [{"id": "s1", "tool": "ledger.quick_run", "args": {"event": event}}]
+
+    record = service.run("open an account", options={"subtasks": subtasks}, timeout_s=60)
+    balances = service.run("잔액 조회하고 요약해줘", timeout_s=60)
+
+    assert record["status"] == "succeeded", record["error"]
+    result = record["subtasks"][0]
+    assert result["output"]["status"] == "accepted", result["output"]
+    assert result["output"]["event_id"] == result["idempotency_key"] == f"{record['run_id']}:s1"
+    assert balances["status"] == "succeeded", balances["error"]
+    assert f"account: {account}, currency: EUR, balance: 12.50" in balances["subtasks"][1]["args"]["text"]

@@ -50,3 +50,13 @@ def test_every_task_of_a_canvas_has_an_id_to_revoke() -> None:
     sig = canvas.execution("run-1", [["s1", "s2"], ["s3"]], "agents", 5, time_limit_s=30)
 
     assert len(set(canvas.task_ids(sig))) == 4
+
+
+def test_the_rest_of_the_pipeline_becomes_the_last_levels_chord_body() -> None:
+    verify = canvas.resume("run-1", "agents", 5).tasks[-1]
+
+    sig = canvas.execution("run-1", [["s1", "s2"], ["s3"]], "agents", 5, time_limit_s=30, then=[verify])
+
+    first, second, (body,) = _levels(sig)
+    assert [t.kwargs["subtask_id"] for t in first + second] == ["s1", "s2", "s3"]
+    assert body.task == "agents.verify" and body.options["task_id"] == verify.options["task_id"]

@@ -10,11 +10,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from agents.errors import RunNotFound
-from agents.models import RunRecord, StageOutput, SubtaskResult, Usage, WorkflowRequest
+from agents.models import TERMINAL_STATUSES, RunRecord, StageOutput, SubtaskResult, Usage, WorkflowRequest
 from agents.snapshot import snapshot_id_of
 from worker import audit
 from worker.db import get_engine, session_scope
 from worker.models.agents import AgentIdempotencyKey, AgentRun, AgentSnapshot, AgentStage, AgentSubtaskResult, AgentTask
+
+AUDITED = TERMINAL_STATUSES | {"awaiting_approval"}
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -99,6 +101,7 @@ class SqlRunStore:
     def transition(self, run_id: str, to: str, allowed_from: frozenset[str], **fields: Any) -> bool:
         """Compare-and-set the status in one UPDATE, so two workers cannot both move the run."""
         now = datetime.now(UTC)
+        actor = fields.pop("actor", None)
         with session_scope(self.engine) as session:
             moved = session.execute(
                 update(AgentRun)
@@ -110,7 +113,9 @@ class SqlRunStore:
             run = session.get(AgentRun, run_id)
             assert run is not None
             run.timeline = {**(run.timeline or {}), to: now.isoformat()}
-            audit.record(session, "agent", f"run_{to}", run_id, error=fields.get("error"))
+            # The audit trail keeps what a person looks for (outcomes, holds, human actions), not every step.
+            if actor or to in AUDITED:
+                audit.record(session, "agent", f"run_{to}", run_id, actor=actor or "system", error=fields.get("error"))
             return True
 
     def save_stage(self, run_id: str, stage: StageOutput) -> None:
@@ -187,7 +192,10 @@ class SqlRunStore:
             row = session.get(AgentSnapshot, snapshot_id)
             if row is None:
                 raise RunNotFound(f"no snapshot {snapshot_id}")
-            return dict(row.data)
+            run = session.get(AgentRun, row.run_id)
+            # The run's outcome is read with the snapshot rather than copied into it: one write less per run.
+            outcome = {"status": run.status, "output": run.output, "error": run.error} if run else {}
+            return {**row.data, **outcome}
 
     def list_runs(self, limit: int = 20) -> list[dict[str, Any]]:
         """The latest runs, newest first, as short summaries."""

@@ -20,7 +20,7 @@ from typing import Any
 import redis
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from agents import snapshot
 from agents.config import AgentsConfig, load_config
@@ -55,10 +55,14 @@ class RedisEvents:
         """Append the event; a Redis hiccup loses progress, never the run."""
         body = json.dumps({"run_id": run_id, "at": time.time(), **event}, ensure_ascii=False, default=str)
         try:
-            pipe = self.client.pipeline()
-            pipe.xadd(stream_key(run_id), {"event": body}, maxlen=STREAM_MAXLEN, approximate=True)
-            pipe.expire(stream_key(run_id), STREAM_TTL_S)
-            pipe.execute()
+            # One round trip per event; the key's expiry is set once, with the run's last event.
+            if event.get("type") == TERMINAL_EVENT:
+                pipe = self.client.pipeline(transaction=False)
+                pipe.xadd(stream_key(run_id), {"event": body}, maxlen=STREAM_MAXLEN, approximate=True)
+                pipe.expire(stream_key(run_id), STREAM_TTL_S)
+                pipe.execute()
+            else:
+                self.client.xadd(stream_key(run_id), {"event": body}, maxlen=STREAM_MAXLEN, approximate=True)
         except redis.RedisError as exc:
             log.warning("progress event lost: %s", exc, extra={"category": "agent", "run_id": run_id})
 
@@ -142,9 +146,9 @@ class ReadOnlySql:
                     connection.execute(text(f"SET LOCAL statement_timeout = {int(timeout_ms)}"))
                 rows = connection.execute(text(sql)).mappings().all()
                 return [{k: _jsonable(v) for k, v in row.items()} for row in rows]
-        except OperationalError as exc:
-            message = str(exc.orig)
-            if "locked" in message or "busy" in message:
+        except DBAPIError as exc:
+            message = str(exc.orig).strip().splitlines()[0]
+            if isinstance(exc, OperationalError) and ("locked" in message or "busy" in message):
                 raise ToolTransientError(f"sql.query: database busy: {message}") from None
             raise ToolError(f"sql.query: {message}") from None
 

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from redis.exceptions import ResponseError
-from sqlalchemy import Engine, MetaData, Table, func, inspect, select
+from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -191,30 +191,74 @@ def mark_notified(day: date, channel: str, outcome: str, engine: Engine | None =
             alert.notified = {**alert.notified, channel: outcome}
 
 
-# Columns taken as a row's time when a domain table has one: its figures then cover the report's period.
-_TIME_COLUMNS = ("created_at", "received_at", "started_at", "at", "timestamp")
+def _tables(engine: Engine, *names: str) -> bool:
+    present = set(inspect(engine).get_table_names())
+    return all(name in present for name in names)
 
 
-def domain_figures(
-    prefixes: tuple[str, ...], engine: Engine, start: datetime | None = None, end: datetime | None = None
-) -> dict[str, Any] | None:
-    """Row counts (and counts by status) of the tables whose name starts with a prefix; None if none exist.
-
-    Read by reflection, so the ledger and agents tables are shown whatever their models hold; rows are
-    limited to [start, end) when the table has a time column.
-    """
-    names = [n for n in inspect(engine).get_table_names() if n.startswith(prefixes)]
-    if not names:
+def ledger_figures(engine: Engine, start: datetime, end: datetime) -> dict[str, Any] | None:
+    """Quick runs of the period: events by status, time to decision, anomaly alerts; None before the tables exist."""
+    if not _tables(engine, "ledger_events", "ledger_alerts"):
         return None
-    metadata = MetaData()
-    figures: dict[str, Any] = {}
-    with engine.connect() as connection:
-        for name in sorted(names):
-            table = Table(name, metadata, autoload_with=engine)
-            when = next((table.c[c] for c in _TIME_COLUMNS if c in table.c), None)
-            where = [when >= start, when < end] if when is not None and start and end else []
-            figures[f"{name} rows"] = connection.scalar(select(func.count()).select_from(table).where(*where))
-            if "status" in table.c:
-                query = select(table.c.status, func.count()).where(*where).group_by(table.c.status)
-                figures[f"{name} by status"] = {str(status): count for status, count in connection.execute(query)}
-    return figures
+    from worker.models.ledger import LedgerAlert
+    from worker.models.ledger import LedgerEventRecord as Event
+
+    period = [Event.processed_at >= start, Event.processed_at < end]
+    with session_scope(engine) as session:
+        by_status = dict(
+            session.execute(select(Event.status, func.count()).where(*period).group_by(Event.status)).all()
+        )
+        mean_ms, max_ms = session.execute(select(func.avg(Event.ttd_ms), func.max(Event.ttd_ms)).where(*period)).one()
+        alerts = dict(
+            session.execute(
+                select(LedgerAlert.kind, func.count())
+                .where(LedgerAlert.at >= start, LedgerAlert.at < end)
+                .group_by(LedgerAlert.kind)
+            ).all()
+        )
+    total = sum(by_status.values())
+    rejected = by_status.get("rejected", 0)
+    return {
+        "events": total,
+        "by status": by_status,
+        "rejection rate %": round(100.0 * rejected / total, 2) if total else 0.0,
+        "time to decision ms (mean / max)": f"{mean_ms or 0:.1f} / {max_ms or 0:.1f}",
+        "anomaly alerts": alerts,
+    }
+
+
+def agent_figures(engine: Engine, start: datetime, end: datetime) -> dict[str, Any] | None:
+    """Workflow runs of the period by status, and per stage: count, mean duration, tokens, cost."""
+    if not _tables(engine, "agent_runs", "agent_stages"):
+        return None
+    from worker.models.agents import AgentRun, AgentStage
+
+    with session_scope(engine) as session:
+        runs = dict(
+            session.execute(
+                select(AgentRun.status, func.count())
+                .where(AgentRun.created_at >= start, AgentRun.created_at < end)
+                .group_by(AgentRun.status)
+            ).all()
+        )
+        stages = session.execute(
+            select(
+                AgentStage.stage,
+                func.count(),
+                func.avg(AgentStage.duration_ms),
+                func.sum(AgentStage.prompt_tokens + AgentStage.completion_tokens),
+                func.sum(AgentStage.cost),
+            )
+            .where(AgentStage.started_at >= start, AgentStage.started_at < end)
+            .group_by(AgentStage.stage)
+        ).all()
+    total = sum(runs.values())
+    return {
+        "runs": total,
+        "by status": runs,
+        "success rate %": round(100.0 * runs.get("succeeded", 0) / total, 2) if total else 0.0,
+        "stages (count, mean ms, tokens, cost)": {
+            stage: f"{count}, {mean or 0:.0f} ms, {tokens or 0} tokens, {cost or 0:.4f}"
+            for stage, count, mean, tokens, cost in stages
+        },
+    }

@@ -1,10 +1,6 @@
 """Agent workflows against the bare Celery canvas of the same shape; parallel execute-stage wall time.
 
-python -m bench.workflows [--samples 30] [--processes 6] [--quick]
-
-A copy of the agents helper's `bench/agents.py` (on its branch, not yet on main when this was written).
-Once `bench/agents.py` is merged, `run()` here returns no rows (bench/agents.py gives them) and
-`python -m bench.workflows` runs bench.agents: delete this module then.
+python -m bench.agents [--samples 30] [--processes 6]
 
 - a workflow with 5 independent subtasks (math.calculate, never cached), end to end, p50, against a bare canvas
   of the same shape: a chain of 3 no-ops around a chord of 5 no-ops (goal: at most 2x);
@@ -58,21 +54,7 @@ def _calculations() -> list[dict[str, Any]]:
 SLOW = [{"id": f"s{i}", "tool": "system.status", "args": {"interval_s": 0.1}} for i in range(5)]
 
 
-def agents_bench() -> Any:
-    """bench.agents when it is there (merged), else None."""
-    import importlib.util
-
-    return importlib.import_module("bench.agents") if importlib.util.find_spec("bench.agents") else None
-
-
-def run(ctx: BenchContext) -> list[Row]:
-    """The workflow rows for `make bench`; none when bench/agents.py (the same rows) is there."""
-    if agents_bench() is not None:
-        return []
-    return measure(ctx, ctx.size(30, 10))
-
-
-def measure(ctx: BenchContext, samples: int = 30, processes: int = 6) -> list[Row]:
+def run(ctx: BenchContext, samples: int = 30, processes: int = 6) -> list[Row]:
     """Start a bare worker and a fleet worker with `processes` processes each, and measure."""
     from tests.support import WorkerProcess
     from worker.application import app
@@ -140,14 +122,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--samples", type=int, default=30)
     parser.add_argument("--processes", type=int, default=6)
-    parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     with private_environment() as ctx:
-        merged = agents_bench()
-        if merged is not None:
-            print(render(merged.run(ctx, 10 if args.quick else args.samples, args.processes)))
-        else:
-            print(render(measure(ctx, 10 if args.quick else args.samples, args.processes)))
+        print(render(run(ctx, args.samples, args.processes)))
 
 
 if __name__ == "__main__":

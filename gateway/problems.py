@@ -1,0 +1,182 @@
+"""Errors as RFC 9457 `application/problem+json`, from one handler that maps domain errors to HTTP."""
+
+from __future__ import annotations
+
+import logging
+import re
+from http import HTTPStatus
+from typing import Any
+
+from celery.exceptions import TimeoutError as ResultTimeout
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from kombu.exceptions import OperationalError as BrokerOperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import OperationalError as SqlOperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from worker.errors import BrokerUnavailable, DatabaseUnavailable, FleetError, SettingsError
+
+log = logging.getLogger("fleet.api")
+
+PROBLEM_TYPE = "application/problem+json"
+TYPE_BASE = "https://agent-fleet.dev/problems/"
+
+
+class ApiProblem(Exception):
+    """The request cannot be served."""
+
+    def __init__(
+        self, status: int, code: str, detail: str = "", headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
+        super().__init__(detail or code)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.headers = headers or {}
+        self.extra = extra
+
+
+# Known errors by class: (HTTP status, stable code). Checked along the MRO, most specific first.
+DOMAIN_ERRORS: dict[type[BaseException], tuple[int, str]] = {
+    BrokerUnavailable: (503, "broker_unavailable"),
+    DatabaseUnavailable: (503, "database_unavailable"),
+    SettingsError: (500, "settings_invalid"),
+    FleetError: (503, "fleet_unavailable"),
+    # Infrastructure that stopped answering mid-request: the client may retry later.
+    SqlOperationalError: (503, "database_unavailable"),
+    RedisConnectionError: (503, "broker_unavailable"),
+    RedisTimeoutError: (503, "broker_unavailable"),
+    BrokerOperationalError: (503, "broker_unavailable"),
+    ResultTimeout: (504, "wait_timeout"),
+}
+# Domain errors whose name alone does not say their status.
+NAMED: dict[str, int] = {
+    "InvalidTransition": 409,
+    "StoreConflict": 409,
+    "ToolInputError": 422,
+    "ToolTransientError": 503,
+    "ProfileError": 422,
+    "PlanError": 422,
+}
+INFRASTRUCTURE = frozenset({SqlOperationalError, RedisConnectionError, RedisTimeoutError, BrokerOperationalError})
+# Domain errors not listed above are mapped by their class name's ending.
+NAME_RULES: tuple[tuple[str, int], ...] = (
+    ("NotFound", 404),
+    ("Conflict", 409),
+    ("AlreadyExists", 409),
+    ("Invalid", 422),
+    ("TooLarge", 413),
+    ("Unavailable", 503),
+    ("Timeout", 504),
+)
+# Root errors of the domain packages, registered by name so this module imports none of them.
+DOMAIN_ROOTS = {"LedgerError": 400, "AgentError": 400, "ReportError": 400}
+
+HTTP_CODES: dict[int, str] = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_failed",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+def snake(name: str) -> str:
+    """`RunNotFound` -> `run_not_found`."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def classify(exc: BaseException) -> tuple[int, str]:
+    """The HTTP status and stable code of a domain error."""
+    for cls in type(exc).__mro__:
+        if cls in DOMAIN_ERRORS:
+            if cls is FleetError and type(exc) is not FleetError:
+                break
+            return DOMAIN_ERRORS[cls]
+    name = type(exc).__name__
+    if name in NAMED:
+        return NAMED[name], snake(name)
+    for ending, status in NAME_RULES:
+        if name.endswith(ending):
+            return status, snake(name)
+    for cls in type(exc).__mro__:
+        if cls.__name__ in DOMAIN_ROOTS:
+            return DOMAIN_ROOTS[cls.__name__], snake(name)
+    if isinstance(exc, FleetError):
+        return 503, snake(name)
+    return 500, "internal_error"
+
+
+def field_of(loc: tuple[Any, ...] | list[Any]) -> str:
+    """A validation error location as a dotted field name: ('body', 'input') -> 'input'."""
+    parts = [str(part) for part in loc]
+    if parts and parts[0] in {"body", "query", "path", "header", "cookie"} and len(parts) > 1:
+        return ".".join(parts[1:]) if parts[0] == "body" else f"{parts[0]}.{'.'.join(parts[1:])}"
+    return ".".join(parts) or "body"
+
+
+def problem(
+    request: Request | None,
+    status: int,
+    code: str,
+    detail: str = "",
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """A problem+json response."""
+    body: dict[str, Any] = {
+        "type": TYPE_BASE + code,
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "code": code,
+        "detail": detail or HTTPStatus(status).description,
+    }
+    if request is not None:
+        body["instance"] = request.url.path
+    body.update(extra)
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_TYPE)
+
+
+def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = [{"field": field_of(e.get("loc", ())), "message": str(e.get("msg", ""))} for e in exc.errors()]
+    first = errors[0] if errors else {"field": "body", "message": "invalid"}
+    detail = f"{first['field']}: {first['message']}"
+    return problem(request, 422, "validation_failed", detail, errors=errors)
+
+
+async def handle(request: Request, exc: Exception) -> JSONResponse:
+    """The one exception handler: every error the API answers with goes through here."""
+    if isinstance(exc, ApiProblem):
+        return problem(request, exc.status, exc.code, exc.detail, exc.headers, **exc.extra)
+    if isinstance(exc, RequestValidationError):
+        return _validation(request, exc)
+    if isinstance(exc, StarletteHTTPException):
+        code = HTTP_CODES.get(exc.status_code, snake(HTTPStatus(exc.status_code).name.title().replace("_", "")))
+        detail = exc.detail if isinstance(exc.detail, str) else ""
+        return problem(request, exc.status_code, code, detail, dict(exc.headers or {}))
+    status, code = classify(exc)
+    if status == 503:
+        log.warning("request failed: %s", exc, extra={"category": "api", "path": request.url.path})
+    elif status >= 500:
+        log.error("request failed: %s", exc, exc_info=exc, extra={"category": "api", "path": request.url.path})
+    # Infrastructure errors may carry URLs or SQL: the client gets the code, the log gets the detail.
+    if code == "internal_error":
+        detail = "the server could not complete the request"
+    elif type(exc) in INFRASTRUCTURE:
+        detail = code.replace("_", " ")
+    else:
+        detail = str(exc)
+    return problem(request, status, code, detail)
+
+
+HANDLED: tuple[type[Exception], ...] = (ApiProblem, RequestValidationError, StarletteHTTPException, Exception)

@@ -1,0 +1,173 @@
+"""Agent workflows and tools: thin calls into gateway.services.agents."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, status
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from agents.errors import AgentError, RunNotFound
+from agents.models import WorkflowRequest
+from gateway.deps import Config, ReadKey, RunKey
+from gateway.problems import ApiProblem, classify
+from gateway.services import agents as service
+from gateway.sse import format_event
+
+router = APIRouter(prefix="/api/v1", tags=["agents"])
+RunId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+class BatchRequest(BaseModel):
+    """Several workflow requests submitted at once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    requests: list[WorkflowRequest] = Field(min_length=1, max_length=100)
+
+
+class RejectRequest(BaseModel):
+    """Why a held run is rejected."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="", max_length=2000)
+
+
+class ToolCall(BaseModel):
+    """Arguments of one tool call."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+def accepted(run_id: str) -> JSONResponse:
+    """202 with where to follow the run."""
+    body = {"run_id": run_id, "status": "pending", "status_url": f"/api/v1/agent/status/{run_id}"}
+    return JSONResponse(body, status_code=202, headers={"Location": body["status_url"]})
+
+
+@router.post("/agent/run", status_code=status.HTTP_202_ACCEPTED, responses={200: {"description": "run finished"}})
+def run(request: WorkflowRequest, config: Config, _who: RunKey, wait: bool = False) -> JSONResponse:
+    """Start a workflow; with `?wait=true`, the run record once it rests (within gateway.wait_timeout_s)."""
+    run_id = service.submit(request)
+    if not wait:
+        return accepted(run_id)
+    try:
+        record = service.wait_for_run(run_id, config.wait_timeout_s)
+    except RunNotFound:
+        return accepted(run_id)  # no worker has picked the run up yet: it is queued, not missing
+    resting = record.get("status") in service.RESTING
+    return JSONResponse(record, status_code=200 if resting else 202)
+
+
+def _events(run_id: str, last_event_id: str, timeout_s: float) -> Iterator[bytes]:
+    yield format_event(f"{run_id}/0", "run", {"run_id": run_id})
+    try:
+        for entry_id, event in service.progress(run_id, last_event_id, timeout_s):
+            yield format_event(f"{run_id}/{entry_id}", str(event.get("type", "event")), event)
+    except AgentError as exc:
+        http_status, code = classify(exc)
+        yield format_event(f"{run_id}/error", "error", {"status": http_status, "code": code, "detail": str(exc)})
+
+
+@router.post(
+    "/agent/run/stream", response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}}
+)
+def run_stream(
+    request: WorkflowRequest,
+    config: Config,
+    _who: RunKey,
+    last_event_id: Annotated[str | None, Header(max_length=200)] = None,
+) -> StreamingResponse:
+    """Start a workflow and stream its stage and subtask events (SSE); `Last-Event-ID` resumes the same run."""
+    run_id, _, entry = (last_event_id or "").partition("/")
+    if not (run_id and entry):
+        run_id, entry = service.submit(request), "0"
+    elif not entry.replace("-", "").isdigit():
+        entry = "0"
+    return StreamingResponse(
+        _events(run_id, entry, config.stream_timeout_s),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
+@router.get(
+    "/agent/run/{run_id}/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+def run_events(
+    run_id: RunId,
+    config: Config,
+    _who: ReadKey,
+    last_event_id: Annotated[str | None, Header(max_length=200)] = None,
+) -> StreamingResponse:
+    """Follow an existing run's events (SSE), resuming after `Last-Event-ID`."""
+    service.run_status(run_id)  # 404 before the stream starts
+    entry = (last_event_id or "").rpartition("/")[2] or "0"
+    entry = entry if entry.replace("-", "").isdigit() else "0"
+    return StreamingResponse(
+        _events(run_id, entry, config.stream_timeout_s),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
+@router.post("/agent/batch", status_code=status.HTTP_202_ACCEPTED)
+def batch(body: BatchRequest, _who: RunKey) -> dict[str, Any]:
+    """Start several workflows; their run ids in order."""
+    return {"run_ids": [service.submit(request) for request in body.requests]}
+
+
+@router.get("/agent/status/{run_id}")
+def run_status(run_id: RunId, _who: ReadKey) -> dict[str, Any]:
+    """The run record: status, stages with timings, subtask results, output."""
+    return service.run_status(run_id)
+
+
+@router.delete("/agent/cancel/{run_id}")
+def cancel(run_id: RunId, who: RunKey) -> dict[str, Any]:
+    """Cancel a run (partial results stay); the run record."""
+    return service.cancel(run_id, actor=f"key:{who.key_id}")
+
+
+@router.post("/agent/{run_id}/approve")
+def approve(run_id: RunId, who: RunKey) -> dict[str, Any]:
+    """Release a run awaiting approval to the executor."""
+    return service.approve(run_id, actor=f"key:{who.key_id}")
+
+
+@router.post("/agent/{run_id}/reject")
+def reject(run_id: RunId, who: RunKey, body: RejectRequest | None = None) -> dict[str, Any]:
+    """End a run awaiting approval as rejected."""
+    return service.reject(run_id, actor=f"key:{who.key_id}", reason=body.reason if body else "")
+
+
+@router.get("/tools", tags=["tools"])
+def tools(_who: ReadKey) -> list[dict[str, Any]]:
+    """Every registered tool: name, version, description, schema, side-effect flag."""
+    return service.list_tools()
+
+
+ToolId = Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[a-z][a-z0-9_.]*(:v[0-9]{1,3})?$")]
+
+
+@router.get("/tools/{tool_id}", tags=["tools"])
+def tool(tool_id: ToolId, _who: ReadKey) -> dict[str, Any]:
+    """One tool by `name` or `name:version`."""
+    name, _, version = tool_id.partition(":")
+    for described in service.list_tools():
+        if described["name"] == name and described["version"] == (version or described["version"]):
+            return described
+    raise ApiProblem(404, "tool_not_found", f"no tool {tool_id!r}")
+
+
+@router.post("/tools/{tool_id}/execute", tags=["tools"])
+def execute(tool_id: ToolId, call: ToolCall, _who: RunKey) -> dict[str, Any]:
+    """Call a side-effect-free tool in the API process; its output and duration."""
+    return service.test_tool(tool_id, call.args)

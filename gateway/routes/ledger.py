@@ -1,0 +1,63 @@
+"""Ledger events: thin calls into gateway.services.ledger."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from celery.exceptions import TimeoutError as ResultTimeout
+from fastapi import APIRouter, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.deps import Config, LedgerWriteKey, ReadKey
+from gateway.problems import ApiProblem
+from gateway.services import ledger as service
+from worker.application import app as celery_app
+
+router = APIRouter(prefix="/api/v1/ledger", tags=["ledger"])
+EventId = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class EventSubmission(BaseModel):
+    """One or many ledger events (the envelope of the public contract); the worker validates each."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[dict[str, Any]] = Field(min_length=1, max_length=1000)
+
+
+@router.post("/events", status_code=status.HTTP_202_ACCEPTED, responses={200: {"description": "results (wait=true)"}})
+def submit(body: EventSubmission, config: Config, _who: LedgerWriteKey, wait: bool = False) -> dict[str, Any]:
+    """Send events as `ledger.quick_run`, each at the priority its rules give; with `wait`, their results."""
+    sent = service.send(list(body.events), celery_app)
+    accepted = [
+        {
+            "event_id": s.event_id,
+            "priority": s.priority,
+            "skipped": s.skipped,
+            "task_id": s.result.id if s.result else None,
+        }
+        for s in sent
+    ]
+    if not wait:
+        return {"accepted": accepted}
+    try:
+        return {"accepted": accepted, "results": service.wait(sent, timeout=config.wait_timeout_s)}
+    except ResultTimeout:
+        # Still queued or running: the events are accepted; their results come later on /results/{event_id}.
+        return {"accepted": accepted, "results": None}
+
+
+@router.get("/results/{event_id}")
+def result(event_id: EventId, _who: ReadKey) -> dict[str, Any]:
+    """The stored quick-run result of an event."""
+    found = service.get_result(event_id)
+    if found is None:
+        raise ApiProblem(404, "event_not_found", f"no result for event {event_id!r}")
+    return found
+
+
+@router.get("/versions")
+def versions(_who: ReadKey) -> list[dict[str, Any]]:
+    """Counts per api_version, each flagged when it departs from the previous version."""
+    return [asdict(stats) for stats in service.versions()]

@@ -1,0 +1,27 @@
+"""The API's own views of the fleet: settings (masked) and Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from gateway.deps import AdminKey, ReadKey
+from worker.metrics import render_latest
+from worker.settings import get_settings
+
+router = APIRouter(tags=["system"])
+
+
+@router.get("/api/v1/config")
+def config(_who: AdminKey) -> dict[str, Any]:
+    """The fleet's settings with secrets and URL passwords masked."""
+    return get_settings().masked()
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+def metrics(_who: ReadKey) -> Response:
+    """Prometheus metrics of every fleet process (multiprocess-safe) and the broker's live gauges."""
+    body, content_type = render_latest()
+    return Response(body, media_type=content_type)

@@ -1,0 +1,174 @@
+"""The HTTP API over real uvicorn and a real worker: keys, scopes, limits, problems, idempotency, health."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from tests.e2e.conftest import AGENT, ApiServer
+from tests.support import ROOT, wait_for
+from worker.db import session_scope
+from worker.models.core import AuditEvent
+
+pytestmark = pytest.mark.e2e
+
+
+def _create_key(*args: str) -> dict[str, Any]:
+    out = subprocess.run([AGENT, "keys", "create", "--json", *args], cwd=ROOT, capture_output=True, check=True)
+    return dict(json.loads(out.stdout))
+
+
+@pytest.fixture(scope="module")
+def keys(api_server: ApiServer) -> Iterator[dict[str, dict[str, Any]]]:
+    """Keys created with `agent keys create`, revoked afterwards so the session's API is open again."""
+    made = {
+        "admin": _create_key("--name", "e2e-admin", "--scope", "admin"),
+        "read": _create_key("--name", "e2e-read", "--scope", "read"),
+        "run": _create_key("--name", "e2e-run", "--scope", "run", "--scope", "ledger:write"),
+        "limited": _create_key("--name", "e2e-limited", "--scope", "read", "--rate-limit", "3"),
+    }
+    yield made
+    for key in made.values():
+        subprocess.run([AGENT, "keys", "revoke", key["key_id"]], cwd=ROOT, capture_output=True, check=True)
+
+
+def _bearer(key: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key['token']}"}
+
+
+def test_without_any_key_the_api_is_open_and_says_so_in_its_log(api_server: ApiServer) -> None:
+    # Given an API with no keys configured
+    # When a caller sends no key
+    answer = httpx.get(api_server.url + "/api/v1/config", timeout=10)
+    # Then it is served, and the start-up log warned loudly
+    assert answer.status_code == 200
+    assert "NO API KEYS CONFIGURED" in api_server.log_path.read_text()
+
+
+def test_health_answers_for_broker_database_and_a_worker_on_each_queue(api_server: ApiServer) -> None:
+    ready = httpx.get(api_server.url + "/health/ready", timeout=30)
+    assert ready.status_code == 200, ready.text
+    components = {c["name"]: c for c in ready.json()["components"]}
+    assert set(components) == {"broker", "database", "queue:agents", "queue:ledger", "queue:reports"}
+    assert all(c["status"] == "ok" for c in components.values())
+    assert "answered by session@" in components["queue:ledger"]["detail"]
+    startup = httpx.get(api_server.url + "/health/startup", timeout=10)
+    assert startup.status_code == 200 and "gateway_0001" in startup.json()["components"][0]["detail"]
+
+
+def test_once_keys_exist_a_call_without_one_is_refused_but_health_stays_open(
+    api_server: ApiServer, keys: dict[str, dict[str, Any]]
+) -> None:
+    refused = httpx.get(api_server.url + "/api/v1/config", timeout=10)
+    assert refused.status_code == 401
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["code"] == "unauthorized" and refused.json()["status"] == 401
+    wrong = httpx.get(api_server.url + "/api/v1/config", headers={"X-API-Key": "fleet_00000000_nope"}, timeout=10)
+    assert wrong.status_code == 401
+    assert httpx.get(api_server.url + "/health/live", timeout=10).status_code == 200
+    legacy = httpx.get(api_server.url + "/api/health", timeout=30)
+    assert legacy.status_code == 200 and legacy.json()["components"]["queue:agents"]["status"] == "ok"
+
+
+def test_a_key_is_accepted_as_bearer_or_x_api_key_and_scopes_are_enforced(
+    api_server: ApiServer, keys: dict[str, dict[str, Any]]
+) -> None:
+    url = api_server.url
+    config = httpx.get(url + "/api/v1/config", headers={"X-API-Key": keys["admin"]["token"]}, timeout=10)
+    assert config.status_code == 200
+    assert config.json()["flower_auth"] == "***" and "not-a-real-secret" not in config.text
+    forbidden = httpx.get(url + "/api/v1/config", headers=_bearer(keys["read"]), timeout=10)
+    assert forbidden.status_code == 403 and forbidden.json()["code"] == "forbidden"
+    assert forbidden.json()["required_scope"] == "admin"
+    metrics = httpx.get(url + "/metrics", headers=_bearer(keys["read"]), timeout=10)
+    assert metrics.status_code == 200 and "fleet_http_request_duration_seconds" in metrics.text
+    ping = httpx.post(url + "/api/v1/ping", json={"queue": "ledger"}, headers=_bearer(keys["read"]), timeout=10)
+    assert ping.status_code == 403
+
+
+def test_a_revoked_key_stops_working(api_server: ApiServer, keys: dict[str, dict[str, Any]]) -> None:
+    key = _create_key("--name", "e2e-doomed", "--scope", "read")
+    assert httpx.get(api_server.url + "/metrics", headers=_bearer(key), timeout=10).status_code == 200
+    subprocess.run([AGENT, "keys", "revoke", key["key_id"]], cwd=ROOT, capture_output=True, check=True)
+    assert httpx.get(api_server.url + "/metrics", headers=_bearer(key), timeout=10).status_code == 401
+
+
+def test_past_its_rate_limit_a_key_gets_429_with_retry_after(
+    api_server: ApiServer, keys: dict[str, dict[str, Any]]
+) -> None:
+    # Given a key limited to 3 requests per window
+    headers = _bearer(keys["limited"])
+    answers = [httpx.get(api_server.url + "/metrics", headers=headers, timeout=10) for _ in range(4)]
+    # Then the fourth is refused with a problem and a Retry-After, while other keys are unaffected
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert answers[2].headers["RateLimit-Remaining"] == "0"
+    refused = answers[3]
+    assert refused.json()["code"] == "rate_limited"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert httpx.get(api_server.url + "/metrics", headers=_bearer(keys["read"]), timeout=10).status_code == 200
+
+
+def test_a_body_over_the_limit_is_refused_with_413_declared_or_streamed(
+    api_server: ApiServer, keys: dict[str, dict[str, Any]]
+) -> None:
+    url = api_server.url + "/api/v1/ping"
+    big = b'{"queue": "ledger", "pad": "' + b"x" * 70_000 + b'"}'
+    declared = httpx.post(url, content=big, headers={**_bearer(keys["run"]), "Content-Type": "application/json"})
+    assert declared.status_code == 413 and declared.json()["code"] == "payload_too_large"
+
+    def chunks() -> Iterator[bytes]:
+        # Streamed without Content-Length: the limit is enforced on the bytes received.
+        yield big[:40_000]
+        yield big[40_000:]
+
+    streamed = httpx.post(url, content=chunks(), headers={**_bearer(keys["run"]), "Content-Type": "application/json"})
+    assert streamed.status_code == 413 and streamed.headers["content-type"] == "application/problem+json"
+
+
+def test_an_invalid_body_is_refused_with_422_naming_the_field(
+    api_server: ApiServer, keys: dict[str, dict[str, Any]]
+) -> None:
+    answer = httpx.post(
+        api_server.url + "/api/v1/ping", json={"queue": "nowhere"}, headers=_bearer(keys["run"]), timeout=10
+    )
+    assert answer.status_code == 422
+    problem = answer.json()
+    assert problem["code"] == "validation_failed" and problem["detail"].startswith("queue:")
+    assert problem["errors"][0]["field"] == "queue"
+    unknown = httpx.get(api_server.url + "/api/v1/nothing-here", headers=_bearer(keys["read"]), timeout=10)
+    assert unknown.status_code == 404 and unknown.json()["code"] == "not_found"
+
+
+def test_a_repeated_idempotency_key_returns_the_first_response_without_new_work(
+    api_server: ApiServer, keys: dict[str, dict[str, Any]]
+) -> None:
+    headers = {**_bearer(keys["run"]), "Idempotency-Key": "e2e-ping-1"}
+    body = {"queue": "ledger", "priority": 3, "wait_s": 10}
+    first = httpx.post(api_server.url + "/api/v1/ping", json=body, headers=headers, timeout=30)
+    again = httpx.post(api_server.url + "/api/v1/ping", json=body, headers=headers, timeout=30)
+    assert first.status_code == again.status_code == 201
+    assert first.json()["answer"]["hostname"].startswith("session@")
+    assert again.json()["task_id"] == first.json()["task_id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    reused = httpx.post(api_server.url + "/api/v1/ping", json={"queue": "agents"}, headers=headers, timeout=30)
+    assert reused.status_code == 422 and reused.json()["code"] == "idempotency_key_reused"
+
+
+def test_authenticated_calls_reach_the_audit_trail(api_server: ApiServer, keys: dict[str, dict[str, Any]]) -> None:
+    httpx.get(api_server.url + "/metrics", headers=_bearer(keys["read"]), timeout=10)
+
+    def audited() -> list[AuditEvent]:
+        with session_scope() as session:
+            query = select(AuditEvent).where(
+                AuditEvent.action == "api_call", AuditEvent.actor == keys["read"]["key_id"]
+            )
+            return list(session.scalars(query))
+
+    rows = wait_for(audited, timeout=15, what="api_call audit rows")
+    assert any(row.subject == "GET /metrics" and row.details["status"] == 200 for row in rows)

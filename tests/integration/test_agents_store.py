@@ -1,0 +1,89 @@
+"""The SQL run context on SQLite and on PostgreSQL (when FLEET_TEST_POSTGRES_URL is set)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from agents.errors import RunNotFound
+from agents.models import StageOutput, SubtaskResult, WorkflowRequest
+from worker.db import make_engine
+from worker.stores.agents import SqlRunStore
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest) -> Iterator[SqlRunStore]:
+    url = request.getfixturevalue("database_url" if request.param == "sqlite" else "postgres_url")
+    engine = make_engine(url)
+    yield SqlRunStore(engine)
+    engine.dispose()
+
+
+def test_a_run_moves_only_from_the_states_allowed_and_keeps_a_timeline(store: SqlRunStore) -> None:
+    run_id = str(uuid.uuid4())
+    store.create_run(run_id, WorkflowRequest(input="compute 1+1"), "agents")
+
+    assert store.transition(run_id, "analyzing", frozenset({"pending"})) is True
+    assert store.transition(run_id, "analyzing", frozenset({"pending"})) is False
+    assert store.transition(run_id, "failed", frozenset({"analyzing"}), error="boom", actor="tester") is True
+
+    record = store.get_run(run_id)
+    assert (record.status, record.error) == ("failed", "boom")
+    assert list(record.timeline) == ["pending", "analyzing", "failed"]
+    with pytest.raises(RunNotFound):
+        store.get_run("no-such-run")
+
+
+def test_the_same_idempotency_key_finds_the_first_run(store: SqlRunStore) -> None:
+    key = f"key-{uuid.uuid4().hex}"
+    first, created = store.create_run(str(uuid.uuid4()), WorkflowRequest(input="a", idempotency_key=key), "agents")
+    again, created_again = store.create_run(
+        str(uuid.uuid4()), WorkflowRequest(input="a", idempotency_key=key), "agents"
+    )
+
+    assert (created, created_again) == (True, False)
+    assert again.run_id == first.run_id
+
+
+def test_stages_results_calls_and_snapshots_round_trip(store: SqlRunStore) -> None:
+    run_id = str(uuid.uuid4())
+    store.create_run(run_id, WorkflowRequest(input="x"), "agents")
+    store.save_stage(run_id, StageOutput(stage="analyze", status="running"))
+    store.save_stage(run_id, StageOutput(stage="analyze", status="succeeded", output={"plan": {"intent": "x"}}))
+    store.save_result(run_id, SubtaskResult(subtask_id="s1", tool="t", version="v1", status="failed", error="e"))
+    store.save_result(
+        run_id, SubtaskResult(subtask_id="s1", tool="t", version="v1", status="succeeded", output={"v": 1})
+    )
+    store.save_snapshot(f"snap-{run_id}", run_id, {"run_id": run_id, "mode": "planner"})
+    store.transition(run_id, "succeeded", frozenset({"pending"}), output={"answer": "1"})
+
+    record = store.get_run(run_id)
+    assert [(s.stage, s.status) for s in record.stages] == [("analyze", "succeeded")]
+    assert [(r.subtask_id, r.status, r.output) for r in record.subtasks] == [("s1", "succeeded", {"v": 1})]
+    assert store.claim_call(f"{run_id}:s1", run_id, "s1") == (1, None)
+    store.complete_call(f"{run_id}:s1", {"done": True})
+    assert store.claim_call(f"{run_id}:s1", run_id, "s1") == (2, {"done": True})
+    assert store.get_snapshot(f"snap-{run_id}") == {"run_id": run_id, "mode": "planner", "status": "succeeded",
+                                                    "output": {"answer": "1"}, "error": None}  # fmt: skip
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def url(request: pytest.FixtureRequest) -> str:
+    return str(request.getfixturevalue("database_url" if request.param == "sqlite" else "postgres_url"))
+
+
+def test_the_sql_tool_connection_reads_but_cannot_write_even_past_the_parser(url: str) -> None:
+    from agents.errors import ToolError
+    from worker.stores.agents_live import ReadOnlySql
+
+    runner = ReadOnlySql(url)
+    try:
+        assert runner.run_select("SELECT COUNT(*) AS n FROM agent_runs", 1000)[0]["n"] >= 0
+        with pytest.raises(ToolError, match=r"(?i)read.only|readonly"):
+            runner.run_select("DELETE FROM agent_runs", 1000)
+    finally:
+        runner.engine.dispose()
