@@ -8,6 +8,7 @@ from typing import Any
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 from prometheus_client import Counter, Histogram
+from sqlalchemy.exc import OperationalError
 
 from agents import canvas, runner
 from agents.errors import AgentError, ToolTransientError
@@ -34,12 +35,22 @@ class StageTask(Task):  # type: ignore[misc]
             runner.fail_run(run_id, f"{self.name}: {type(exc).__name__}: {exc}", build_ports())
 
 
+# The database locked or unreachable is transient: every stage is idempotent (it reads the run by id and skips
+# what is done), so it retries with exponential backoff (1, 2, 4 ... up to 30 s; about 2 min in all).
+TRANSIENT: dict[str, Any] = {
+    "autoretry_for": (OperationalError,),
+    "retry_backoff": True,
+    "retry_backoff_max": 30,
+    "retry_kwargs": {"max_retries": 8},
+}
+
+
 def _json(record: Any) -> dict[str, Any]:
     data: dict[str, Any] = record.model_dump(mode="json")
     return data
 
 
-@app.task(name="agents.run_workflow", bind=True, base=StageTask)
+@app.task(name="agents.run_workflow", bind=True, base=StageTask, **TRANSIENT)
 def run_workflow(self: Task, request: dict[str, Any]) -> dict[str, Any]:
     """Record the run (the task id is the run id) and replace this task with the four-stage pipeline."""
     parsed = WorkflowRequest.model_validate(request)
@@ -52,14 +63,14 @@ def run_workflow(self: Task, request: dict[str, Any]) -> dict[str, Any]:
     raise self.replace(sig)
 
 
-@app.task(name="agents.analyze", bind=True, base=StageTask)
+@app.task(name="agents.analyze", bind=True, base=StageTask, **TRANSIENT)
 def analyze(self: Task, run_id: str) -> dict[str, Any]:
     """Sena: plan the request."""
     with STAGE_SECONDS.labels("analyze").time(), fleet_logging.bound(run_id=run_id):
         return _json(runner.analyze(run_id, build_ports(), self.request.id))
 
 
-@app.task(name="agents.gate", bind=True, base=StageTask)
+@app.task(name="agents.gate", bind=True, base=StageTask, **TRANSIENT)
 def gate(self: Task, run_id: str) -> dict[str, Any]:
     """Lubit: approve, reject or hold the plan."""
     with STAGE_SECONDS.labels("gate").time(), fleet_logging.bound(run_id=run_id):
@@ -69,7 +80,7 @@ def gate(self: Task, run_id: str) -> dict[str, Any]:
     return _json(record)
 
 
-@app.task(name="agents.execute", bind=True, base=StageTask)
+@app.task(name="agents.execute", bind=True, base=StageTask, **TRANSIENT)
 def execute(self: Task, run_id: str) -> dict[str, Any]:
     """GitCode: replace this task with one group per dependency level (verify follows from the chain)."""
     ports = build_ports()
@@ -81,7 +92,7 @@ def execute(self: Task, run_id: str) -> dict[str, Any]:
     raise self.replace(sig)
 
 
-@app.task(name="agents.run_subtask", bind=True, base=StageTask, max_retries=None)
+@app.task(name="agents.run_subtask", bind=True, base=StageTask, max_retries=None, **TRANSIENT)
 def run_subtask(self: Task, previous: Any = None, *, run_id: str, subtask_id: str) -> dict[str, Any]:
     """Run one subtask; transient tool errors retry with exponential backoff, then the subtask fails."""
     ports = build_ports()
@@ -113,7 +124,7 @@ def _outputs(previous: Any) -> dict[str, dict[str, Any]]:
     return {i["subtask_id"]: i["output"] for i in items if isinstance(i, dict) and i.get("status") == "succeeded"}
 
 
-@app.task(name="agents.verify", bind=True, base=StageTask)
+@app.task(name="agents.verify", bind=True, base=StageTask, **TRANSIENT)
 def verify(self: Task, run_id: str) -> dict[str, Any]:
     """RUNE: check the run; returns the final run record (the producer's result)."""
     with STAGE_SECONDS.labels("verify").time(), fleet_logging.bound(run_id=run_id):
