@@ -18,7 +18,7 @@ def test_a_ten_megabyte_event_is_rejected_as_too_large_and_the_worker_keeps_cons
     celery_app, fleet_worker: WorkerProcess, database_url: str
 ) -> None:  # type: ignore[no-untyped-def]
     # Given an event whose body is 10 MB of JSON
-    event_id = f"huge-{uuid.uuid4().hex[:6]}"
+    event_id = f"huge-{uuid.uuid4().hex[:6]}"  # unreadable: the body is refused before it is parsed
     body = json.dumps({"event_id": event_id, "event_type": "account_opened", "padding": "x" * TEN_MB})
 
     # When it is sent as a quick run
@@ -30,7 +30,9 @@ def test_a_ten_megabyte_event_is_rejected_as_too_large_and_the_worker_keeps_cons
 
     table = LedgerEventRecord.__table__
     with get_engine(database_url).connect() as connection:
-        stored = connection.execute(select(table.c.status, table.c.code).where(table.c.event_id == result["event_id"])).one()
+        stored = connection.execute(
+            select(table.c.status, table.c.code).where(table.c.event_id == result["event_id"])
+        ).one()
     assert (result["status"], result["codes"][0]) == ("rejected", "payload_too_large"), result["event_id"]
     assert tuple(stored) == ("rejected", "payload_too_large")
     assert len(json.dumps(result)) < 10_000  # the result does not carry the payload back
