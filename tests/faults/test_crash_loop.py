@@ -187,7 +187,7 @@ def test_a_stream_and_workflows_survive_workers_killed_every_few_seconds(
         f" applied, {twice} twice, {len(lines(folder / 'calls.log')) - len(effects)} repeated calls absorbed"
     )
     assert kills_during_stream >= 3
-    assert len(sender.vanished) <= kills_during_stream // 10  # a rare window, not a habit
+    assert len(sender.vanished) <= max(1, kills_during_stream // 10)  # a rare window, not a habit
     assert lost == [] and len(stored) == len(expected) == EVENTS
     assert different == []
     assert wrong == [] and len(balances) == len(memory.ledger.accounts)
