@@ -38,6 +38,8 @@ TABLES = ("agent_runs", "audit_events")
         "select * from pragma_table_info('agent_runs')",
         "select * from main.sqlite_master",
         "",
+        "`",
+        "select 'unterminated",
     ],
 )
 def test_sql_query_refuses_anything_but_one_read_of_an_allowed_table(query: str) -> None:
