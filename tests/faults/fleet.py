@@ -118,7 +118,8 @@ def fleet_config(folder: Path, text: str) -> dict[str, str]:
     """Environment of a worker reading `text` as its FLEET_CONFIG (and the test tools' effects folder)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "fleet.yaml"
-    path.write_text(text)
+    # Their thousands of tasks stay out of the day's report figures that tests/integration/test_reports.py reads.
+    path.write_text(text + "reports:\n  telemetry: false\n")
     return {"FLEET_CONFIG": str(path), "FLEET_TEST_EFFECTS_DIR": str(folder)}
 
 
