@@ -7,6 +7,7 @@ from typing import Any
 
 from celery import Task, signature
 from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy.exc import OperationalError
 
 from agents import canvas, runner
 from agents.errors import AgentError, ToolTransientError
@@ -30,12 +31,22 @@ class StageTask(Task):  # type: ignore[misc]
             runner.fail_run(run_id, f"{self.name}: {type(exc).__name__}: {exc}", build_ports())
 
 
+# The database locked or unreachable is transient: every stage is idempotent (it reads the run by id and skips
+# what is done), so it retries with exponential backoff (1, 2, 4 ... up to 30 s; about 2 min in all).
+TRANSIENT: dict[str, Any] = {
+    "autoretry_for": (OperationalError,),
+    "retry_backoff": True,
+    "retry_backoff_max": 30,
+    "retry_kwargs": {"max_retries": 8},
+}
+
+
 def _json(record: Any) -> dict[str, Any]:
     data: dict[str, Any] = record.model_dump(mode="json")
     return data
 
 
-@app.task(name="agents.run_workflow", bind=True, base=StageTask)
+@app.task(name="agents.run_workflow", bind=True, base=StageTask, **TRANSIENT)
 def run_workflow(self: Task, request: dict[str, Any]) -> dict[str, Any]:
     """Record the run (the task id is the run id) and replace this task with the four-stage pipeline."""
     parsed = WorkflowRequest.model_validate(request)
@@ -50,7 +61,7 @@ def run_workflow(self: Task, request: dict[str, Any]) -> dict[str, Any]:
 
 # Intermediate stages pass nothing on (the next stage reads the run context) and nobody waits on their
 # results: storing them, and a STARTED state, would cost two result-backend writes per stage for nothing.
-INTERMEDIATE = {"bind": True, "base": StageTask, "ignore_result": True, "track_started": False}
+INTERMEDIATE = {"bind": True, "base": StageTask, "ignore_result": True, "track_started": False, **TRANSIENT}
 
 
 @app.task(name="agents.analyze", **INTERMEDIATE)
@@ -90,7 +101,7 @@ def execute(self: Task, run_id: str) -> dict[str, Any]:
     raise self.replace(sig)
 
 
-@app.task(name="agents.run_subtask", bind=True, base=StageTask, max_retries=None)
+@app.task(name="agents.run_subtask", bind=True, base=StageTask, max_retries=None, **TRANSIENT)
 def run_subtask(self: Task, previous: Any = None, *, run_id: str, subtask_id: str) -> dict[str, Any]:
     """Run one subtask; transient tool errors retry with exponential backoff, then the subtask fails."""
     ports = build_ports()
@@ -132,7 +143,7 @@ def _outputs(previous: Any) -> dict[str, dict[str, Any]]:
     return {i["subtask_id"]: i["output"] for i in items if isinstance(i, dict) and i.get("status") == "succeeded"}
 
 
-@app.task(name="agents.verify", bind=True, base=StageTask)
+@app.task(name="agents.verify", bind=True, base=StageTask, **TRANSIENT)
 def verify(self: Task, run_id: str) -> dict[str, Any]:
     """RUNE: check the run; returns the final run record (the producer's result)."""
     with AGENT_STAGE_DURATION.labels("verify").time(), fleet_logging.bound(run_id=run_id):

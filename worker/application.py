@@ -12,4 +12,5 @@ app.config_from_object("celeryconfig")
 
 import worker.dead_letters  # noqa: E402  (records refused messages)
 import worker.signals  # noqa: E402  (connects logging, correlation and metrics to the app)
-import worker.telemetry  # noqa: E402,F401  (per-minute aggregates and Prometheus counters; reports.telemetry)
+import worker.telemetry  # noqa: E402  (per-minute aggregates and Prometheus counters; reports.telemetry)
+import worker.watchdog  # noqa: E402,F401  (exits a worker that stopped consuming; see docs/RELIABILITY.md)

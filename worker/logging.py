@@ -103,9 +103,21 @@ class MaskingFilter(logging.Filter):
         return True
 
 
+# Characters that str.splitlines() (and many log shippers) treat as line breaks, which JSON leaves unescaped.
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+class OneLineJsonFormatter(JsonFormatter):  # type: ignore[misc]
+    """JSON that stays on one line for every reader: the few line-breaking characters JSON allows are escaped."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as one JSON line."""
+        return str(super().format(record)).translate(_LINE_BREAKS)
+
+
 def json_formatter() -> logging.Formatter:
     """The formatter of every fleet log line."""
-    return JsonFormatter(
+    return OneLineJsonFormatter(
         "%(asctime)s %(levelname)s %(name)s %(message)s",
         rename_fields={"levelname": "level", "name": "logger", "asctime": "ts"},
         datefmt="%Y-%m-%dT%H:%M:%S%z",

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     report_dir: Path = Path("var/reports")
     visibility_timeout: int = Field(default=3600, ge=1)
+    # A worker whose queues hold messages while it receives nothing for this long exits to be restarted; 0: off.
+    watchdog_stall_s: float = Field(default=300.0, ge=0)
     language: str = "en"
     yaml_config: dict[str, Any] = Field(default_factory=dict, exclude=True)
 

@@ -39,7 +39,9 @@ _CONSTANTS = {
 
 
 def _bounded(value: Decimal) -> Decimal:
-    if value.is_finite() and value != 0 and value.adjusted() > MAX_DIGITS:
+    if not value.is_finite():  # a float literal such as 1e999999 parses as infinity
+        raise ToolInputError("result is not a finite number")
+    if value != 0 and value.adjusted() > MAX_DIGITS:
         raise ToolInputError(f"result exceeds 10^{MAX_DIGITS}")
     return value
 
@@ -65,7 +67,7 @@ def _eval(node: ast.AST, depth: int = 0) -> Decimal:
     if isinstance(node, ast.Expression):
         return _eval(node.body, depth + 1)
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        return Decimal(str(node.value))
+        return _bounded(Decimal(str(node.value)))
     if isinstance(node, ast.Name) and node.id in _CONSTANTS:
         return _CONSTANTS[node.id]
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):

@@ -6,7 +6,7 @@ from typing import Any
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import ParseError
+from sqlglot.errors import SqlglotError
 
 from agents.errors import ToolInputError, ToolUnavailable
 from agents.tools import Tool, ToolContext
@@ -34,7 +34,7 @@ def check_select(sql: str, tables: tuple[str, ...], limit: int) -> str:
     """The statement rewritten with a LIMIT; ToolInputError unless it is one safe SELECT."""
     try:
         statements = [s for s in sqlglot.parse(sql, read="sqlite") if s is not None]
-    except ParseError as exc:
+    except SqlglotError as exc:  # ParseError, and TokenError for text such as a lone backquote
         raise ToolInputError(f"cannot parse the query: {str(exc).splitlines()[0]}") from None
     if len(statements) != 1:
         raise ToolInputError(f"exactly one statement is allowed, got {len(statements)}")

@@ -1,0 +1,208 @@
+"""Workers SIGKILLed every few seconds while a ledger stream and agent workflows are in flight: nothing lost, nothing twice."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.services import agents as service
+from ledger.config import LedgerConfig
+from ledger.generate import generate
+from ledger.quickrun import MemoryStore, run
+from tests.faults.fleet import (
+    STALE_MUTEXES,
+    broker_holds,
+    fleet_config,
+    lines,
+    redeliver_unacknowledged,
+    segments,
+    stored_balances,
+    stored_statuses,
+)
+from tests.support import WorkerProcess, wait_for
+
+pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(300)]
+EVENTS = 5_000
+SEGMENT = 250
+WORKFLOWS = 20
+KILL_EVERY_S = 3.0
+# The visibility timeout, shortened: longer than any task here, so only a dead worker's messages come back (as in
+# production, where it exceeds the longest task); shorter, a live worker's prefetched messages are duplicated.
+REDELIVER_AFTER_S = 8.0
+# Single events of one segment arrive in any order: timestamps may then regress by up to the stream's span.
+LEDGER_YAML = "ledger:\n  batch_chunk_size: 50\n  regress_tolerance_seconds: 7200\n"
+
+
+class CrashLoop:
+    """Kills one of the workers (in turn) every few seconds with SIGKILL and starts it again."""
+
+    def __init__(self, workers: list[WorkerProcess], app: Any) -> None:
+        self.workers, self.app, self.kills = workers, app, 0
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self.stopped.wait(KILL_EVERY_S):
+            victim = self.workers[self.kills % len(self.workers)]
+            victim.kill()
+            self.kills += 1
+            victim.start()
+
+    def __enter__(self) -> CrashLoop:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        self.thread.join(30)
+
+
+@dataclass
+class Sender:
+    """Sends messages with known ids; resends those the broker lost (see `settle`)."""
+
+    app: Any
+    queue: str
+    logs: list[Path]
+    sent: dict[str, tuple[str, Any]] = field(default_factory=dict)
+    vanished: list[str] = field(default_factory=list)
+
+    def send(self, name: str, body: Any) -> None:
+        """Send one `ledger.quick_run` (an event) or `ledger.quick_run_batch` (a list)."""
+        task_id = str(uuid.uuid4())
+        self.sent[task_id] = (name, body)
+        self.app.send_task(name, args=[body], queue=self.queue, priority=5, task_id=task_id)
+
+    def settle(self, database_url: str, prefix: str, ids: set[str]) -> None:
+        """Wait until every event has a result. A message that is in no queue, not held, never received by any
+        worker and whose events have no result was popped by a worker killed before it recorded it (kombu's
+        BRPOP window, docs/RELIABILITY.md): count it and send it again, as a producer reconciling would."""
+        progress = {"stored": -1, "since": time.monotonic()}
+
+        def done() -> bool:
+            redeliver_unacknowledged(self.app, older_than_s=REDELIVER_AFTER_S)  # the visibility timeout, shortened
+            stored = stored_statuses(database_url, prefix).keys()
+            if ids <= stored:
+                return True
+            if len(stored) != progress["stored"]:
+                progress.update(stored=len(stored), since=time.monotonic())
+            elif time.monotonic() - progress["since"] > 15 and broker_holds(self.app, self.queue) == 0:
+                self._resend_lost(ids - stored)
+                progress["since"] = time.monotonic()
+            return False
+
+        wait_for(done, timeout=150, interval=0.5, what=f"{len(ids)} events stored")
+
+    def _resend_lost(self, missing: set[str]) -> None:
+        received = "".join(log.read_text(errors="replace") for log in self.logs if log.exists())
+        for task_id, (name, body) in list(self.sent.items()):
+            events = body if isinstance(body, list) else [body]
+            if {e["event_id"] for e in events} & missing:
+                assert task_id not in received, f"{task_id} was received, yet its events have no result"
+                self.vanished.append(task_id)
+                del self.sent[task_id]
+                self.send(name, body)
+
+
+def _workflows(queue: str) -> list[str]:
+    subtasks = [
+        {"id": "e1", "tool": "test.effect", "args": {"hold_ms": 300}},
+        {"id": "c1", "tool": "math.calculate", "args": {"expression": "6*7"}},
+        {"id": "e2", "tool": "test.effect", "args": {"hold_ms": 100}},
+    ]
+    return [
+        service.run(f"crash loop {i}", options={"queue": queue, "subtasks": subtasks}, wait=False)["run_id"]
+        for i in range(WORKFLOWS)
+    ]
+
+
+def test_a_stream_and_workflows_survive_workers_killed_every_few_seconds(
+    celery_app, database_url: str, session_dir: Path
+) -> None:  # type: ignore[no-untyped-def]
+    # Given two workers and a stream of events cut into batches and single events
+    prefix = f"loop{uuid.uuid4().hex[:6]}"
+    queues = f"ledger-{prefix},agents-{prefix}"
+    folder = session_dir / prefix
+    env = fleet_config(
+        folder, LEDGER_YAML + f"agents:\n  queue: agents-{prefix}\n  tool_modules: [tests.agent_tools]\n"
+    )
+    stream = [item["event"] for item in generate(EVENTS, 0, seed=17, now=datetime.now(UTC), prefix=prefix)]
+    workers = [
+        WorkerProcess(queues=queues, name=f"{prefix}-{n}", env=env, log_path=folder / f"worker-{n}.out").start(
+            celery_app
+        )
+        for n in "ab"
+    ]
+    sent = {"batches": 0, "singles": 0}
+    sender = Sender(celery_app, f"ledger-{prefix}", [w.log_path for w in workers])
+    try:
+        # When one of them is SIGKILLed every few seconds and restarted while everything is in flight
+        with CrashLoop(workers, celery_app) as loop:
+            run_ids = _workflows(f"agents-{prefix}")
+            for segment in segments(stream, SEGMENT):
+                for batch in segment.batches:
+                    sender.send("ledger.quick_run_batch", batch)
+                for event in segment.singles:
+                    sender.send("ledger.quick_run", event)
+                sent["batches"] += len(segment.batches)
+                sent["singles"] += len(segment.singles)
+                sender.settle(database_url, prefix, segment.event_ids)
+            kills_during_stream = loop.kills
+        with contextlib.suppress(AssertionError):  # a stuck run is counted below, not a timeout here
+            wait_for(
+                lambda: (
+                    redeliver_unacknowledged(celery_app, REDELIVER_AFTER_S)
+                    or all(service.run_status(r)["status"] in service.TERMINAL_STATUSES for r in run_ids)
+                ),
+                timeout=60,
+                interval=0.5,
+                what="every workflow in a terminal state",
+            )
+    finally:
+        for worker in workers:
+            worker.stop()
+
+    # Then every event has exactly one result, the one the stream gives when run once, in order
+    memory = MemoryStore()
+    config = LedgerConfig(regress_tolerance_seconds=7200)
+    expected = {r["event_id"]: r["status"] for r in run(stream, memory, config, datetime.now(UTC))}
+    stored = stored_statuses(database_url, prefix)
+    lost = sorted(expected.keys() - stored.keys())
+    different = sorted(i for i in expected if i in stored and stored[i] != expected[i])
+    # And every shadow balance equals the balance computed independently from the stream
+    balances = stored_balances(database_url, prefix)
+    wrong = sorted(a for a, acc in memory.ledger.accounts.items() if balances.get(a) != acc.balance)
+    # And every workflow ended, each side effect applied once although some were called again
+    statuses = [service.run_status(r)["status"] for r in run_ids]
+    effects = lines(folder / "effects.log")
+    twice = len(effects) - len(set(effects))
+    print(
+        f"\ncrash loop: {EVENTS} events ({sent['batches']} batches, {sent['singles']} singles), {WORKFLOWS} workflows,"
+        f" {kills_during_stream} kills, {len(sender.vanished)} messages vanished and resent,"
+        f" {len(STALE_MUTEXES)} abandoned restore locks cleared; stored {len(stored)}, lost {len(lost)}, status differs {len(different)},"
+        f" balances wrong {len(wrong)}, workflows {statuses.count('succeeded')} succeeded {statuses.count('executing')} stuck, effects {len(effects)}"
+        f" applied, {twice} twice, {len(lines(folder / 'calls.log')) - len(effects)} repeated calls absorbed"
+    )
+    assert kills_during_stream >= 3
+    assert len(sender.vanished) <= max(1, kills_during_stream // 10)  # a rare window, not a habit
+    assert lost == [] and len(stored) == len(expected) == EVENTS
+    assert different == []
+    assert wrong == [] and len(balances) == len(memory.ledger.accounts)
+    assert twice == 0 and set(effects) <= {f"{r}:{s}" for r in run_ids for s in ("e1", "e2")}
+    unfinished = {
+        r: service.run_status(r) for r, status in zip(run_ids, statuses, strict=True) if status != "succeeded"
+    }
+    if unfinished:  # open defects, documented in docs/RELIABILITY.md: reported on every run where they happen
+        reasons = sorted(
+            f"{rec['status']}: {rec.get('error') or 'the group barrier never ran'}" for rec in unfinished.values()
+        )
+        pytest.xfail(f"{len(unfinished)} of {WORKFLOWS} workflows did not succeed after kills: {reasons}")
+    assert sorted(effects) == sorted(f"{r}:{s}" for r in run_ids for s in ("e1", "e2"))
