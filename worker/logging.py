@@ -24,6 +24,7 @@ _context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
 _listener: logging.handlers.QueueListener | None = None
 # Celery's per-task INFO lines ("received", "succeeded in") print arguments and return values in clear
 # (account ids, amounts) and cost a line per task: the fleet logs its own structured line instead.
+# Their retry and failure lines stay: an operator needs them.
 ARGUMENT_LOGGERS = ("celery.worker.strategy", "celery.app.trace")
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 
@@ -86,6 +87,15 @@ class ContextFilter(logging.Filter):
         if not hasattr(record, "category"):
             record.category = category_of(record.name)
         return True
+
+
+class TaskChatterFilter(logging.Filter):
+    """Drops Celery's per-task "received" and "succeeded" lines, which carry arguments and results."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from celery.app.trace import LOG_RECEIVED, LOG_SUCCESS
+
+        return record.msg not in (LOG_RECEIVED, LOG_SUCCESS)
 
 
 class MaskingFilter(logging.Filter):
@@ -153,7 +163,9 @@ def configure(role: str, log_dir: Path, level: str = "INFO") -> None:
     root.addHandler(queue_handler)
     root.setLevel(level.upper())
     for name in ARGUMENT_LOGGERS:
-        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+        chatty = logging.getLogger(name)
+        if not any(isinstance(f, TaskChatterFilter) for f in chatty.filters):
+            chatty.addFilter(TaskChatterFilter())
     _listener = logging.handlers.QueueListener(log_queue, *handlers, respect_handler_level=False)
     _listener.start()
     atexit.register(stop)

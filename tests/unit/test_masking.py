@@ -56,14 +56,20 @@ def test_a_log_line_is_json_with_context_and_no_secret(tmp_path, capsys) -> None
     assert record["category"] == "system"
 
 
-def test_celery_lines_that_print_task_arguments_are_not_logged_at_info(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_celery_lines_that_print_task_arguments_are_dropped_but_retries_and_failures_kept(tmp_path) -> None:  # type: ignore[no-untyped-def]
     fleet_logging.configure("unit", tmp_path, "INFO")
     try:
-        logging.getLogger("celery.worker.strategy").info("Task x[1] received: account acc-000189")
-        logging.getLogger("celery.app.trace").info("Task x[1] succeeded: {'account': 'acc-000189'}")
+        from celery.app.trace import LOG_RECEIVED, LOG_RETRY, LOG_SUCCESS
+
+        args = {"name": "x", "id": "1", "args": "['acc-000189']", "kwargs": "{}", "eta": None}
+        logging.getLogger("celery.worker.strategy").info(LOG_RECEIVED, args)
+        result = {"name": "x", "id": "1", "runtime": 0.1, "return_value": "{'account': 'acc-000189'}"}
+        logging.getLogger("celery.app.trace").info(LOG_SUCCESS, result)
+        logging.getLogger("celery.app.trace").info(LOG_RETRY, {"name": "x", "id": "3", "exc": "database is locked"})
         logging.getLogger("celery.app.trace").error("Task x[2] raised: boom")
     finally:
         fleet_logging.stop()
     text = (tmp_path / "unit.jsonl").read_text()
     assert "acc-000189" not in text
     assert "boom" in text
+    assert "database is locked" in text  # retries are still logged
