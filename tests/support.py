@@ -15,6 +15,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def run_agent(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300.0
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed `agent` command as a user would, with the session's environment plus `env`."""
+    agent = str(Path(sys.executable).parent / "agent")
+    return subprocess.run(
+        [agent, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT, env={**os.environ, **(env or {})}
+    )
+
+
 def wait_for(condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05, what: str = "") -> Any:
     """Poll until the condition returns something truthy; fail with `what` after the timeout."""
     deadline = time.monotonic() + timeout

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from kombu import Exchange, Producer
 
-from tests.support import ROOT, WorkerProcess, wait_for
+from tests.support import ROOT, WorkerProcess, run_agent, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -104,8 +104,6 @@ def test_agent_status_counts_refused_messages_and_workers(fleet_worker: WorkerPr
 
 
 def _status_with_dead_letter() -> dict | None:  # type: ignore[type-arg]
-    done = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "status", "--json"], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+    done = run_agent("status", "--json", timeout=60)
     report = json.loads(done.stdout)
     return report if report.get("dead_letters", {}).get("counts", {}).get("unknown_task") else None

@@ -15,20 +15,9 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import ROOT, WorkerProcess, wait_for
+from tests.support import ROOT, WorkerProcess, run_agent, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def _agent(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "agent"), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def test_a_stopped_worker_and_an_error_burst_show_up_as_issues_with_actions(
@@ -41,7 +30,7 @@ def test_a_stopped_worker_and_an_error_burst_show_up_as_issues_with_actions(
     config.write_text("reports:\n  expected_workers: 2\n")
     env = {"FLEET_CONFIG": str(config)}
     extra = WorkerProcess(name="extra", queues="agents").start(celery_app)
-    before = json.loads(_agent("briefing", "--json", env=env).stdout)
+    before = json.loads(run_agent("briefing", "--json", env=env).stdout)
     assert {c["name"]: c["status"] for c in before["components"]}["workers"] == "OK"
     # When one worker is killed and a burst of connection errors hits the logs
     extra.kill()
@@ -56,8 +45,8 @@ def test_a_stopped_worker_and_an_error_burst_show_up_as_issues_with_actions(
     }
     burst.write_text("".join(json.dumps(line) + "\n" for _ in range(15)))
     try:
-        briefing = _agent("briefing", "--json", env=env)
-        report = _agent("report", "--json", env=env)
+        briefing = run_agent("briefing", "--json", env=env)
+        report = run_agent("report", "--json", env=env)
     finally:
         burst.unlink()
     # Then the briefing and the report name both issues, each with actions

@@ -13,23 +13,12 @@ import pytest
 
 from beat.config import DEFAULT_THRESHOLDS
 from beat.thresholds import classify
-from tests.support import ROOT, WorkerProcess, wait_for
+from tests.support import ROOT, WorkerProcess, run_agent, wait_for
 
 pytestmark = pytest.mark.integration
 
 PINGS = 12
 FAILS = 3
-
-
-def _agent(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "agent"), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def _send_traffic(celery_app, name_suffix: str) -> None:  # type: ignore[no-untyped-def]
@@ -58,7 +47,7 @@ def test_agent_report_counts_the_pings_and_failures_that_were_sent(
 
     # When `agent report` runs (the worker flushes its aggregates every few seconds)
     def counted() -> dict | None:
-        done = _agent("report", "--json")
+        done = run_agent("report", "--json")
         assert done.returncode == 0, done.stderr
         delta = (
             _row(reports.latest_report(), "fleet.fail", "agents")["count"]
