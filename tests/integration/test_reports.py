@@ -49,13 +49,13 @@ def test_agent_report_counts_the_pings_and_failures_that_were_sent(
     def counted() -> dict | None:
         done = run_agent("report", "--json")
         assert done.returncode == 0, done.stderr
-        delta = (
-            _row(reports.latest_report(), "fleet.fail", "agents")["count"]
-            - _row(before, "fleet.fail", "agents")["count"]
-        )
-        return json.loads(done.stdout) if delta >= FAILS else None
+        now = reports.latest_report()
+        fails = _row(now, "fleet.fail", "agents")["count"] - _row(before, "fleet.fail", "agents")["count"]
+        pings = _row(now, "fleet.ping", "ledger")["count"] - _row(before, "fleet.ping", "ledger")["count"]
+        # Each pool process flushes on its own clock: wait for both kinds of traffic, then check exact counts.
+        return json.loads(done.stdout) if fails >= FAILS and pings >= PINGS else None
 
-    result = wait_for(counted, timeout=60, interval=1.0, what="the failures in the report")
+    result = wait_for(counted, timeout=60, interval=1.0, what="the pings and failures in the report")
     latest = reports.latest_report()
 
     # Then its figures moved by exactly the traffic sent, with the chart, the dashboard JSON and classifications
