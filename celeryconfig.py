@@ -7,7 +7,9 @@ from typing import Any
 from celery.schedules import crontab
 from kombu import Exchange, Queue
 
+from agents.config import load_config as load_agents_config
 from beat.schedule import build_schedule
+from worker.backend import backend_url
 from worker.constants import PRIORITY_SEP, PRIORITY_STEPS, QUEUES, ROUTE_PREFIXES, TIME_LIMITS
 from worker.settings import get_settings
 
@@ -27,7 +29,8 @@ class QueueTimeLimits:
 _settings = get_settings()
 
 broker_url = _settings.broker_url
-result_backend = _settings.backend_url
+# Celery's Redis backend, storing a state in one atomic script call, where a SUCCESS or REVOKED is final.
+result_backend = backend_url(_settings.backend_url)
 timezone = _settings.timezone
 enable_utc = True
 
@@ -97,4 +100,11 @@ beat_schedule_filename = "var/celerybeat-schedule"
 beat_schedule = {
     name: {"task": entry["task"], "schedule": crontab(**entry["cron"]), "options": entry["options"]}
     for name, entry in build_schedule(_settings.section("reports"), _settings.timezone).items()
+}
+# Resume agent runs that stopped moving (agents/runner.py::sweep), at all hours; a late sweep is useless.
+_agents = load_agents_config(_settings.section("agents"))
+beat_schedule["agents-sweep"] = {
+    "task": "agents.sweep",
+    "schedule": _agents.sweep_every_s,
+    "options": {"queue": _agents.queue, "priority": 1, "expires": _agents.sweep_every_s},
 }

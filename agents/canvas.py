@@ -21,12 +21,18 @@ def _stage(name: str, run_id: str, queue: str, priority: int, app: Any, task_id:
     return signature(name, kwargs={"run_id": run_id}, immutable=True, app=app, **options)
 
 
-def pipeline(run_id: str, queue: str, priority: int, app: Any = None) -> Signature:
-    """The whole workflow: the four stages in a chain, each reading the run context by id. The last one
-    carries the run id as its task id: the producer's id (the run id) resolves to the final run record."""
+# The first stage to send again for a run that stopped moving in a status (each stage skips what is done).
+RESUME_AT = {"pending": 0, "analyzing": 0, "gated": 2, "executing": 2, "verifying": 3}
+
+
+def pipeline(run_id: str, queue: str, priority: int, app: Any = None, status: str = "pending") -> Signature:
+    """The whole workflow (or, from `status`, what remains of it): the stages in a chain, each reading the run
+    context by id. The last one carries the run id as its task id: the producer's id (the run id) resolves to
+    the final run record."""
     # Each signature is bound to the app that sends it: an unbound one is sent by whichever app was created last.
-    stages = [_stage(name, run_id, queue, priority, app) for name in STAGE_TASKS[:-1]]
-    return chain(*stages, _stage(STAGE_TASKS[-1], run_id, queue, priority, app, task_id=run_id))
+    names = STAGE_TASKS[RESUME_AT[status] :]
+    stages = [_stage(name, run_id, queue, priority, app) for name in names[:-1]]
+    return chain(*stages, _stage(names[-1], run_id, queue, priority, app, task_id=run_id))
 
 
 def resume(run_id: str, queue: str, priority: int, app: Any = None) -> Signature:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agents.errors import ConfigError
 
@@ -56,8 +56,21 @@ class AgentsConfig(BaseModel):
     tool_retries: int = Field(default=3, ge=0, le=10)
     retry_backoff_s: float = Field(default=0.2, ge=0.0, le=60.0)
     queue: str = Field(default="agents", pattern=r"^agents(-[a-z0-9]+)?$")
+    # A run in flight with no change for this long is resumed by the sweep (its remaining stages sent again):
+    # longer than the longest subtask, else a slow one is run twice (harmless, idempotent, but wasted).
+    stall_after_s: int = Field(default=600, ge=2)
+    max_resumes: int = Field(default=3, ge=0, le=100)
+    sweep_every_s: float = Field(default=60.0, gt=0)
     tool_modules: tuple[str, ...] = ()
     openai: OpenAISettings = OpenAISettings()
+
+    @model_validator(mode="after")
+    def _stall_outlasts_a_subtask(self) -> AgentsConfig:
+        if self.stall_after_s <= self.subtask_time_limit_s:
+            raise ValueError(
+                f"stall_after_s ({self.stall_after_s}) must exceed subtask_time_limit_s ({self.subtask_time_limit_s})"
+            )
+        return self
 
     @field_validator("blocked_patterns", "review_patterns")
     @classmethod

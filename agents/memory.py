@@ -18,6 +18,12 @@ class MemoryStore:
         self.calls: dict[str, tuple[int, dict[str, Any] | None]] = {}
         self.snapshots: dict[str, dict[str, Any]] = {}
         self.tasks: dict[str, list[str]] = {}
+        self.changed: dict[str, datetime] = {}
+        self.resumed: dict[str, int] = {}
+
+    def get_run_changed(self, run_id: str) -> datetime:
+        """When the run, a stage or a result of it last changed."""
+        return self.changed.get(run_id) or self.get_run(run_id).updated_at or datetime.now(UTC)
 
     def create_run(self, run_id: str, request: WorkflowRequest, queue: str) -> tuple[RunRecord, bool]:
         """A new pending run, or the one with the same idempotency key."""
@@ -47,6 +53,7 @@ class MemoryStore:
         self.runs[run_id] = record.model_copy(
             update={"status": to, "timeline": {**record.timeline, to: now}, "updated_at": now, **fields}
         )
+        self.changed[run_id] = now
         return True
 
     def save_stage(self, run_id: str, stage: StageOutput) -> None:
@@ -54,12 +61,14 @@ class MemoryStore:
         record = self.get_run(run_id)
         stages = (*tuple(s for s in record.stages if s.stage != stage.stage), stage)
         self.runs[run_id] = record.model_copy(update={"stages": stages})
+        self.changed[run_id] = datetime.now(UTC)
 
     def save_result(self, run_id: str, result: SubtaskResult) -> None:
         """Insert or replace a subtask result."""
         record = self.get_run(run_id)
         results = (*tuple(r for r in record.subtasks if r.subtask_id != result.subtask_id), result)
         self.runs[run_id] = record.model_copy(update={"subtasks": tuple(sorted(results, key=lambda r: r.subtask_id))})
+        self.changed[run_id] = datetime.now(UTC)
 
     def add_task_ids(self, run_id: str, task_ids: list[str]) -> None:
         """Remember task ids."""
@@ -83,6 +92,22 @@ class MemoryStore:
     def save_snapshot(self, snapshot_id: str, run_id: str, data: dict[str, Any]) -> None:
         """Store a snapshot."""
         self.snapshots[snapshot_id] = data
+
+    def stalled_runs(self, statuses: frozenset[str], idle_since: datetime, limit: int = 100) -> list[RunRecord]:
+        """Runs in `statuses` unchanged since `idle_since`, oldest change first."""
+        stalled = [
+            r for r in self.runs.values() if r.status in statuses and self.get_run_changed(r.run_id) < idle_since
+        ]
+        return sorted(stalled, key=lambda r: self.get_run_changed(r.run_id))[:limit]
+
+    def resumes(self, run_id: str) -> int:
+        """How many times the run was resumed."""
+        return self.resumed.get(run_id, 0)
+
+    def note_resume(self, run_id: str, status: str) -> None:
+        """Count a resume; the run counts as changed now."""
+        self.resumed[run_id] = self.resumed.get(run_id, 0) + 1
+        self.changed[run_id] = datetime.now(UTC)
 
     def get_snapshot(self, snapshot_id: str) -> dict[str, Any]:
         """A stored snapshot."""

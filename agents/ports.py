@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Protocol
 
 from agents.models import RunRecord, StageOutput, SubtaskResult, WorkflowRequest
@@ -48,6 +49,18 @@ class RunStore(Protocol):
 
     def save_snapshot(self, snapshot_id: str, run_id: str, data: dict[str, Any]) -> None:
         """Insert or replace a config snapshot."""
+        ...
+
+    def stalled_runs(self, statuses: frozenset[str], idle_since: datetime, limit: int = 100) -> list[RunRecord]:
+        """Runs in one of `statuses` whose record, stages and results have not changed since `idle_since`."""
+        ...
+
+    def resumes(self, run_id: str) -> int:
+        """How many times the sweep resumed the run."""
+        ...
+
+    def note_resume(self, run_id: str, status: str) -> None:
+        """Record that the sweep resumed the run from `status` (the run counts as changed now)."""
         ...
 
     def get_snapshot(self, snapshot_id: str) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from agents import executor, gatekeeper, graph, verifier
@@ -16,6 +16,10 @@ from agents.models import TERMINAL_STATUSES, Plan, RunRecord, StageOutput, Subta
 from agents.ports import EventSink, RunStore, ToolCache
 from agents.profiles import Profile
 from agents.tools import Registry, ToolContext
+
+# Statuses a run passes through while workers move it on (not resting: neither held nor finished).
+IN_FLIGHT = frozenset({"pending", "analyzing", "gated", "executing", "verifying"})
+IN_EXECUTION = frozenset({"executing", "verifying"})
 
 
 def utcnow() -> datetime:
@@ -83,7 +87,11 @@ def analyze(run_id: str, ports: Ports, task_id: str | None = None) -> dict[str, 
     """Sena: plan the request (only from `pending`)."""
     record = ports.store.get_run(run_id)
     if not ports.store.transition(run_id, "analyzing", frozenset({"pending"})):
-        return report(run_id, "analyze", record.status)
+        record = ports.store.get_run(run_id)
+        # `analyzing` without a stored plan: a delivery of this stage died before storing it (or is still
+        # planning): plan again, since the next stage is sent only by the delivery that stored a plan.
+        if record.status != "analyzing" or record.stage("analyze") is not None:
+            return report(run_id, "analyze", record.status)
     with _stage(ports, run_id, "analyze", task_id) as out:
         try:
             plan, usage = ports.profiles(record.request.profile).plan(record.request, ports.registry)
@@ -100,30 +108,49 @@ def analyze(run_id: str, ports: Ports, task_id: str | None = None) -> dict[str, 
 def gate(run_id: str, ports: Ports, task_id: str | None = None) -> dict[str, Any]:
     """Lubit: approve, reject or hold the plan (only right after the analyst)."""
     record = ports.store.get_run(run_id)
-    if record.status != "analyzing" or record.stage("gate") is not None:
+    analyzed = record.stage("analyze")
+    # Not after the analyst (a duplicate or late message): nothing to do; whoever stores the plan sends on.
+    if record.status != "analyzing" or analyzed is None or "plan" not in analyzed.output:
         return report(run_id, "gate", record.status)
-    plan, usage = plan_of(record), record.stage("analyze").usage  # type: ignore[union-attr]
-    with _stage(ports, run_id, "gate", task_id) as out:
-        verdict = gatekeeper.check(plan, record.request, ports.registry, ports.config, usage)
-        out["output"] = {"verdict": verdict.model_dump(mode="json")}
+    plan, stored = plan_of(record), record.stage("gate")
+    if stored is not None and "verdict" in stored.output:
+        # A delivery stored its verdict and died before applying it: apply it, do not judge twice.
+        output = stored.output
+        verdict = Verdict.model_validate(output["verdict"])
+    else:
+        with _stage(ports, run_id, "gate", task_id) as out:
+            verdict = gatekeeper.check(plan, record.request, ports.registry, ports.config, analyzed.usage)
+            out["output"] = {"verdict": verdict.model_dump(mode="json")}
+        output = out["output"]
+    to, fields = _gate_outcome(verdict, plan, record)
+    _finish(ports, run_id, to, {"analyzing"}, **fields)
+    return report(run_id, "gate", to, output, mode=record.request.mode)
+
+
+def _gate_outcome(verdict: Verdict, plan: Plan, record: RunRecord) -> tuple[str, dict[str, Any]]:
+    """The run's next status after the verdict, and the fields to set with it."""
     fields: dict[str, Any] = {"priority": verdict.priority}
     if verdict.decision == "reject":
-        to, fields["error"] = "rejected", "; ".join(verdict.reasons)
-    elif verdict.decision == "needs_human":
-        to = "awaiting_approval"
-    elif record.request.mode == "plan_only":
-        to, fields["output"] = "succeeded", {"plan": plan.model_dump(mode="json")}
-    else:
-        to = "gated"
-    _finish(ports, run_id, to, {"analyzing"}, **fields)
-    return report(run_id, "gate", to, out["output"], mode=record.request.mode)
+        return "rejected", {**fields, "error": "; ".join(verdict.reasons)}
+    if verdict.decision == "needs_human":
+        return "awaiting_approval", fields
+    if record.request.mode == "plan_only":
+        return "succeeded", {**fields, "output": {"plan": plan.model_dump(mode="json")}}
+    return "gated", fields
 
 
 def begin_execute(run_id: str, ports: Ports, task_id: str | None = None) -> tuple[RunRecord, list[list[str]] | None]:
     """GitCode starts: the dependency levels to run, or None when the run is not approved (or is over)."""
     record = ports.store.get_run(run_id)
     if not ports.store.transition(run_id, "executing", frozenset({"gated"})):
-        return record, None
+        record = ports.store.get_run(run_id)
+        if record.status != "executing":
+            return record, None
+        # Delivered again, or resumed by the sweep: run again what has no result yet (subtasks are idempotent);
+        # with every result stored, nothing (verify follows).
+        done = {r.subtask_id for r in record.subtasks}
+        rest = [[s for s in level if s not in done] for level in graph.levels(plan_of(record).subtasks)]
+        return record, [level for level in rest if level] or None
     levels = graph.levels(plan_of(record).subtasks)
     ports.store.save_stage(run_id, StageOutput(stage="execute", status="running", started_at=utcnow(), task_id=task_id,
                                                output={"levels": levels}))  # fmt: skip
@@ -208,18 +235,23 @@ def _close_execute(ports: Ports, record: RunRecord) -> RunRecord:
 def verify(run_id: str, ports: Ports, task_id: str | None = None) -> RunRecord:
     """RUNE: close the execute stage, then check the run; the run ends succeeded, rejected or failed."""
     record = ports.store.get_run(run_id)
-    if record.status != "executing":
+    if record.status not in IN_EXECUTION:
         return record
-    record = _close_execute(ports, record)
     plan = plan_of(record)
+    if len(record.subtasks) < len(plan.subtasks):
+        # Sent early (a duplicate): the run is not ready; the sweep resumes a run whose subtasks stalled.
+        return record
     output = executor.answer(plan, list(record.subtasks))
-    failed = [r for r in record.subtasks if r.status == "failed"]
-    if failed or len(record.subtasks) < len(plan.subtasks):
-        errors = [f"{r.subtask_id} ({r.tool}:{r.version}): {r.error}" for r in failed] or ["not every subtask ran"]
-        _finish(ports, run_id, "failed", {"executing"}, error="; ".join(errors), output=output)
-        return ports.store.get_run(run_id)
-    if not ports.store.transition(run_id, "verifying", frozenset({"executing"})):
-        return ports.store.get_run(run_id)
+    if record.status == "executing":
+        record = _close_execute(ports, record)
+        failed = [r for r in record.subtasks if r.status == "failed"]
+        if failed:
+            errors = [f"{r.subtask_id} ({r.tool}:{r.version}): {r.error}" for r in failed]
+            _finish(ports, run_id, "failed", {"executing"}, error="; ".join(errors), output=output)
+            return ports.store.get_run(run_id)
+        if not ports.store.transition(run_id, "verifying", frozenset({"executing"})):
+            return ports.store.get_run(run_id)
+    # `verifying` on arrival: a delivery died mid-check; the check is pure, so it runs again.
     with _stage(ports, run_id, "verify", task_id) as out:
         stages = [s.stage for s in record.stages]
         verification = verifier.verify(plan, list(record.subtasks), stages, ports.registry, ports.config)
@@ -234,8 +266,25 @@ def verify(run_id: str, ports: Ports, task_id: str | None = None) -> RunRecord:
 
 def fail_run(run_id: str, error: str, ports: Ports) -> bool:
     """Mark a run failed from any non-terminal state (a stage crashed); False when it had already ended."""
-    allowed = {"pending", "analyzing", "gated", "awaiting_approval", "executing", "verifying"}
-    moved = ports.store.transition(run_id, "failed", frozenset(allowed), error=error)
+    moved = ports.store.transition(run_id, "failed", IN_FLIGHT | {"awaiting_approval"}, error=error)
     if moved:
         ports.events.publish(run_id, {"type": "run_finished", "status": "failed", "error": error})
     return moved
+
+
+def sweep(ports: Ports, now: datetime) -> list[tuple[RunRecord, str]]:
+    """Runs in flight with no change for `stall_after_s` (a message lost or a worker killed at a bad moment):
+    each is to be resumed (`resume`: send its remaining stages again), or failed after `max_resumes`."""
+    stall = ports.config.stall_after_s
+    decisions: list[tuple[RunRecord, str]] = []
+    for record in ports.store.stalled_runs(IN_FLIGHT, now - timedelta(seconds=stall)):
+        resumes = ports.store.resumes(record.run_id)
+        if resumes >= ports.config.max_resumes:
+            error = f"stalled in {record.status}: no progress for {stall} s, after {resumes} resumes"
+            if fail_run(record.run_id, error, ports):
+                decisions.append((record, "failed"))
+            continue
+        ports.store.note_resume(record.run_id, record.status)
+        ports.events.publish(record.run_id, {"type": "run_resumed", "status": record.status, "resumes": resumes + 1})
+        decisions.append((record, "resume"))
+    return decisions

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from celery import Task, signature
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from sqlalchemy.exc import OperationalError
 
 from agents import canvas, runner
@@ -52,7 +52,9 @@ def run_workflow(self: Task, request: dict[str, Any]) -> dict[str, Any]:
     parsed = WorkflowRequest.model_validate(request)
     record, created = start_run(self.request.id, parsed)
     fleet_logging.bind(run_id=record.run_id, category="agent")
-    if not created or record.status != "pending":
+    # Not created (the idempotency key's run), or created by an earlier delivery of this very message that
+    # then moved on: the record. Still pending after an earlier delivery: it died before sending the stages.
+    if record.status != "pending" or (not created and record.run_id != self.request.id):
         return _json(record)
     sig = canvas.pipeline(record.run_id, record.queue, record.priority, app=app)
     build_ports().store.add_task_ids(record.run_id, [*canvas.task_ids(sig), self.request.id])
@@ -148,6 +150,10 @@ def verify(self: Task, run_id: str) -> dict[str, Any]:
     """RUNE: check the run; returns the final run record (the producer's result)."""
     with AGENT_STAGE_DURATION.labels("verify").time(), fleet_logging.bound(run_id=run_id):
         record = runner.verify(run_id, build_ports(), self.request.id)
+    if record.status in runner.IN_FLIGHT:
+        # Sent before the run was ready (a duplicate): no result, so the producer's id (this task's, the run
+        # id) resolves only when the run rests.
+        raise Ignore()
     if record.finished:
         AGENT_REQUESTS.labels(record.request.mode, record.status).inc()
         level = logging.INFO if record.status == "succeeded" else logging.WARNING
@@ -161,4 +167,22 @@ def verify(self: Task, run_id: str) -> dict[str, Any]:
     return _json(record)
 
 
-__all__ = ["AgentError", "analyze", "execute", "gate", "run_subtask", "run_workflow", "verify"]
+@app.task(name="agents.sweep", ignore_result=True)
+def sweep() -> dict[str, list[str]]:
+    """Resume runs that stopped moving (a lost message, a worker killed at a bad moment); fail the hopeless."""
+    ports = build_ports()
+    done: dict[str, list[str]] = {"resume": [], "failed": []}
+    for record, action in runner.sweep(ports, runner.utcnow()):
+        done[action].append(record.run_id)
+        extra = {"category": "agent", "run_id": record.run_id, "status": record.status}
+        if action == "failed":
+            log.error("run %s failed: stalled in %s, resumes used up", record.run_id, record.status, extra=extra)
+            continue
+        sig = canvas.pipeline(record.run_id, record.queue, record.priority, app=app, status=record.status)
+        ports.store.add_task_ids(record.run_id, list(canvas.task_ids(sig)))
+        sig.apply_async()
+        log.warning("run %s resumed: no progress in %s", record.run_id, record.status, extra=extra)
+    return done
+
+
+__all__ = ["AgentError", "analyze", "execute", "gate", "run_subtask", "run_workflow", "sweep", "verify"]

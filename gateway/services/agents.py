@@ -130,10 +130,10 @@ def cancel(run_id: str, actor: str = "operator") -> dict[str, Any]:
     app = _app()
     if task_ids:
         app.control.revoke(task_ids, terminate=True, signal="SIGTERM")
-    # The producer's id (the run id) belongs to the last stage, which a revoked canvas never reaches:
-    # resolve it as REVOKED so a producer waiting on it learns at once (the run record says cancelled).
-    if not app.AsyncResult(run_id).ready():
-        app.backend.mark_as_revoked(run_id, reason=f"run cancelled by {actor}")
+    # The producer's id (the run id) belongs to the last stage, which a revoked canvas never reaches: resolve
+    # it as REVOKED so a producer waiting on it learns at once (the run record says cancelled). Forced, and
+    # final: neither a stage still running nor the chord's error from a terminated subtask overwrites it.
+    app.backend.revoke_result(run_id, reason=f"run cancelled by {actor}")
     return run_status(run_id)
 
 

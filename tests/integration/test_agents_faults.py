@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,9 @@ from tests.support import WorkerProcess, wait_for
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 
-def _config(folder: Path, queue: str, openai_url: str = "http://127.0.0.1:9/v1") -> dict[str, str]:
+def _config(
+    folder: Path, queue: str, openai_url: str = "http://127.0.0.1:9/v1", stall_after_s: int = 600
+) -> dict[str, str]:
     """Environment of a worker serving `queue` with the test tools, fast retries, a 2 s subtask limit, a fake model."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "fleet.yaml"
@@ -29,6 +32,7 @@ def _config(folder: Path, queue: str, openai_url: str = "http://127.0.0.1:9/v1")
         "  tool_retries: 2\n"
         "  retry_backoff_s: 0.05\n"
         "  subtask_time_limit_s: 2\n"
+        f"  stall_after_s: {stall_after_s}\n"
         f"  openai: {{base_url: '{openai_url}', model: fake-1, prompt_price_per_1k: 0.5, completion_price_per_1k: 2.0}}\n"
     )
     return {"FLEET_CONFIG": str(path), "FLEET_TEST_EFFECTS_DIR": str(folder), "FLEET_OPENAI_API_KEY": "test-key"}
@@ -81,11 +85,6 @@ def test_a_subtask_whose_dependency_failed_is_skipped_with_the_reason(faults_wor
     assert record["subtasks"][1]["error"] == "dependency s1 did not succeed"
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open defect: after cancel marks the producer's id REVOKED, the chord's error from the terminated "
-    "subtask (or a verify already running) can overwrite it with FAILURE or SUCCESS; the run record is cancelled",
-)
 def test_cancel_stops_the_run_keeps_partial_results_and_no_later_stage_starts(
     faults_worker: WorkerProcess, celery_app
 ) -> None:  # type: ignore[no-untyped-def]
@@ -174,3 +173,51 @@ def test_a_worker_killed_during_execute_the_run_still_finishes_and_each_effect_h
     killed = calls.read_text().split()[0]
     assert calls.read_text().split().count(killed) == 2  # called again after the kill, applied once
     assert {r["subtask_id"]: r["attempts"] for r in record["subtasks"]}[killed.split(":")[1]] == 2
+
+
+def _lose_unacknowledged(celery_app, queue: str) -> int:  # type: ignore[no-untyped-def]
+    """Drop what a dead worker held for `queue` from the broker: the message is lost, as in kombu's BRPOP window."""
+    client = redis.Redis.from_url(celery_app.conf.broker_url)
+    lost = [tag for tag, raw in client.hgetall("unacked").items() if json.loads(raw)[2] == queue]
+    if lost:
+        client.hdel("unacked", *lost)
+        client.zrem("unacked_index", *lost)
+    return len(lost)
+
+
+@pytest.mark.slow
+def test_a_run_whose_subtask_message_was_lost_with_its_worker_is_resumed_by_the_sweep_and_finishes(
+    celery_app,
+    database_url: str,
+    session_dir: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    folder = session_dir / "agents-lost"
+    env = _config(folder, "agents-lost", stall_after_s=4)
+    os.environ["FLEET_TEST_EFFECTS_DIR"] = str(folder)
+    victim = WorkerProcess(queues="agents-lost", concurrency=1, name="agents-lost-victim", env=env).start(celery_app)
+    subtasks = [{"id": f"e{i}", "tool": "test.effect", "args": {"hold_ms": 1_500}} for i in range(3)]
+    run_id = _run(subtasks, queue="agents-lost", wait=False)["run_id"]
+    calls = folder / "calls.log"
+    wait_for(lambda: calls.exists() and calls.read_text().strip(), timeout=30, what="the first side effect")
+    victim.kill()
+    assert _lose_unacknowledged(celery_app, "agents-lost") == 1
+
+    rescuer = WorkerProcess(queues="agents-lost", concurrency=1, name="agents-lost-rescuer", env=env).start(celery_app)
+    try:
+        wait_for(lambda: len(service.run_status(run_id)["subtasks"]) == 2, timeout=30, what="the two other subtasks")
+        assert service.run_status(run_id)["status"] == "executing"  # stuck: the lost one's chord never completes
+
+        def swept() -> bool:
+            celery_app.send_task("agents.sweep", queue="agents-lost", priority=1)  # what beat sends every minute
+            return service.run_status(run_id)["status"] not in ("executing", "verifying")
+
+        wait_for(swept, timeout=60, interval=1.0, what="the sweep to resume the run and the run to end")
+        final = celery_app.AsyncResult(run_id).get(timeout=15)
+    finally:
+        rescuer.stop()
+
+    record = service.run_status(run_id)
+    assert record["status"] == final["status"] == "succeeded", record["error"]
+    effects = (folder / "effects.log").read_text().split()
+    assert sorted(effects) == sorted(f"{run_id}:e{i}" for i in range(3))  # each applied once
+    assert any(e["type"] == "run_resumed" for _id, e in service.progress(run_id, timeout_s=1))

@@ -87,3 +87,27 @@ def test_the_sql_tool_connection_reads_but_cannot_write_even_past_the_parser(url
             runner.run_select("DELETE FROM agent_runs", 1000)
     finally:
         runner.engine.dispose()
+
+
+def test_a_run_is_stalled_only_when_neither_it_nor_its_stages_nor_its_results_changed(store: SqlRunStore) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    statuses = frozenset({"executing"})
+    quiet, busy = str(uuid.uuid4()), str(uuid.uuid4())
+    for run_id in (quiet, busy):
+        store.create_run(run_id, WorkflowRequest(input="x"), "agents")
+        store.transition(run_id, "executing", frozenset({"pending"}))
+    before_result = datetime.now(UTC)
+    store.save_result(busy, SubtaskResult(subtask_id="s1", tool="t", version="v1", status="succeeded"))
+    later = datetime.now(UTC) + timedelta(seconds=1)
+
+    found = {r.run_id for r in store.stalled_runs(statuses, before_result)}
+    assert quiet in found and busy not in found  # a result after the cut-off is progress
+    assert {quiet, busy} <= {r.run_id for r in store.stalled_runs(statuses, later)}
+    assert quiet not in {r.run_id for r in store.stalled_runs(frozenset({"gated"}), later)}
+
+    assert store.resumes(quiet) == 0
+    store.note_resume(quiet, "executing")
+    store.note_resume(quiet, "executing")
+    assert store.resumes(quiet) == 2
+    assert quiet not in {r.run_id for r in store.stalled_runs(statuses, later - timedelta(seconds=1))}

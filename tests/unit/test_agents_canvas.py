@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from celery.canvas import Signature, _chain, _chord
 
 from agents import canvas
@@ -17,6 +18,27 @@ def test_the_pipeline_chains_the_four_stages_and_ends_on_the_run_id() -> None:
     assert all(t.immutable and t.kwargs == {"run_id": "run-1"} for t in sig.tasks)
     assert all(t.options["queue"] == "agents" and t.options["priority"] == 3 for t in sig.tasks)
     assert sig.tasks[-1].options["task_id"] == "run-1"
+
+
+@pytest.mark.parametrize(
+    ("status", "stages"),
+    [
+        ("pending", ["agents.analyze", "agents.gate", "agents.execute", "agents.verify"]),
+        ("analyzing", ["agents.analyze", "agents.gate", "agents.execute", "agents.verify"]),
+        ("gated", ["agents.execute", "agents.verify"]),
+        ("executing", ["agents.execute", "agents.verify"]),
+        ("verifying", ["agents.verify"]),
+    ],
+)
+def test_a_stalled_run_is_resumed_from_the_stage_its_status_implies_ending_on_the_run_id(
+    status: str, stages: list[str]
+) -> None:
+    sig = canvas.pipeline("run-1", "agents-x", 2, status=status)
+
+    tasks = sig.tasks if isinstance(sig, _chain) else [sig]
+    assert [t.task for t in tasks] == stages
+    assert tasks[-1].options["task_id"] == "run-1"
+    assert all(t.options["queue"] == "agents-x" and t.options["priority"] == 2 for t in tasks)
 
 
 def test_resuming_after_approval_runs_only_execute_and_verify() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -15,6 +15,7 @@ from agents.snapshot import snapshot_id_of
 from worker import audit
 from worker.db import get_engine, session_scope
 from worker.models.agents import AgentIdempotencyKey, AgentRun, AgentSnapshot, AgentStage, AgentSubtaskResult, AgentTask
+from worker.models.core import AuditEvent
 
 AUDITED = TERMINAL_STATUSES | {"awaiting_approval"}
 
@@ -196,6 +197,39 @@ class SqlRunStore:
             # The run's outcome is read with the snapshot rather than copied into it: one write less per run.
             outcome = {"status": run.status, "output": run.output, "error": run.error} if run else {}
             return {**row.data, **outcome}
+
+    def stalled_runs(self, statuses: frozenset[str], idle_since: datetime, limit: int = 100) -> list[RunRecord]:
+        """Runs in `statuses` whose row, stages and results have not changed since `idle_since`, oldest first."""
+        stage_moved = select(AgentStage.id).where(
+            AgentStage.run_id == AgentRun.run_id,
+            or_(AgentStage.started_at >= idle_since, AgentStage.ended_at >= idle_since),
+        )
+        result_moved = select(AgentSubtaskResult.id).where(
+            AgentSubtaskResult.run_id == AgentRun.run_id, AgentSubtaskResult.updated_at >= idle_since
+        )
+        query = (
+            select(AgentRun)
+            .where(AgentRun.status.in_(sorted(statuses)), AgentRun.updated_at < idle_since)
+            .where(~exists(stage_moved), ~exists(result_moved))
+            .order_by(AgentRun.updated_at)
+            .limit(limit)
+        )
+        with session_scope(self.engine) as session:
+            return [self._record(session, run) for run in session.scalars(query)]
+
+    def resumes(self, run_id: str) -> int:
+        """How many times the sweep resumed the run (its `run_resumed` audit events)."""
+        query = select(func.count()).where(
+            AuditEvent.category == "agent", AuditEvent.action == "run_resumed", AuditEvent.subject == run_id
+        )
+        with session_scope(self.engine) as session:
+            return int(session.scalar(query) or 0)
+
+    def note_resume(self, run_id: str, status: str) -> None:
+        """Audit the resume and mark the run changed, so the next sweep gives the resumed stages time."""
+        with session_scope(self.engine) as session:
+            session.execute(update(AgentRun).where(AgentRun.run_id == run_id).values(updated_at=datetime.now(UTC)))
+            audit.record(session, "agent", "run_resumed", run_id, actor="sweep", status=status)
 
     def list_runs(self, limit: int = 20) -> list[dict[str, Any]]:
         """The latest runs, newest first, as short summaries."""
