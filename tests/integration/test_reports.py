@@ -153,10 +153,14 @@ def test_beat_with_its_clock_at_0959_sends_the_report_at_1000_and_it_is_made_onc
         out, err = beat.communicate(timeout=60)
         assert beat.returncode == 0, err
         outputs.append([json.loads(line) for line in out.splitlines()])
-    # Then nothing is sent at 09:59, the daily report at 10:00 by each beat...
+    # Then nothing is sent at 09:59, the daily report at 10:00 by each beat (with the minute's agents sweep)...
     for at_0959, at_1000 in outputs:
         assert [s["task"] for s in at_0959["sent"]] == []
-        assert sorted(s["task"] for s in at_1000["sent"]) == ["reports.collect_metrics", "reports.daily_status"]
+        assert sorted(s["task"] for s in at_1000["sent"]) == [
+            "agents.sweep",
+            "reports.collect_metrics",
+            "reports.daily_status",
+        ]
     sent = [s["id"] for o in outputs for s in o[1]["sent"] if s["task"] == "reports.daily_status"]
     results = [celery_app.AsyncResult(task_id).get(timeout=60) for task_id in sent]
     # ...and exactly one report exists for the day: the second run found it stored
