@@ -140,22 +140,29 @@ def _restore_unacknowledged(celery_app) -> int:  # type: ignore[no-untyped-def]
     return int(redis.Redis.from_url(celery_app.conf.broker_url).hlen("unacked"))
 
 
+def _kill_during_the_first_effect(  # type: ignore[no-untyped-def]
+    celery_app, folder: Path, queue: str, **config: Any
+) -> tuple[Path, dict[str, str], str]:
+    """A run of three slow side effects on a worker of its own, SIGKILLed during the first: folder, env, run id."""
+    env = _config(folder, queue, **config)
+    os.environ["FLEET_TEST_EFFECTS_DIR"] = str(folder)
+    victim = WorkerProcess(queues=queue, concurrency=1, name=f"{queue}-victim", env=env).start(celery_app)
+    subtasks = [{"id": f"e{i}", "tool": "test.effect", "args": {"hold_ms": 1_500}} for i in range(3)]
+    run_id = _run(subtasks, queue=queue, wait=False)["run_id"]
+    calls = folder / "calls.log"
+    wait_for(lambda: calls.exists() and calls.read_text().strip(), timeout=30, what="the first side effect")
+    victim.kill()
+    return folder, env, run_id
+
+
 @pytest.mark.slow
 def test_a_worker_killed_during_execute_the_run_still_finishes_and_each_effect_happens_once(
     celery_app,
     database_url: str,
     session_dir: Path,  # type: ignore[no-untyped-def]
 ) -> None:
-    folder = session_dir / "agents-kill"
-    env = _config(folder, "agents-kill")
-    os.environ["FLEET_TEST_EFFECTS_DIR"] = str(folder)
-    victim = WorkerProcess(queues="agents-kill", concurrency=1, name="agents-victim", env=env).start(celery_app)
-    subtasks = [{"id": f"e{i}", "tool": "test.effect", "args": {"hold_ms": 1_500}} for i in range(3)]
-    run_id = _run(subtasks, queue="agents-kill", wait=False)["run_id"]
+    folder, env, run_id = _kill_during_the_first_effect(celery_app, session_dir / "agents-kill", "agents-kill")
     calls = folder / "calls.log"
-    wait_for(lambda: calls.exists() and calls.read_text().strip(), timeout=30, what="the first side effect")
-
-    victim.kill()
     wait_for(
         lambda: _restore_unacknowledged(celery_app) == 0,
         timeout=30,
@@ -191,15 +198,9 @@ def test_a_run_whose_subtask_message_was_lost_with_its_worker_is_resumed_by_the_
     database_url: str,
     session_dir: Path,  # type: ignore[no-untyped-def]
 ) -> None:
-    folder = session_dir / "agents-lost"
-    env = _config(folder, "agents-lost", stall_after_s=4)
-    os.environ["FLEET_TEST_EFFECTS_DIR"] = str(folder)
-    victim = WorkerProcess(queues="agents-lost", concurrency=1, name="agents-lost-victim", env=env).start(celery_app)
-    subtasks = [{"id": f"e{i}", "tool": "test.effect", "args": {"hold_ms": 1_500}} for i in range(3)]
-    run_id = _run(subtasks, queue="agents-lost", wait=False)["run_id"]
-    calls = folder / "calls.log"
-    wait_for(lambda: calls.exists() and calls.read_text().strip(), timeout=30, what="the first side effect")
-    victim.kill()
+    folder, env, run_id = _kill_during_the_first_effect(
+        celery_app, session_dir / "agents-lost", "agents-lost", stall_after_s=4
+    )
     assert _lose_unacknowledged(celery_app, "agents-lost") == 1
 
     rescuer = WorkerProcess(queues="agents-lost", concurrency=1, name="agents-lost-rescuer", env=env).start(celery_app)
