@@ -14,9 +14,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from pythonjsonlogger.json import JsonFormatter
 
+from config_sections import validate_section
 from worker.errors import SettingsError
 from worker.masking import mask_text, mask_value
 
@@ -150,11 +151,7 @@ class LogFiles(BaseModel):
 
 def parse_log_files(raw: dict[str, Any]) -> LogFiles:
     """Validate a `logging` section; SettingsError names the failing key."""
-    try:
-        return LogFiles.model_validate(raw)
-    except ValidationError as exc:
-        problems = [f"logging.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        raise SettingsError("FLEET_CONFIG: " + "; ".join(problems)) from None
+    return validate_section(LogFiles, "logging", raw, SettingsError)
 
 
 def process_role(role: str) -> str:
