@@ -122,7 +122,13 @@ class IdempotencyMiddleware:
     async def _first(
         self, scope: Scope, receive: Receive, send: Send, redis: Any, redis_key: str, first: dict[str, Any]
     ) -> None:
-        response: dict[str, Any] = {"status": 500, "headers": [], "chunks": [], "stream": False}
+        response: dict[str, Any] = {"status": 500, "headers": [], "chunks": [], "stream": False, "kept": False}
+
+        async def keep(complete: bool) -> None:
+            response["kept"], response["complete"] = True, complete
+            # The scope the route's dependency asked for (deps.require): a replay is authorized again.
+            first["scope"] = scope.get("state", {}).get("required_scope")
+            await anyio.to_thread.run_sync(self._store, redis, redis_key, first, response)
 
         async def capture(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -130,19 +136,23 @@ class IdempotencyMiddleware:
                 headers = [(k.decode(), v.decode()) for k, v in message.get("headers", []) if k in REPLAYED_HEADERS]
                 response["headers"] = headers
                 response["stream"] = any(v.startswith("text/event-stream") for _k, v in headers)
-            elif message["type"] == "http.response.body" and not response["stream"]:
-                response["chunks"].append(message.get("body", b""))
+            elif message["type"] == "http.response.body":
+                if not response["stream"]:
+                    response["chunks"].append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    # Kept before the client has the whole answer: a repeat sent the moment it arrives
+                    # finds it, instead of 409 "still running".
+                    await keep(complete=True)
             await send(message)
 
         try:
             await self.app(scope, receive, capture)
         finally:
-            # The scope the route's dependency asked for (deps.require): a replay is authorized again.
-            first["scope"] = scope.get("state", {}).get("required_scope")
-            await anyio.to_thread.run_sync(self._store, redis, redis_key, first, response)
+            if not response["kept"]:  # the app raised or never finished its answer: nothing to replay
+                await keep(complete=False)
 
     def _store(self, redis: Any, redis_key: str, first: dict[str, Any], response: dict[str, Any]) -> None:
-        if response["stream"] or not 200 <= response["status"] < 300:
+        if not response["complete"] or response["stream"] or not 200 <= response["status"] < 300:
             redis.delete(redis_key)  # only successes are replayed; a failed first try may be retried
             return
         body = base64.b64encode(b"".join(response["chunks"])).decode()

@@ -208,6 +208,23 @@ def test_another_key_with_the_same_idempotency_key_gets_422_not_the_first_respon
         assert again.json()["task_id"] == first.json()["task_id"]
 
 
+def test_a_repeat_sent_as_soon_as_the_first_answer_arrives_is_replayed(
+    api_server: ApiServer, keys: dict[str, dict[str, Any]]
+) -> None:
+    # Given clients that repeat a request the moment its first answer arrives (a retry loop, a double click)
+    url = api_server.url + "/api/v1/ping"
+    body = {"queue": "ledger", "wait_s": 0}
+    with httpx.Client(headers=_bearer(keys["admin"]), timeout=30) as client:
+        for attempt in range(40):
+            headers = {"Idempotency-Key": f"e2e-quick-{attempt}-{uuid.uuid4()}"}
+            first = client.post(url, json=body, headers=headers)
+            again = client.post(url, json=body, headers=headers)
+            # Then the repeat gets the stored answer, never 409 "the first request is still running"
+            assert first.status_code == 201, first.text
+            assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true", again.text
+            assert again.json() == first.json()
+
+
 def test_a_replayed_response_counts_against_the_keys_rate_limit(api_server: ApiServer) -> None:
     # Given a key allowed 2 requests per window, whose first ping was stored under an Idempotency-Key
     key = _create_key("--name", "e2e-replay-limited", "--scope", "run", "--rate-limit", "2")
