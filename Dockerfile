@@ -5,7 +5,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 
 COPY pyproject.toml README.md ./
-COPY celeryconfig.py flowerconfig.py ./
+COPY celeryconfig.py flowerconfig.py config_sections.py ./
 COPY worker ./worker
 COPY agents ./agents
 COPY ledger ./ledger

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agents.errors import ConfigError
+from config_sections import validate_section
 
 DEFAULT_TABLES = (
     "agent_runs",
@@ -85,8 +86,4 @@ class AgentsConfig(BaseModel):
 
 def load_config(section: dict[str, Any]) -> AgentsConfig:
     """Validate the section; a bad value raises ConfigError naming the key."""
-    try:
-        return AgentsConfig.model_validate(section)
-    except ValidationError as exc:
-        problems = [f"agents.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        raise ConfigError("FLEET_CONFIG: " + "; ".join(problems)) from None
+    return validate_section(AgentsConfig, "agents", section, ConfigError)

@@ -6,9 +6,10 @@ import re
 from datetime import time
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from beat.errors import ReportConfigError
+from config_sections import validate_section
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
@@ -126,23 +127,11 @@ class NotificationsConfig(BaseModel):
     timeout_s: float = 10.0
 
 
-def _validated(model: type[BaseModel], section: str, raw: dict[str, Any]) -> Any:
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{section}.{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
-        )
-        raise ReportConfigError(f"FLEET_CONFIG: {problems}") from None
-
-
 def reports_config(raw: dict[str, Any]) -> ReportsConfig:
     """The `reports` section validated; ReportConfigError names the bad key."""
-    config: ReportsConfig = _validated(ReportsConfig, "reports", raw)
-    return config
+    return validate_section(ReportsConfig, "reports", raw, ReportConfigError)
 
 
 def notifications_config(raw: dict[str, Any]) -> NotificationsConfig:
     """The `notifications` section validated; ReportConfigError names the bad key."""
-    config: NotificationsConfig = _validated(NotificationsConfig, "notifications", raw)
-    return config
+    return validate_section(NotificationsConfig, "notifications", raw, ReportConfigError)

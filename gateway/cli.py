@@ -155,10 +155,8 @@ def api(
     import uvicorn
 
     from worker import logging as fleet_logging
-    from worker.settings import get_settings
 
-    settings = get_settings()
-    fleet_logging.configure("api", settings.log_dir, settings.log_level)
+    fleet_logging.configure_process("api")
     uvicorn.run("gateway.api:create_app", factory=True, host=host, port=port, workers=workers, log_config=None)
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from config_sections import validate_section
 from worker.errors import SettingsError
 from worker.settings import get_settings
 
@@ -36,11 +37,7 @@ class GatewayConfig(BaseModel):
 
 def parse_config(raw: dict[str, object]) -> GatewayConfig:
     """Validate a `gateway` section; SettingsError names the failing key."""
-    try:
-        return GatewayConfig.model_validate(raw)
-    except ValidationError as exc:
-        problems = [f"gateway.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        raise SettingsError("FLEET_CONFIG: " + "; ".join(problems)) from None
+    return validate_section(GatewayConfig, "gateway", raw, SettingsError)
 
 
 @functools.cache

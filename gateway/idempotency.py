@@ -1,4 +1,9 @@
-"""`Idempotency-Key` on POST: the first response is stored in Redis, a repeat gets the same response."""
+"""`Idempotency-Key` on POST: the first response is stored in Redis, a repeat by the same key gets it again.
+
+A repeat is authenticated and authorized like the first request (a revoked key, or one that lost the
+route's scope, gets 401/403, never the stored response), and only the key that made the first request
+gets it replayed: another key sending the same Idempotency-Key gets 422 `idempotency_key_reused`.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,14 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.config import get_gateway_config
+from gateway.deps import admit, authenticate, token_of
+from gateway.keys import ANONYMOUS, Principal
 from gateway.middleware import send_problem
+from gateway.problems import ApiProblem, handle
 
 HEADER = b"idempotency-key"
 KEY_PREFIX = "fleet:idempotency:"
@@ -27,12 +37,6 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
         if key == name:
             return bytes(value)
     return None
-
-
-def credential_of(scope: Scope) -> str:
-    """A hash of the caller's credentials: a key is only replayed to whoever created it."""
-    auth = (_header(scope, b"authorization") or b"") + b"|" + (_header(scope, b"x-api-key") or b"")
-    return hashlib.sha256(auth).hexdigest()[:32]
 
 
 def fingerprint(scope: Scope, body: bytes) -> str:
@@ -60,33 +64,71 @@ class IdempotencyMiddleware:
             detail = f"Idempotency-Key: must be 1-{MAX_KEY_LENGTH} ASCII characters"
             await send_problem(send, 422, "validation_failed", detail, path)
             return
+        request = Request(scope)
+        try:
+            # Before anything is read from the store: a revoked or unknown key learns nothing.
+            who = await anyio.to_thread.run_sync(authenticate, token_of(request.headers))
+        except Exception as exc:  # noqa: BLE001  (401, or the key store down: answered by the one handler)
+            await _send_problem(request, exc, receive, send)
+            return
         body = await _read_body(receive)
-        redis_key = KEY_PREFIX + credential_of(scope) + ":" + hashlib.sha256(raw_key).hexdigest()
+        redis_key = KEY_PREFIX + hashlib.sha256(raw_key).hexdigest()
         print_ = fingerprint(scope, body)
         redis = self.redis_factory()
-        pending = json.dumps({"state": "pending", "fingerprint": print_})
+        # One namespace for every caller: the stored owner tells another key's request from a repeat.
+        first = {"fingerprint": print_, "owner": who.key_id}
+        pending = json.dumps({"state": "pending", **first})
         claimed = await anyio.to_thread.run_sync(lambda: redis.set(redis_key, pending, nx=True, ex=IN_FLIGHT_S))
         if not claimed:
-            await self._answer_repeat(scope, send, redis, redis_key, print_)
+            raw = await anyio.to_thread.run_sync(redis.get, redis_key)
+            await self._answer_repeat(request, who, receive, send, raw, print_)
             return
-        await self._first(scope, _replay_body(body, receive), send, redis, redis_key, print_)
+        await self._first(scope, _replay_body(body, receive), send, redis, redis_key, first)
 
-    async def _answer_repeat(self, scope: Scope, send: Send, redis: Any, redis_key: str, print_: str) -> None:
-        path = scope["path"]
-        raw = await anyio.to_thread.run_sync(redis.get, redis_key)
+    async def _answer_repeat(
+        self, request: Request, who: Principal, receive: Receive, send: Send, raw: bytes | None, print_: str
+    ) -> None:
+        path = request.url.path
+        # Gone between our claim and this read (the first request failed): as good as still running.
         stored: dict[str, Any] = json.loads(raw) if raw else {"state": "pending", "fingerprint": print_}
-        if stored["fingerprint"] != print_:
+        if stored.get("owner", who.key_id) != who.key_id:
+            detail = "this Idempotency-Key was used by another API key"
+            await send_problem(send, 422, "idempotency_key_reused", detail, path)
+        elif stored["fingerprint"] != print_:
             detail = "this Idempotency-Key was used with a different request"
             await send_problem(send, 422, "idempotency_key_reused", detail, path)
         elif stored["state"] == "pending":
             await send_problem(send, 409, "idempotency_in_progress", "the first request is still running", path)
         else:
-            headers = [(k.encode(), v.encode()) for k, v in stored["headers"]] + [(b"idempotent-replayed", b"true")]
-            await send({"type": "http.response.start", "status": stored["status"], "headers": headers})
-            await send({"type": "http.response.body", "body": base64.b64decode(stored["body"])})
+            await self._replay(request, who, receive, send, stored)
 
-    async def _first(self, scope: Scope, receive: Receive, send: Send, redis: Any, redis_key: str, print_: str) -> None:
-        response: dict[str, Any] = {"status": 500, "headers": [], "chunks": [], "stream": False}
+    async def _replay(self, request: Request, who: Principal, receive: Receive, send: Send, stored: Any) -> None:
+        """The stored response, to a caller that still holds the scope the route asked for."""
+        if stored.get("scope"):
+            host = request.client.host if request.client else ""
+            try:
+                rate = await anyio.to_thread.run_sync(admit, who, stored["scope"], get_gateway_config(), host)
+            except ApiProblem as exc:
+                await _send_problem(request, exc, receive, send)
+                return
+            # Read by CallAuditMiddleware: the replay carries RateLimit-* headers and is audited.
+            request.state.rate_headers = rate
+        if who is not ANONYMOUS:
+            request.state.principal = who
+        headers = [(k.encode(), v.encode()) for k, v in stored["headers"]] + [(b"idempotent-replayed", b"true")]
+        await send({"type": "http.response.start", "status": stored["status"], "headers": headers})
+        await send({"type": "http.response.body", "body": base64.b64decode(stored["body"])})
+
+    async def _first(
+        self, scope: Scope, receive: Receive, send: Send, redis: Any, redis_key: str, first: dict[str, Any]
+    ) -> None:
+        response: dict[str, Any] = {"status": 500, "headers": [], "chunks": [], "stream": False, "kept": False}
+
+        async def keep(complete: bool) -> None:
+            response["kept"], response["complete"] = True, complete
+            # The scope the route's dependency asked for (deps.require): a replay is authorized again.
+            first["scope"] = scope.get("state", {}).get("required_scope")
+            await anyio.to_thread.run_sync(self._store, redis, redis_key, first, response)
 
         async def capture(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -94,23 +136,35 @@ class IdempotencyMiddleware:
                 headers = [(k.decode(), v.decode()) for k, v in message.get("headers", []) if k in REPLAYED_HEADERS]
                 response["headers"] = headers
                 response["stream"] = any(v.startswith("text/event-stream") for _k, v in headers)
-            elif message["type"] == "http.response.body" and not response["stream"]:
-                response["chunks"].append(message.get("body", b""))
+            elif message["type"] == "http.response.body":
+                if not response["stream"]:
+                    response["chunks"].append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    # Kept before the client has the whole answer: a repeat sent the moment it arrives
+                    # finds it, instead of 409 "still running".
+                    await keep(complete=True)
             await send(message)
 
         try:
             await self.app(scope, receive, capture)
         finally:
-            await anyio.to_thread.run_sync(self._store, redis, redis_key, print_, response)
+            if not response["kept"]:  # the app raised or never finished its answer: nothing to replay
+                await keep(complete=False)
 
-    def _store(self, redis: Any, redis_key: str, print_: str, response: dict[str, Any]) -> None:
-        if response["stream"] or not 200 <= response["status"] < 300:
+    def _store(self, redis: Any, redis_key: str, first: dict[str, Any], response: dict[str, Any]) -> None:
+        if not response["complete"] or response["stream"] or not 200 <= response["status"] < 300:
             redis.delete(redis_key)  # only successes are replayed; a failed first try may be retried
             return
         body = base64.b64encode(b"".join(response["chunks"])).decode()
-        done = {"state": "done", "fingerprint": print_, "status": response["status"]}
+        done = {"state": "done", **first, "status": response["status"]}
         done |= {"headers": response["headers"], "body": body}
         redis.set(redis_key, json.dumps(done), ex=self.ttl_s)
+
+
+async def _send_problem(request: Request, exc: Exception, receive: Receive, send: Send) -> None:
+    """Answer as the routes would: problems.handle renders ApiProblem and domain errors alike."""
+    response = await handle(request, exc)
+    await response(request.scope, receive, send)
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from config_sections import validate_section
 from ledger import ConfigError
 
 PriorityName = Literal["critical", "high", "normal", "low"]
@@ -96,11 +97,7 @@ class LedgerConfig(BaseModel):
 
 def load_config(section: dict[str, Any]) -> LedgerConfig:
     """Validate the `ledger` section; ConfigError names the bad key."""
-    try:
-        return LedgerConfig.model_validate(section)
-    except ValidationError as exc:
-        problems = [f"ledger.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        raise ConfigError("invalid FLEET_CONFIG: " + "; ".join(problems)) from None
+    return validate_section(LedgerConfig, "ledger", section, ConfigError, prefix="invalid FLEET_CONFIG: ")
 
 
 def check_change(key: str, value: Any, config: LedgerConfig) -> str | None:

@@ -14,8 +14,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
 from pythonjsonlogger.json import JsonFormatter
 
+from config_sections import validate_section
+from worker.errors import SettingsError
 from worker.masking import mask_text, mask_value
 
 _context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
@@ -136,17 +139,53 @@ def json_formatter() -> logging.Formatter:
     )
 
 
-def configure(role: str, log_dir: Path, level: str = "INFO") -> None:
-    """Send every log line as JSON to stderr and to a rotating file, through a queue."""
+class LogFiles(BaseModel):
+    """The `logging` section of FLEET_CONFIG: when one process's JSON log file rotates, how many are kept."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Each process rotates only its own file (see process_role), so these hold per process.
+    max_bytes: int = Field(default=20_000_000, ge=1024)
+    backup_count: int = Field(default=5, ge=0)
+
+
+def parse_log_files(raw: dict[str, Any]) -> LogFiles:
+    """Validate a `logging` section; SettingsError names the failing key."""
+    return validate_section(LogFiles, "logging", raw, SettingsError)
+
+
+def process_role(role: str) -> str:
+    """A pool child's own file name: Celery's `%n%I` convention, `worker-w1` -> `worker-w1-2` for child 2.
+
+    A rotating file must have one writer: children that shared their worker's file each rotated it on
+    their own count, renaming and deleting files the others were still writing to.
+    """
+    from celery.utils.log import current_process_index
+
+    index = current_process_index()
+    return f"{role}-{index}" if index else role
+
+
+def configure_process(role: str) -> None:
+    """`configure` with the process's settings: FLEET_LOG_DIR, FLEET_LOG_LEVEL and the `logging` section."""
+    from worker.settings import get_settings
+
+    settings = get_settings()
+    configure(role, settings.log_dir, settings.log_level, parse_log_files(settings.section("logging")))
+
+
+def configure(role: str, log_dir: Path, level: str = "INFO", files: LogFiles | None = None) -> None:
+    """Send every log line as JSON to stderr and to the rotating file `<role>.jsonl`, through a queue."""
     global _listener
     stop()
+    files = files or LogFiles()
     formatter = json_formatter()
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     try:
         log_dir.mkdir(parents=True, exist_ok=True)
         handlers.append(
             logging.handlers.RotatingFileHandler(
-                log_dir / f"{role}.jsonl", maxBytes=20_000_000, backupCount=5, encoding="utf-8"
+                log_dir / f"{role}.jsonl", maxBytes=files.max_bytes, backupCount=files.backup_count, encoding="utf-8"
             )
         )
     except OSError as exc:
@@ -172,7 +211,7 @@ def configure(role: str, log_dir: Path, level: str = "INFO") -> None:
 
 
 def stop() -> None:
-    """Flush and stop the listener thread."""
+    """Flush and stop the listener thread (at exit; a pool child calls it on worker_process_shutdown)."""
     global _listener
     if _listener is not None:
         listener, _listener = _listener, None

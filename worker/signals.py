@@ -10,7 +10,6 @@ from celery import signals
 
 from worker import logging as fleet_logging
 from worker.constants import CORRELATION_HEADER
-from worker.settings import get_settings
 
 log = logging.getLogger("fleet.worker")
 
@@ -27,14 +26,19 @@ _role = "celery"
 def _configure(role: str) -> None:
     global _role
     _role = role
-    settings = get_settings()
-    fleet_logging.configure(role, settings.log_dir, settings.log_level)
+    fleet_logging.configure_process(role)
 
 
 @signals.worker_process_init.connect
 def _child_logging(**_: Any) -> None:
-    # A forked pool process has no listener thread: start its own, on its worker's file.
-    _configure(_role)
+    # A forked pool process has no listener thread: start its own, on a file of its own (`<worker>-<index>`).
+    fleet_logging.configure_process(fleet_logging.process_role(_role))
+
+
+@signals.worker_process_shutdown.connect
+def _child_logging_flush(**_: Any) -> None:
+    # A pool child leaves with os._exit, which skips atexit: write out the lines still queued.
+    fleet_logging.stop()
 
 
 @signals.celeryd_after_setup.connect

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -158,6 +159,87 @@ def test_a_repeated_idempotency_key_returns_the_first_response_without_new_work(
     assert again.headers["Idempotent-Replayed"] == "true"
     reused = httpx.post(api_server.url + "/api/v1/ping", json={"queue": "agents"}, headers=headers, timeout=30)
     assert reused.status_code == 422 and reused.json()["code"] == "idempotency_key_reused"
+
+
+def test_a_revoked_key_gets_401_instead_of_its_stored_idempotent_response(
+    api_server: ApiServer, keys: dict[str, dict[str, Any]]
+) -> None:
+    # Given a key whose ping was stored under an Idempotency-Key
+    key = _create_key("--name", "e2e-replay-revoked", "--scope", "run")
+    headers = {**_bearer(key), "Idempotency-Key": f"e2e-revoked-{uuid.uuid4()}"}
+    body = {"queue": "ledger", "priority": 3, "wait_s": 10}
+    first = httpx.post(api_server.url + "/api/v1/ping", json=body, headers=headers, timeout=30)
+    assert first.status_code == 201
+    # When the key is revoked and the same request is repeated, with the key or with none
+    subprocess.run([AGENT, "keys", "revoke", key["key_id"]], cwd=ROOT, capture_output=True, check=True)
+    revoked = httpx.post(api_server.url + "/api/v1/ping", json=body, headers=headers, timeout=30)
+    keyless = httpx.post(
+        api_server.url + "/api/v1/ping", json=body, headers={"Idempotency-Key": headers["Idempotency-Key"]}
+    )
+    # Then both are refused as unauthenticated, and neither sees the stored answer
+    for answer in (revoked, keyless):
+        assert answer.status_code == 401 and answer.json()["code"] == "unauthorized"
+        assert answer.headers["WWW-Authenticate"] == "Bearer" and "Idempotent-Replayed" not in answer.headers
+        assert first.json()["task_id"] not in answer.text
+
+
+def test_another_key_with_the_same_idempotency_key_gets_422_not_the_first_response(
+    api_server: ApiServer, keys: dict[str, dict[str, Any]]
+) -> None:
+    # Given a response stored for the run key under an Idempotency-Key
+    idempotency_key = f"e2e-shared-{uuid.uuid4()}"
+    body = {"queue": "ledger", "priority": 3, "wait_s": 10}
+    url = api_server.url + "/api/v1/ping"
+    first = httpx.post(url, json=body, headers={**_bearer(keys["run"]), "Idempotency-Key": idempotency_key})
+    assert first.status_code == 201
+    # When another valid key (even an admin one) sends the same request with the same Idempotency-Key
+    other = httpx.post(
+        url, json=body, headers={"X-API-Key": keys["admin"]["token"], "Idempotency-Key": idempotency_key}
+    )
+    # Then it is told the key belongs to another caller, and sees nothing of the first response
+    assert other.status_code == 422 and other.headers["content-type"] == "application/problem+json"
+    assert other.json()["code"] == "idempotency_key_reused"
+    assert other.json()["detail"] == "this Idempotency-Key was used by another API key"
+    assert first.json()["task_id"] not in other.text
+    # And the first key, presented in either header, still gets its own response replayed
+    for auth in (_bearer(keys["run"]), {"X-API-Key": keys["run"]["token"]}):
+        again = httpx.post(url, json=body, headers={**auth, "Idempotency-Key": idempotency_key}, timeout=30)
+        assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+        assert again.json()["task_id"] == first.json()["task_id"]
+
+
+def test_a_repeat_sent_as_soon_as_the_first_answer_arrives_is_replayed(
+    api_server: ApiServer, keys: dict[str, dict[str, Any]]
+) -> None:
+    # Given clients that repeat a request the moment its first answer arrives (a retry loop, a double click)
+    url = api_server.url + "/api/v1/ping"
+    body = {"queue": "ledger", "wait_s": 0}
+    with httpx.Client(headers=_bearer(keys["admin"]), timeout=30) as client:
+        for attempt in range(40):
+            headers = {"Idempotency-Key": f"e2e-quick-{attempt}-{uuid.uuid4()}"}
+            first = client.post(url, json=body, headers=headers)
+            again = client.post(url, json=body, headers=headers)
+            # Then the repeat gets the stored answer, never 409 "the first request is still running"
+            assert first.status_code == 201, first.text
+            assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true", again.text
+            assert again.json() == first.json()
+
+
+def test_a_replayed_response_counts_against_the_keys_rate_limit(api_server: ApiServer) -> None:
+    # Given a key allowed 2 requests per window, whose first ping was stored under an Idempotency-Key
+    key = _create_key("--name", "e2e-replay-limited", "--scope", "run", "--rate-limit", "2")
+    try:
+        headers = {**_bearer(key), "Idempotency-Key": f"e2e-limited-{uuid.uuid4()}"}
+        body = {"queue": "ledger", "priority": 3, "wait_s": 10}
+        answers = [
+            httpx.post(api_server.url + "/api/v1/ping", json=body, headers=headers, timeout=30) for _ in range(3)
+        ]
+        # Then the replay carries the key's RateLimit headers, and past the limit the replay is refused too
+        assert [a.status_code for a in answers] == [201, 201, 429]
+        assert answers[1].headers["Idempotent-Replayed"] == "true" and answers[1].headers["RateLimit-Remaining"] == "0"
+        assert answers[2].json()["code"] == "rate_limited" and "Idempotent-Replayed" not in answers[2].headers
+    finally:
+        subprocess.run([AGENT, "keys", "revoke", key["key_id"]], cwd=ROOT, capture_output=True, check=True)
 
 
 def test_authenticated_calls_reach_the_audit_trail(api_server: ApiServer, keys: dict[str, dict[str, Any]]) -> None:

@@ -179,3 +179,11 @@ def test_a_stage_record_is_kept_when_execute_is_delivered_again(ports: runner.Po
 
     assert ports.store.get_run(run_id).stage("execute") == stage
     assert isinstance(stage, StageOutput) and stage.output["levels"] == [["s1", "s2", "s3"]]
+
+
+def test_a_stall_shorter_than_a_subtask_is_refused_naming_the_section() -> None:
+    from agents.config import load_config
+    from agents.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^FLEET_CONFIG: agents: Value error, stall_after_s \(10\) must exceed"):
+        load_config({"stall_after_s": 10, "subtask_time_limit_s": 30})

@@ -7,7 +7,8 @@ import logging
 
 import pytest
 
-from worker.logging import json_formatter
+from worker.errors import SettingsError
+from worker.logging import LogFiles, json_formatter, parse_log_files, process_role
 
 
 @pytest.mark.parametrize("text", ["a\u2028b", "a\u2029b", "a\x85b", "a\nb\r", "줄 바꿈\u2028", "\x0b\x0c\x1c\x1d\x1e"])
@@ -18,3 +19,17 @@ def test_a_field_with_line_breaking_characters_stays_on_one_json_line(text: str)
 
     assert len(line.splitlines()) == 1
     assert json.loads(line)["message"] == f"event {text}"
+
+
+def test_the_logging_section_sets_rotation_and_a_bad_value_names_its_key() -> None:
+    assert parse_log_files({}) == LogFiles(max_bytes=20_000_000, backup_count=5)
+    assert parse_log_files({"max_bytes": 4096, "backup_count": 0}).max_bytes == 4096
+    with pytest.raises(SettingsError, match=r"^FLEET_CONFIG: logging\.max_bytes: Input should be greater than"):
+        parse_log_files({"max_bytes": 10})
+    with pytest.raises(SettingsError, match=r"logging\.rotate: Extra inputs are not permitted"):
+        parse_log_files({"rotate": "daily"})
+
+
+def test_the_main_process_keeps_its_role_as_its_file_name() -> None:
+    # Pool processes get `-<index>` appended (tests/integration/test_log_files.py runs a real pool).
+    assert process_role("worker-w1") == "worker-w1"
