@@ -157,7 +157,10 @@ class PostgresServer:
         """The folder holding initdb and pg_ctl: on PATH, else the newest /usr/lib/postgresql/*/bin."""
         on_path = shutil.which("initdb")
         candidates = [Path(on_path).resolve().parent] if on_path else []
-        candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name), reverse=True)
+        versions = Path("/usr/lib/postgresql").glob("*/bin")  # Debian's layout: 15/bin, 16/bin
+        candidates += sorted(
+            versions, key=lambda p: [int(n) for n in p.parent.name.split(".") if n.isdigit()], reverse=True
+        )
         for folder in candidates:
             if (folder / "initdb").exists() and (folder / "pg_ctl").exists():
                 return folder

@@ -47,7 +47,8 @@ LEDGER_YAML = "ledger:\n  batch_chunk_size: 50\n  regress_tolerance_seconds: 720
 
 
 class CrashLoop:
-    """Kills one of the workers (in turn) every few seconds with SIGKILL and starts it again."""
+    """Kills one of the workers (in turn) with SIGKILL and starts it again, every few seconds: KILL_EVERY_S after
+    the previous victim is consuming again."""
 
     def __init__(self, workers: list[WorkerProcess], app: Any) -> None:
         self.workers, self.app, self.kills = workers, app, 0
@@ -81,7 +82,7 @@ class CrashLoop:
 
     def __exit__(self, *exc: object) -> None:
         self.stopped.set()
-        self.thread.join(30)
+        self.thread.join(100)  # longer than a restart may wait: no start races the workers' final stop
 
 
 @dataclass
