@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -10,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import WorkerProcess
+from tests.support import PostgresServer, WorkerProcess
 from worker.redis_server import RedisServer, free_port
 
 # Point every FLEET_* setting at private resources before any fleet module reads them.
@@ -53,14 +55,49 @@ def database_url() -> str:
     return url
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh PostgreSQL database, dropped at the end; skipped unless FLEET_TEST_POSTGRES_URL is set."""
+def _postgres_wanted() -> str:
+    """FLEET_TEST_POSTGRES_URL; without it, skip the test (fail under CI, where it must run)."""
     server_url = os.environ.get("FLEET_TEST_POSTGRES_URL")
     if not server_url:
         if os.environ.get("CI"):
             pytest.fail("CI=true but FLEET_TEST_POSTGRES_URL is not set: PostgreSQL tests would not run")
         pytest.skip("FLEET_TEST_POSTGRES_URL is not set")
+    return server_url
+
+
+@pytest.fixture(scope="session")
+def private_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL cluster of this session alone (tests may stop it), its role password-protected, its database
+    `fleet` migrated; under the same gate as `postgres_url`, and failing when the server binaries are missing."""
+    _postgres_wanted()
+    try:
+        PostgresServer.find_binaries()
+    except FileNotFoundError as exc:
+        pytest.fail(f"FLEET_TEST_POSTGRES_URL is set, but a private cluster cannot be started: {exc}")
+    from sqlalchemy import text
+
+    from worker.db import get_engine, make_engine
+    from worker.migrate import upgrade
+
+    folder = Path(tempfile.mkdtemp(prefix="fleet-pg-"))
+    # The '/' is escaped in the URL (%2F): leak checks look for the password spelt both ways.
+    server = PostgresServer(folder, free_port(), password=f"pg/{uuid.uuid4().hex[:16]}").init().start()
+    admin = make_engine(server.url(), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text("CREATE DATABASE fleet"))
+    admin.dispose()
+    upgrade(server.url("fleet"))
+    yield server
+    get_engine(server.url("fleet")).dispose()
+    with contextlib.suppress(RuntimeError):  # already stopped by a test that failed during an outage
+        server.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database, dropped at the end; skipped unless FLEET_TEST_POSTGRES_URL is set."""
+    server_url = _postgres_wanted()
     from sqlalchemy import text
     from sqlalchemy.engine import make_url
 

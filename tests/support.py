@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -135,3 +137,70 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
         return self.process.returncode
+
+
+class PostgresServer:
+    """A private PostgreSQL cluster (initdb, pg_ctl) on a free port, one password-protected role; stoppable.
+
+    The server refuses to run as root: when the tests run as root its commands run as the `postgres` user.
+    """
+
+    ROLE = "fleet"
+
+    def __init__(self, folder: Path, port: int, password: str) -> None:
+        self.folder, self.port, self.password = folder, port, password
+        self.data = folder / "data"
+        self.bin = self.find_binaries()
+
+    @staticmethod
+    def find_binaries() -> Path:
+        """The folder holding initdb and pg_ctl: on PATH, else the newest /usr/lib/postgresql/*/bin."""
+        on_path = shutil.which("initdb")
+        candidates = [Path(on_path).resolve().parent] if on_path else []
+        versions = Path("/usr/lib/postgresql").glob("*/bin")  # Debian's layout: 15/bin, 16/bin
+        candidates += sorted(
+            versions, key=lambda p: [int(n) for n in p.parent.name.split(".") if n.isdigit()], reverse=True
+        )
+        for folder in candidates:
+            if (folder / "initdb").exists() and (folder / "pg_ctl").exists():
+                return folder
+        raise FileNotFoundError(
+            "no PostgreSQL server binaries (initdb, pg_ctl) on PATH or in /usr/lib/postgresql/*/bin"
+        )
+
+    def _run(self, *command: str) -> None:
+        as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        done = subprocess.run([*as_user, *command], capture_output=True, text=True, timeout=120, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} exited {done.returncode}: {done.stdout}{done.stderr}")
+
+    def url(self, database: str = "postgres") -> str:
+        """The URL of a database of this cluster, with the role's password."""
+        return f"postgresql://{self.ROLE}:{quote(self.password, safe='')}@127.0.0.1:{self.port}/{database}"
+
+    def init(self) -> PostgresServer:
+        """Create the cluster: scram-sha-256 authentication for every connection, the role's password set."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        password_file = self.folder / "password"
+        password_file.write_text(self.password)
+        if os.geteuid() == 0:
+            import pwd
+
+            user = pwd.getpwnam("postgres")
+            for path in (self.folder, password_file):
+                os.chown(path, user.pw_uid, user.pw_gid)
+        self._run(f"{self.bin}/initdb", "-D", str(self.data), "-U", self.ROLE, "--auth=scram-sha-256",
+                  f"--pwfile={password_file}", "-E", "UTF8", "--no-sync")  # fmt: skip
+        password_file.unlink()
+        return self
+
+    def start(self) -> PostgresServer:
+        """Start the server and wait until it accepts connections (`pg_ctl -w`)."""
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run(f"{self.bin}/pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.folder / "server.log"),
+                  "-w", "start")  # fmt: skip
+        return self
+
+    def stop(self) -> None:
+        """Stop the server at once (`-m fast`: open connections are terminated, as in an outage)."""
+        self._run(f"{self.bin}/pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")

@@ -36,17 +36,18 @@ def accounts_of(event: dict[str, Any]) -> set[str]:
     return found
 
 
-def segments(stream: list[dict[str, Any]], size: int) -> list[Segment]:
+def segments(stream: list[dict[str, Any]], size: int, mixed_every: int = 2) -> list[Segment]:
     """Cut the stream so that events sent concurrently commute; segments are sent one after the other.
 
-    Even segments go as one batch. In odd ones, a `balance_changed` must see exactly the transfers before it,
-    so every event touching an account that has one goes, in stream order, in a small batch; the rest (transfers
-    and contracts between other accounts, which commute) go as single events.
+    Every `mixed_every`-th segment (from the second) is mixed, the others go as one batch. In a mixed one, a
+    `balance_changed` must see exactly the transfers before it, so every event touching an account that has one
+    goes, in stream order, in a small batch; the rest (transfers and contracts between other accounts, which
+    commute) go as single events.
     """
     out: list[Segment] = []
     for number, start in enumerate(range(0, len(stream), size)):
         chunk = stream[start : start + size]
-        if number % 2 == 0 or start == 0:
+        if number % mixed_every != 1:
             out.append(Segment(batches=[chunk]))
             continue
         pinned = set().union(*(accounts_of(e) for e in chunk if e["event_type"] == "balance_changed"))

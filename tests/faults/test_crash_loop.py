@@ -29,11 +29,18 @@ from tests.faults.fleet import (
 )
 from tests.support import WorkerProcess, wait_for
 
-pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(300)]
-EVENTS = 5_000
-SEGMENT = 250
-WORKFLOWS = 20
+pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(600)]
+EVENTS = 20_000
+SEGMENT = 1_000
+# One segment in four mixes single events (sent concurrently: ordering and duplicates under kills) with a small
+# ordered batch; the others go as one batch each, the way a bulk producer sends, so the run stays short.
+MIXED_EVERY = 4
+WORKFLOWS = 50
+# Workflows go in with the first segments, ten at a time, so that kills keep finding some of them in flight.
+WORKFLOW_WAVES = 5
 KILL_EVERY_S = 3.0
+# However fast the fleet gets, kills land all along the stream: segment n waits for n // 4 kills first.
+SEGMENTS_PER_KILL = 4
 # The visibility timeout, shortened: longer than any task here, so only a dead worker's messages come back (as in
 # production, where it exceeds the longest task); shorter, a live worker's prefetched messages are duplicated.
 REDELIVER_AFTER_S = 8.0
@@ -42,7 +49,8 @@ LEDGER_YAML = "ledger:\n  batch_chunk_size: 50\n  regress_tolerance_seconds: 720
 
 
 class CrashLoop:
-    """Kills one of the workers (in turn) every few seconds with SIGKILL and starts it again."""
+    """Kills one of the workers (in turn) with SIGKILL and starts it again, every few seconds: KILL_EVERY_S after
+    the previous victim is consuming again."""
 
     def __init__(self, workers: list[WorkerProcess], app: Any) -> None:
         self.workers, self.app, self.kills = workers, app, 0
@@ -54,7 +62,21 @@ class CrashLoop:
             victim = self.workers[self.kills % len(self.workers)]
             victim.kill()
             self.kills += 1
-            victim.start()
+            self._restart(victim)
+
+    @staticmethod
+    def _restart(victim: WorkerProcess) -> None:
+        """Start it again and wait until it consumes: on a loaded machine a start can outlast the kill period, and
+        workers killed before they ever work again would prove nothing (and take the run ten times as long)."""
+        seen = victim.log_path.stat().st_size if victim.log_path.exists() else 0
+        victim.start()
+
+        def ready() -> bool:
+            with victim.log_path.open("rb") as log:
+                log.seek(seen)
+                return f"{victim.hostname} ready.".encode() in log.read()
+
+        wait_for(ready, timeout=90, interval=0.2, what=f"{victim.name} ready again")
 
     def __enter__(self) -> CrashLoop:
         self.thread.start()
@@ -62,7 +84,7 @@ class CrashLoop:
 
     def __exit__(self, *exc: object) -> None:
         self.stopped.set()
-        self.thread.join(30)
+        self.thread.join(100)  # longer than a restart may wait: no start races the workers' final stop
 
 
 @dataclass
@@ -112,7 +134,7 @@ class Sender:
                 self.send(name, body)
 
 
-def _workflows(queue: str) -> list[str]:
+def _workflows(queue: str, count: int, first: int) -> list[str]:
     subtasks = [
         {"id": "e1", "tool": "test.effect", "args": {"hold_ms": 300}},
         {"id": "c1", "tool": "math.calculate", "args": {"expression": "6*7"}},
@@ -120,8 +142,21 @@ def _workflows(queue: str) -> list[str]:
     ]
     return [
         service.run(f"crash loop {i}", options={"queue": queue, "subtasks": subtasks}, wait=False)["run_id"]
-        for i in range(WORKFLOWS)
+        for i in range(first, first + count)
     ]
+
+
+# Why a run rests in a non-terminal state, as far as the tests could tell (docs/RELIABILITY.md, open defects).
+STUCK = {
+    "executing": "the group barrier never ran",
+    "pending": "recorded, its stages never sent (a redelivered agents.run_workflow can fail on the existing run)",
+}
+
+
+def unfinished_workflows(run_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Run id -> record of every workflow that did not end `succeeded`."""
+    records = {r: service.run_status(r) for r in run_ids}
+    return {r: record for r, record in records.items() if record["status"] != "succeeded"}
 
 
 def test_a_stream_and_workflows_survive_workers_killed_every_few_seconds(
@@ -142,12 +177,18 @@ def test_a_stream_and_workflows_survive_workers_killed_every_few_seconds(
         for n in "ab"
     ]
     sent = {"batches": 0, "singles": 0}
+    started = time.monotonic()
     sender = Sender(celery_app, f"ledger-{prefix}", [w.log_path for w in workers])
     try:
         # When one of them is SIGKILLed every few seconds and restarted while everything is in flight
         with CrashLoop(workers, celery_app) as loop:
-            run_ids = _workflows(f"agents-{prefix}")
-            for segment in segments(stream, SEGMENT):
+            run_ids: list[str] = []
+            for number, segment in enumerate(segments(stream, SEGMENT, MIXED_EVERY)):
+                due = number // SEGMENTS_PER_KILL
+                wait_for(lambda due=due: loop.kills >= due, timeout=120, what=f"kill {due}")
+                if number < WORKFLOW_WAVES:
+                    wave = WORKFLOWS // WORKFLOW_WAVES
+                    run_ids += _workflows(f"agents-{prefix}", wave, first=number * wave)
                 for batch in segment.batches:
                     sender.send("ledger.quick_run_batch", batch)
                 for event in segment.singles:
@@ -156,6 +197,7 @@ def test_a_stream_and_workflows_survive_workers_killed_every_few_seconds(
                 sent["singles"] += len(segment.singles)
                 sender.settle(database_url, prefix, segment.event_ids)
             kills_during_stream = loop.kills
+            stream_s = time.monotonic() - started
         with contextlib.suppress(AssertionError):  # a stuck run is counted below, not a timeout here
             wait_for(
                 lambda: (
@@ -186,23 +228,23 @@ def test_a_stream_and_workflows_survive_workers_killed_every_few_seconds(
     twice = len(effects) - len(set(effects))
     print(
         f"\ncrash loop: {EVENTS} events ({sent['batches']} batches, {sent['singles']} singles), {WORKFLOWS} workflows,"
-        f" {kills_during_stream} kills, {len(sender.vanished)} messages vanished and resent,"
+        f" {kills_during_stream} kills in {stream_s:.0f} s, {len(sender.vanished)} messages vanished and resent,"
         f" {len(STALE_MUTEXES)} abandoned restore locks cleared; stored {len(stored)}, lost {len(lost)}, status differs {len(different)},"
         f" balances wrong {len(wrong)}, workflows {statuses.count('succeeded')} succeeded {statuses.count('executing')} stuck, effects {len(effects)}"
         f" applied, {twice} twice, {len(lines(folder / 'calls.log')) - len(effects)} repeated calls absorbed"
     )
-    assert kills_during_stream >= 3
+    assert kills_during_stream >= EVENTS // SEGMENT // SEGMENTS_PER_KILL - 1
     assert len(sender.vanished) <= max(1, kills_during_stream // 10)  # a rare window, not a habit
     assert lost == [] and len(stored) == len(expected) == EVENTS
     assert different == []
     assert wrong == [] and len(balances) == len(memory.ledger.accounts)
     assert twice == 0 and set(effects) <= {f"{r}:{s}" for r in run_ids for s in ("e1", "e2")}
-    unfinished = {
-        r: service.run_status(r) for r, status in zip(run_ids, statuses, strict=True) if status != "succeeded"
-    }
-    if unfinished:  # open defects, documented in docs/RELIABILITY.md: reported on every run where they happen
+    # Open defects (docs/RELIABILITY.md), reported on every run where they happen; once the agents recover from
+    # kills, this block becomes `assert unfinished_workflows(run_ids) == {}`.
+    unfinished = unfinished_workflows(run_ids)
+    if unfinished:
         reasons = sorted(
-            f"{rec['status']}: {rec.get('error') or 'the group barrier never ran'}" for rec in unfinished.values()
+            f"{rec['status']}: {rec.get('error') or STUCK.get(rec['status'])}" for rec in unfinished.values()
         )
         pytest.xfail(f"{len(unfinished)} of {WORKFLOWS} workflows did not succeed after kills: {reasons}")
     assert sorted(effects) == sorted(f"{r}:{s}" for r in run_ids for s in ("e1", "e2"))
