@@ -29,6 +29,8 @@ class MemoryStore:
         """A new pending run, or the one with the same idempotency key."""
         if request.idempotency_key and request.idempotency_key in self.keys:
             return self.runs[self.keys[request.idempotency_key]], False
+        if run_id in self.runs:
+            return self.runs[run_id], False
         now = datetime.now(UTC)
         record = RunRecord(run_id=run_id, status="pending", request=request, queue=queue, snapshot_id=f"snap-{run_id}",
                            timeline={"pending": now}, created_at=now, updated_at=now)  # fmt: skip

@@ -111,3 +111,14 @@ def test_a_run_is_stalled_only_when_neither_it_nor_its_stages_nor_its_results_ch
     store.note_resume(quiet, "executing")
     assert store.resumes(quiet) == 2
     assert quiet not in {r.run_id for r in store.stalled_runs(statuses, later - timedelta(seconds=1))}
+
+
+def test_a_run_recorded_again_under_its_own_id_is_the_first_one_not_an_error(store: SqlRunStore) -> None:
+    run_id = str(uuid.uuid4())
+    first, created = store.create_run(run_id, WorkflowRequest(input="a"), "agents")
+    store.transition(run_id, "analyzing", frozenset({"pending"}))
+
+    again, created_again = store.create_run(run_id, WorkflowRequest(input="a"), "agents")  # the message redelivered
+
+    assert (created, created_again) == (True, False)
+    assert (again.run_id, again.status) == (run_id, "analyzing")

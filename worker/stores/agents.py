@@ -62,9 +62,13 @@ class SqlRunStore:
         )  # fmt: skip
 
     def create_run(self, run_id: str, request: WorkflowRequest, queue: str) -> tuple[RunRecord, bool]:
-        """A new pending run, or the one already holding the idempotency key (then False)."""
+        """A new pending run, or the one already holding the idempotency key or the run id (then False)."""
         if request.idempotency_key and (existing := self._by_key(request.idempotency_key)):
             return existing, False
+        with session_scope(self.engine) as session:
+            # The same message delivered again (its worker died after recording the run): the run it recorded.
+            if (same := session.get(AgentRun, run_id)) is not None:
+                return self._record(session, same), False
         now = datetime.now(UTC)
         try:
             with session_scope(self.engine) as session:
@@ -76,10 +80,14 @@ class SqlRunStore:
                 session.flush()
                 return self._record(session, run), True
         except IntegrityError:
-            # Two producers raced with the same idempotency key: the other one won.
+            # Two producers raced with the same idempotency key, or two deliveries with the same run id: the
+            # other one won.
             existing = self._by_key(request.idempotency_key or "")
             if existing is None:
-                raise
+                with session_scope(self.engine) as session:
+                    if (same := session.get(AgentRun, run_id)) is None:
+                        raise
+                    return self._record(session, same), False
             return existing, False
 
     def find_by_key(self, key: str) -> RunRecord | None:

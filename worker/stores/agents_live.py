@@ -229,7 +229,8 @@ def start_run(run_id: str, request: WorkflowRequest) -> tuple[RunRecord, bool]:
     if not re.fullmatch(r"agents(-[a-z0-9]+)?", queue):
         raise AgentError(f"options.queue must be 'agents' or 'agents-<name>', got {queue!r}")
     record, created = ports.store.create_run(run_id, request, queue)
-    if created:
+    # Also when this very message recorded the run and died before it stored the snapshot (still pending).
+    if created or (record.run_id == run_id and record.status == "pending"):
         described = (
             ports.profiles(request.profile).describe()
             if request.profile in {"local", "openai"}
