@@ -115,7 +115,7 @@ def test_a_run_is_stalled_only_when_neither_it_nor_its_stages_nor_its_results_ch
 
 def test_a_run_recorded_again_under_its_own_id_is_the_first_one_not_an_error(store: SqlRunStore) -> None:
     run_id = str(uuid.uuid4())
-    first, created = store.create_run(run_id, WorkflowRequest(input="a"), "agents")
+    _first, created = store.create_run(run_id, WorkflowRequest(input="a"), "agents")
     store.transition(run_id, "analyzing", frozenset({"pending"}))
 
     again, created_again = store.create_run(run_id, WorkflowRequest(input="a"), "agents")  # the message redelivered
