@@ -18,3 +18,28 @@ def test_a_field_with_line_breaking_characters_stays_on_one_json_line(text: str)
 
     assert len(line.splitlines()) == 1
     assert json.loads(line)["message"] == f"event {text}"
+
+
+def test_the_file_and_stderr_lines_are_the_same_one_line_and_carry_only_the_record_fields(tmp_path) -> None:
+    import logging.handlers
+
+    formatter = json_formatter()
+    handlers = [
+        logging.handlers.RotatingFileHandler(tmp_path / "a.jsonl", maxBytes=1_000_000, encoding="utf-8"),
+        logging.FileHandler(tmp_path / "b.jsonl", encoding="utf-8"),
+    ]
+    record = logging.LogRecord("fleet.ledger", logging.INFO, __file__, 1, "ledger event %s", ("accepted",), None)
+    record.event_id = "evt-1"
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        handler.handle(record)
+        handler.close()
+    # A second formatter (a reconfigured process) formats the same record afresh, without the first one's line.
+    again = json.loads(json_formatter().format(record))
+
+    lines = [(tmp_path / name).read_text(encoding="utf-8").splitlines() for name in ("a.jsonl", "b.jsonl")]
+    assert lines[0] == lines[1] and len(lines[0]) == 1
+    fields = json.loads(lines[0][0])
+    assert fields == again
+    assert set(fields) == {"ts", "level", "logger", "message", "event_id"}
+    assert fields["message"] == "ledger event accepted"
