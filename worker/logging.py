@@ -151,6 +151,7 @@ class Listener:
 
     def __init__(self, records: queue.SimpleQueue[logging.LogRecord], handlers: list[logging.Handler]) -> None:
         self.records, self.handlers = records, handlers
+        self._writing = threading.Lock()  # one writer at a time, so lines keep their order
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fleet-log-writer", daemon=True)
 
@@ -165,13 +166,14 @@ class Listener:
 
     def drain(self) -> None:
         """Write every queued record now."""
-        while True:
-            try:
-                record = self.records.get_nowait()
-            except queue.Empty:
-                return
-            for handler in self.handlers:
-                handler.handle(record)
+        with self._writing:
+            while True:
+                try:
+                    record = self.records.get_nowait()
+                except queue.Empty:
+                    return
+                for handler in self.handlers:
+                    handler.handle(record)
 
     def stop(self) -> None:
         """Write what is queued and stop the thread.
@@ -229,6 +231,12 @@ def configure(role: str, log_dir: Path, level: str = "INFO") -> None:
     _listener = Listener(log_queue, handlers)
     _listener.start()
     atexit.register(stop)
+
+
+def flush() -> None:
+    """Write the queued lines now (a pool process about to exit: it leaves with os._exit, without atexit)."""
+    if _listener is not None:
+        _listener.drain()
 
 
 def stop() -> None:

@@ -36,6 +36,13 @@ def _configure(role: str) -> None:
 def _child_logging(**_: Any) -> None:
     # A forked pool process has no listener thread: start its own, on its worker's file.
     _configure(_role)
+    # Connected now, after every module's handlers: it runs last, and writes their lines too.
+    signals.worker_process_shutdown.connect(_child_exit_logging, weak=False)
+
+
+def _child_exit_logging(**_: Any) -> None:
+    # A pool process exits with os._exit (no atexit): write what its writer thread has not written yet.
+    fleet_logging.flush()
 
 
 @signals.celeryd_after_setup.connect
