@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -72,16 +73,21 @@ EVENTS_FLUSH_S = 0.1
 class FleetConsumer(Consumer):
     """Celery's consumer, recording every undecodable message before acknowledging it, and batching task events."""
 
-    _events_flush_due = False
+    _events_flush_at = 0.0  # when the pending flush is due (monotonic seconds); 0 when none is
 
     def on_send_event_buffered(self) -> None:
-        """Publish the buffered task events within EVENTS_FLUSH_S (one timer at a time)."""
-        if self.hub and not self._events_flush_due:
-            self._events_flush_due = True
+        """Publish the buffered task events within EVENTS_FLUSH_S (one timer at a time).
+
+        A timer that did not fire by its time plus EVENTS_FLUSH_S (lost when the consumer restarted its loop
+        after a connection error) is replaced by the next event.
+        """
+        now = time.monotonic()
+        if self.hub and now > self._events_flush_at + EVENTS_FLUSH_S:
+            self._events_flush_at = now + EVENTS_FLUSH_S
             self.hub.call_later(EVENTS_FLUSH_S, self._flush_buffered_events)
 
     def _flush_buffered_events(self) -> None:
-        self._events_flush_due = False
+        self._events_flush_at = 0.0
         self._flush_events()
 
     def stop(self) -> None:
