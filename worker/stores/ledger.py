@@ -118,8 +118,7 @@ def ledger_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin_immediate(connection: Connection) -> None:
-            # On the driver's connection: SQLAlchemy's statement path (and its events) cost more than the BEGIN.
-            connection.connection.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
