@@ -112,12 +112,14 @@ def _status_with_dead_letter() -> dict | None:  # type: ignore[type-arg]
 
 def test_a_recycled_pool_process_writes_every_log_line_before_it_exits(celery_app) -> None:  # type: ignore[no-untyped-def]
     # Pool processes exit with os._exit, right after their last task: its log line must not be left queued.
-    worker = WorkerProcess(name="recycled", queues="reports", extra=["--max-tasks-per-child", "3"]).start(celery_app)
+    # Its own queue: the session's worker serves the fleet's queues and would take some of the tasks.
+    queue = f"recycled-{uuid.uuid4().hex[:6]}"
+    worker = WorkerProcess(name="recycled", queues=queue, extra=["--max-tasks-per-child", "3"]).start(celery_app)
     try:
         ids = [f"recycle-{uuid.uuid4().hex[:8]}" for _ in range(9)]
         for correlation_id in ids:
             celery_app.send_task(
-                "fleet.ping", queue="reports", priority=5, headers={CORRELATION_HEADER: correlation_id}
+                "fleet.ping", queue=queue, priority=5, headers={CORRELATION_HEADER: correlation_id}
             ).get(timeout=30)
 
         def logged() -> set[str]:
