@@ -4,7 +4,7 @@ python -m bench.memory [--tasks 100000] [--warmup 10000] [--quick]
 
 One fleet worker (prefork, 2 processes, the fleet's settings) serves `fleet.ping` sent in chunks;
 the RSS of its pool processes is sampled after each chunk. Process recycling
-(`worker_max_tasks_per_child`, 10,000 in the fleet) is raised for this run, or it would hide a leak.
+(`worker_max_tasks_per_child`, 1,000,000 in the fleet) is set to 10x the tasks, or it could hide a leak.
 Goal: RSS after all tasks at most 10 % above RSS after warm-up.
 """
 

@@ -14,6 +14,7 @@ import pytest
 from kombu import Exchange, Producer
 
 from tests.support import ROOT, WorkerProcess, run_agent, wait_for
+from worker.constants import CORRELATION_HEADER
 
 pytestmark = pytest.mark.integration
 
@@ -107,3 +108,29 @@ def _status_with_dead_letter() -> dict | None:  # type: ignore[type-arg]
     done = run_agent("status", "--json", timeout=60)
     report = json.loads(done.stdout)
     return report if report.get("dead_letters", {}).get("counts", {}).get("unknown_task") else None
+
+
+def test_a_recycled_pool_process_writes_every_log_line_before_it_exits(celery_app) -> None:  # type: ignore[no-untyped-def]
+    # Pool processes exit with os._exit, right after their last task: its log line must not be left queued.
+    # Its own queue: the session's worker serves the fleet's queues and would take some of the tasks.
+    queue = f"recycled-{uuid.uuid4().hex[:6]}"
+    worker = WorkerProcess(name="recycled", queues=queue, extra=["--max-tasks-per-child", "3"]).start(celery_app)
+    try:
+        ids = [f"recycle-{uuid.uuid4().hex[:8]}" for _ in range(9)]
+        for correlation_id in ids:
+            celery_app.send_task(
+                "fleet.ping", queue=queue, priority=5, headers={CORRELATION_HEADER: correlation_id}
+            ).get(timeout=30)
+
+        def logged() -> set[str]:
+            found = set()
+            for line in worker.log_path.read_text().splitlines():
+                if line.startswith("{"):
+                    record = json.loads(line)
+                    if record.get("message") == "pong" and record.get("correlation_id") in ids:
+                        found.add(record["correlation_id"])
+            return found
+
+        wait_for(lambda: logged() == set(ids), timeout=10, what="a pong line for each of the 9 tasks")
+    finally:
+        worker.stop()

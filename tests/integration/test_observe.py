@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -169,3 +170,52 @@ def test_a_failed_slack_notification_is_retried_and_email_arrives_and_the_report
     assert "notification of the 2020-01-06 report by slack failed" in worker.log_path.read_text()
     stored = reports.report_by_date(day)
     assert stored["figures"]["notified"] == {"slack": "sent", "email": "sent"}
+
+
+def test_flower_sees_every_task_received_started_and_succeeded(fleet_worker: WorkerProcess, celery_app) -> None:  # type: ignore[no-untyped-def]
+    # Flower's own way of following a fleet: an event receiver feeding Celery's in-memory state. The worker
+    # batches its task events (EVENTS_FLUSH_S); none may be lost or arrive out of order.
+    state = celery_app.events.State()
+    receivers: list[Any] = []
+
+    def follow() -> None:
+        with celery_app.connection_for_read() as connection:
+            receiver = celery_app.events.Receiver(connection, handlers={"*": state.event})
+            receivers.append(receiver)
+            receiver.capture(limit=None, timeout=None, wakeup=False)
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    try:
+        # The receiver subscribes when it starts consuming: wait until it sees a first task.
+        def listening() -> bool:
+            probe = celery_app.send_task("fleet.ping", queue="reports", priority=5)
+            probe.get(timeout=30)
+            return wait_until_seen(probe.id, 1.0)
+
+        def wait_until_seen(task_id: str, seconds: float) -> bool:
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                task = state.tasks.get(task_id)
+                if task is not None and task.state == "SUCCESS":
+                    return True
+                time.sleep(0.05)
+            return False
+
+        wait_for(listening, timeout=30, what="the event receiver to see a first task")
+        sent = [celery_app.send_task("fleet.ping", queue="reports", priority=5) for _ in range(30)]
+        for result in sent:
+            result.get(timeout=30)
+
+        def all_seen() -> bool:
+            tasks = [state.tasks.get(result.id) for result in sent]
+            return all(t is not None and t.state == "SUCCESS" and t.received and t.started for t in tasks)
+
+        wait_for(all_seen, timeout=10, what="task-received, -started and -succeeded of every task")
+        tasks = [state.tasks[result.id] for result in sent]
+        assert {t.worker.hostname for t in tasks} == {fleet_worker.hostname}
+        assert all(t.received <= t.started <= t.succeeded for t in tasks)
+    finally:
+        for receiver in receivers:
+            receiver.should_stop = True
+        thread.join(10)

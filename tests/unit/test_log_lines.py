@@ -33,3 +33,28 @@ def test_the_logging_section_sets_rotation_and_a_bad_value_names_its_key() -> No
 def test_the_main_process_keeps_its_role_as_its_file_name() -> None:
     # Pool processes get `-<index>` appended (tests/integration/test_log_files.py runs a real pool).
     assert process_role("worker-w1") == "worker-w1"
+
+
+def test_the_file_and_stderr_lines_are_the_same_one_line_and_carry_only_the_record_fields(tmp_path) -> None:
+    import logging.handlers
+
+    formatter = json_formatter()
+    handlers = [
+        logging.handlers.RotatingFileHandler(tmp_path / "a.jsonl", maxBytes=1_000_000, encoding="utf-8"),
+        logging.FileHandler(tmp_path / "b.jsonl", encoding="utf-8"),
+    ]
+    record = logging.LogRecord("fleet.ledger", logging.INFO, __file__, 1, "ledger event %s", ("accepted",), None)
+    record.event_id = "evt-1"
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        handler.handle(record)
+        handler.close()
+    # A second formatter (a reconfigured process) formats the same record afresh, without the first one's line.
+    again = json.loads(json_formatter().format(record))
+
+    lines = [(tmp_path / name).read_text(encoding="utf-8").splitlines() for name in ("a.jsonl", "b.jsonl")]
+    assert lines[0] == lines[1] and len(lines[0]) == 1
+    fields = json.loads(lines[0][0])
+    assert fields == again
+    assert set(fields) == {"ts", "level", "logger", "message", "event_id"}
+    assert fields["message"] == "ledger event accepted"
