@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 
 import anyio
@@ -22,6 +23,7 @@ from gateway.middleware import BodyLimitMiddleware, CallAuditMiddleware
 from gateway.routes import agents, compat, fleet, health, ledger, reports, system
 from gateway.services.keys import key_cache
 from ledger import LedgerError
+from worker import logging as fleet_logging
 from worker.redis_client import get_redis
 from worker.telemetry import http_latency_middleware
 
@@ -72,6 +74,10 @@ async def _flush_periodically(audit: AuditBuffer) -> None:
 
 def create_app() -> FastAPI:
     """The API application with every route registered."""
+    if not fleet_logging.configured():
+        # A uvicorn worker process (`agent api --workers N`) starts afresh, without the parent's logging: JSON
+        # lines to a file of its own (one per process: rotating one file from several processes loses lines).
+        fleet_logging.configure_process(f"api-{os.getpid()}")
     config = get_gateway_config()
     key_cache.ttl_s = config.key_cache_s
     audit = AuditBuffer()

@@ -272,6 +272,11 @@ def configure(role: str, log_dir: Path, level: str = "INFO", files: LogFiles | N
     atexit.register(stop)
 
 
+def configured() -> bool:
+    """True when this process writes its log lines (`configure` ran in it, or in the parent it forked from)."""
+    return _listener is not None
+
+
 def flush() -> None:
     """Write the queued lines now (a pool process about to exit: it leaves with os._exit, without atexit)."""
     if _listener is not None:

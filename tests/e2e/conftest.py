@@ -20,7 +20,10 @@ AGENT = str(Path(sys.executable).parent / "agent")
 class ApiServer:
     """A running `agent api` subprocess and the URL it answers on."""
 
-    def __init__(self, config_path: Path, log_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, config_path: Path, log_path: Path, env: dict[str, str] | None = None, extra: tuple[str, ...] = ()
+    ) -> None:
+        self.extra = extra
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -32,7 +35,7 @@ class ApiServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as out:
             self.process = subprocess.Popen(
-                [AGENT, "api", "--port", str(self.port)], cwd=ROOT, env=self.env, stdout=out, stderr=out
+                [AGENT, "api", "--port", str(self.port), *self.extra], cwd=ROOT, env=self.env, stdout=out, stderr=out
             )
         wait_for(self._live, timeout=60, what=f"agent api on {self.url}: {self.tail()}")
         return self

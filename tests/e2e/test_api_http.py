@@ -6,6 +6,7 @@ import json
 import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -254,3 +255,27 @@ def test_authenticated_calls_reach_the_audit_trail(api_server: ApiServer, keys: 
 
     rows = wait_for(audited, timeout=15, what="api_call audit rows")
     assert any(row.subject == "GET /metrics" and row.details["status"] == 200 for row in rows)
+
+
+def test_each_uvicorn_worker_process_writes_json_lines_to_a_log_file_of_its_own(
+    fleet_worker, session_dir: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    # Given `agent api --workers 2` (uvicorn spawns two fresh processes, which do not inherit logging)
+    config = tmp_path / "fleet.yaml"
+    config.write_text("gateway:\n  key_cache_s: 0\n")
+    log_dir = tmp_path / "log"
+    server = ApiServer(config, tmp_path / "api.out", {"FLEET_LOG_DIR": str(log_dir)}, ("--workers", "2"))
+    # When it starts and answers
+    server.start()
+    try:
+        for _ in range(10):
+            assert httpx.get(server.url + "/health/live", timeout=5).status_code == 200
+        files = wait_for(lambda: sorted(log_dir.glob("api-*.jsonl")) if len(list(log_dir.glob("api-*.jsonl"))) >= 2 else None,
+                         timeout=30, what="a log file per uvicorn worker")  # fmt: skip
+    finally:
+        server.stop()
+    # Then each process wrote its start-up line as JSON to a file named by its pid
+    assert len(files) == 2
+    for path in files:
+        records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        assert any("API" in r["message"] and r.get("category") == "security" for r in records), records
