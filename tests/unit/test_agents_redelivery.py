@@ -29,6 +29,14 @@ def _start(ports: runner.Ports, text: str = THREE, run_id: str = "r1", **options
     return run_id
 
 
+def _executing(ports: runner.Ports, run_id: str = "r1") -> tuple[str, list[list[str]] | None]:
+    """A run planned, approved and executing (its subtasks sent, none run yet): its id and levels."""
+    _start(ports, run_id=run_id)
+    runner.analyze(run_id, ports)
+    runner.gate(run_id, ports)
+    return run_id, runner.begin_execute(run_id, ports)[1]
+
+
 def _later(ports: runner.Ports, seconds: float = 61) -> object:
     return runner.utcnow() + timedelta(seconds=seconds)
 
@@ -69,10 +77,7 @@ def test_a_gate_that_died_after_storing_its_verdict_applies_it_without_judging_a
 
 
 def test_an_execute_delivered_again_sends_only_the_subtasks_without_a_result(ports: runner.Ports) -> None:
-    run_id = _start(ports)
-    runner.analyze(run_id, ports)
-    runner.gate(run_id, ports)
-    _record, levels = runner.begin_execute(run_id, ports)
+    run_id, levels = _executing(ports)
     assert levels == [["s1", "s2", "s3"]]
     runner.run_subtask(run_id, "s2", ports)
 
@@ -85,10 +90,7 @@ def test_an_execute_delivered_again_sends_only_the_subtasks_without_a_result(por
 def test_an_execute_delivered_again_after_every_result_sends_nothing_and_verify_ends_the_run(
     ports: runner.Ports,
 ) -> None:
-    run_id = _start(ports)
-    runner.analyze(run_id, ports)
-    runner.gate(run_id, ports)
-    _record, levels = runner.begin_execute(run_id, ports)
+    run_id, levels = _executing(ports)
     for subtask_id in (levels or [[]])[0]:
         runner.run_subtask(run_id, subtask_id, ports)
 
@@ -97,10 +99,7 @@ def test_an_execute_delivered_again_after_every_result_sends_nothing_and_verify_
 
 
 def test_a_verify_sent_before_every_subtask_ran_leaves_the_run_executing(ports: runner.Ports) -> None:
-    run_id = _start(ports)
-    runner.analyze(run_id, ports)
-    runner.gate(run_id, ports)
-    runner.begin_execute(run_id, ports)
+    run_id, _levels = _executing(ports)
     runner.run_subtask(run_id, "s1", ports)
 
     record = runner.verify(run_id, ports)
@@ -119,10 +118,7 @@ def test_a_verify_that_died_mid_check_checks_again_when_delivered_again(ports: r
 def test_the_sweep_resumes_a_run_with_no_progress_and_leaves_moving_held_and_finished_runs_alone(
     ports: runner.Ports,
 ) -> None:
-    stuck = _start(ports, run_id="stuck")
-    runner.analyze(stuck, ports)
-    runner.gate(stuck, ports)
-    runner.begin_execute(stuck, ports)
+    _executing(ports, run_id="stuck")
     held = _start(ports, run_id="held", require_approval=True)
     run_inline(held, ports)
     done = _start(ports, run_id="done")
@@ -151,10 +147,7 @@ def test_a_run_the_sweep_resumed_max_resumes_times_without_progress_is_failed_wi
 
 
 def test_a_resumed_stalled_run_completes(ports: runner.Ports) -> None:
-    run_id = _start(ports)
-    runner.analyze(run_id, ports)
-    runner.gate(run_id, ports)
-    runner.begin_execute(run_id, ports)
+    run_id, _levels = _executing(ports)
     runner.run_subtask(run_id, "s1", ports)
     [(record, action)] = runner.sweep(ports, _later(ports))  # type: ignore[arg-type]
 
@@ -169,10 +162,7 @@ def test_the_stall_must_outlast_a_subtask() -> None:
 
 
 def test_a_stage_record_is_kept_when_execute_is_delivered_again(ports: runner.Ports) -> None:
-    run_id = _start(ports)
-    runner.analyze(run_id, ports)
-    runner.gate(run_id, ports)
-    runner.begin_execute(run_id, ports)
+    run_id, _levels = _executing(ports)
     stage = ports.store.get_run(run_id).stage("execute")
 
     runner.begin_execute(run_id, ports)
