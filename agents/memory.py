@@ -21,8 +21,8 @@ class MemoryStore:
         self.changed: dict[str, datetime] = {}
         self.resumed: dict[str, int] = {}
 
-    def get_run_changed(self, run_id: str) -> datetime:
-        """When the run, a stage or a result of it last changed."""
+    def _changed_at(self, run_id: str) -> datetime:
+        # When the run, a stage or a result of it last changed.
         return self.changed.get(run_id) or self.get_run(run_id).updated_at or datetime.now(UTC)
 
     def create_run(self, run_id: str, request: WorkflowRequest, queue: str) -> tuple[RunRecord, bool]:
@@ -97,10 +97,8 @@ class MemoryStore:
 
     def stalled_runs(self, statuses: frozenset[str], idle_since: datetime, limit: int = 100) -> list[RunRecord]:
         """Runs in `statuses` unchanged since `idle_since`, oldest change first."""
-        stalled = [
-            r for r in self.runs.values() if r.status in statuses and self.get_run_changed(r.run_id) < idle_since
-        ]
-        return sorted(stalled, key=lambda r: self.get_run_changed(r.run_id))[:limit]
+        stalled = [r for r in self.runs.values() if r.status in statuses and self._changed_at(r.run_id) < idle_since]
+        return sorted(stalled, key=lambda r: self._changed_at(r.run_id))[:limit]
 
     def resumes(self, run_id: str) -> int:
         """How many times the run was resumed."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 from celery import states
@@ -64,12 +65,9 @@ class FleetRedisBackend(RedisBackend):  # type: ignore[misc]
     def _call_store(self, key: str, value: Any, expires: int, force: bool) -> None:
         self._store_script(keys=[key], args=[value, expires, "1" if force else "0"], client=self.client)
 
-    @property
+    @cached_property
     def _store_script(self) -> Any:
-        script = self.__dict__.get("_fleet_store_script")
-        if script is None:
-            script = self.__dict__["_fleet_store_script"] = self.client.register_script(STORE_RESULT_LUA)
-        return script
+        return self.client.register_script(STORE_RESULT_LUA)
 
 
 def backend_url(url: str) -> str:

@@ -65,10 +65,6 @@ class SqlRunStore:
         """A new pending run, or the one already holding the idempotency key or the run id (then False)."""
         if request.idempotency_key and (existing := self._by_key(request.idempotency_key)):
             return existing, False
-        with session_scope(self.engine) as session:
-            # The same message delivered again (its worker died after recording the run): the run it recorded.
-            if (same := session.get(AgentRun, run_id)) is not None:
-                return self._record(session, same), False
         now = datetime.now(UTC)
         try:
             with session_scope(self.engine) as session:
@@ -79,15 +75,15 @@ class SqlRunStore:
                 audit.record(session, "agent", "run_created", run_id, profile=request.profile, mode=request.mode)
                 session.flush()
                 return self._record(session, run), True
-        except IntegrityError:
-            # Two producers raced with the same idempotency key, or two deliveries with the same run id: the
-            # other one won.
-            existing = self._by_key(request.idempotency_key or "")
+        except IntegrityError as exc:
+            # Two producers raced with the same idempotency key, or the same message was delivered again (its
+            # worker died after recording the run): the run already recorded.
+            existing = self._by_key(request.idempotency_key) if request.idempotency_key else None
             if existing is None:
-                with session_scope(self.engine) as session:
-                    if (same := session.get(AgentRun, run_id)) is None:
-                        raise
-                    return self._record(session, same), False
+                try:
+                    existing = self.get_run(run_id)
+                except RunNotFound:
+                    raise exc from None  # neither the key's run nor this id's: another constraint
             return existing, False
 
     def find_by_key(self, key: str) -> RunRecord | None:
