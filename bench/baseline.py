@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 from bench.common import BenchContext, Row, percentile, private_environment, render, timed
 
@@ -18,13 +19,9 @@ def measure(ctx: BenchContext, tasks: int = 20_000, samples: int = 300) -> list[
     from celery import chain, chord
 
     from bench.bare import app, collect, noop
-    from tests.support import WorkerProcess
 
-    worker = WorkerProcess(queues="bare", name="bare", log_path=ctx.workdir / "bare.out")
-    worker.command[worker.command.index("-A") + 1] = "bench.bare"
-    worker.start()
+    worker = _bare_worker(ctx, "bare")
     try:
-        _wait_until_served(app)
         for _ in range(50):  # warm-up
             noop.delay().get(timeout=30)
         round_trip = timed(lambda: noop.delay().get(timeout=30), samples)
@@ -49,10 +46,25 @@ def measure(ctx: BenchContext, tasks: int = 20_000, samples: int = 300) -> list[
     ]
 
 
-def _wait_until_served(app: object) -> None:
+def _bare_worker(ctx: BenchContext, name: str, extra: list[str] | None = None) -> Any:
+    """A started one-process worker of the bare app, serving once this returns."""
     from bench.bare import noop
+    from bench.common import fleet_worker
 
+    worker = fleet_worker(ctx, name, "bare", extra=extra, app_module="bench.bare")
     noop.delay().get(timeout=60)
+    return worker
+
+
+def throughput(ctx: BenchContext, tasks: int, prefetch: int) -> float:
+    """Bare no-op tasks/s of a worker started with `--prefetch-multiplier prefetch` (the reference of a row)."""
+    from bench.bare import app, noop
+
+    worker = _bare_worker(ctx, f"bare-p{prefetch}", ["--prefetch-multiplier", str(prefetch)])
+    try:
+        return _throughput(app, noop, tasks)
+    finally:
+        worker.stop()
 
 
 def _throughput(app: object, noop: object, tasks: int) -> float:

@@ -22,12 +22,19 @@ BACKLOG = 5000
 REPS = int(os.environ.get("BENCH_LEDGER_REPS", "20"))
 
 
-def _worker(ctx: BenchContext, name: str, concurrency: int = 1, env: dict[str, str] | None = None) -> Any:
+# A worker that consumes only the ledger queue can take two messages at a time (docs/PERFORMANCE.md, section 2).
+LEDGER_PREFETCH = 2
+
+
+def _worker(
+    ctx: BenchContext, name: str, concurrency: int = 1, env: dict[str, str] | None = None, prefetch: int = 1
+) -> Any:
     from tests.support import WorkerProcess
     from worker.application import app
 
+    extra = [] if prefetch == 1 else ["--prefetch-multiplier", str(prefetch)]
     worker = WorkerProcess(
-        queues="ledger", name=name, concurrency=concurrency, env=env, log_path=ctx.workdir / f"{name}.out"
+        queues="ledger", name=name, concurrency=concurrency, env=env, log_path=ctx.workdir / f"{name}.out", extra=extra
     )
     return worker.start(app)
 
@@ -38,11 +45,11 @@ def _event(event_id: str) -> dict[str, Any]:
     return event(event_id, "account_opened", {"account": event_id, "currency": "EUR"}, at=3000)
 
 
-def one_per_task(ctx: BenchContext, tasks: int, name: str = "ledger.quick_run") -> float:
+def one_per_task(ctx: BenchContext, tasks: int, name: str = "ledger.quick_run", prefetch: int = 1) -> float:
     """Events/s consumed from a pre-filled queue, one event per task (the baseline's method)."""
     from worker.application import app
 
-    worker = _worker(ctx, f"single-{name.replace('.', '-')}")
+    worker = _worker(ctx, f"single-{name.replace('.', '-')}-p{prefetch}", prefetch=prefetch)
     try:
         app.control.cancel_consumer("ledger", destination=[worker.hostname], reply=True)
         tag = uuid.uuid4().hex[:6]
@@ -107,11 +114,11 @@ def _processed_at(event_id: str) -> datetime:
     return found if found.tzinfo else found.replace(tzinfo=UTC)
 
 
-def critical_waits(ctx: BenchContext, backlog: int, reps: int) -> list[float]:
+def critical_waits(ctx: BenchContext, backlog: int, reps: int, prefetch: int = 1) -> list[float]:
     """Milliseconds from sending a critical event until the worker started it, behind `backlog` normal ones."""
     from worker.application import app
 
-    worker = _worker(ctx, f"ledger-critical-{backlog}")
+    worker = _worker(ctx, f"ledger-critical-{backlog}-p{prefetch}", prefetch=prefetch)
     waits = []
     try:
         for _ in range(reps):
@@ -163,12 +170,26 @@ def run(ctx: BenchContext) -> list[Row]:
     upgrade(os.environ["FLEET_DATABASE_URL"])
     noop = ctx.baseline.get("noop_tps")
     tasks, events, reps = ctx.size(TASKS, 2_000), ctx.size(BATCH_EVENTS, 30_000), ctx.size(REPS, 5)
+    from bench import baseline
+
     ping = one_per_task(ctx, tasks, "fleet.ping")
     single = one_per_task(ctx, tasks)
+    pipelined = one_per_task(ctx, tasks, prefetch=LEDGER_PREFETCH)
+    bare_pipelined = baseline.throughput(ctx, tasks, LEDGER_PREFETCH)
+    flag = f"--prefetch-multiplier {LEDGER_PREFETCH}"
     rows = [
         Row("fleet.ping on a fleet worker (c1): the fleet's settings, no work", ping, "tasks/s", noop, "(reference)"),
         Row("ledger.quick_run, one event per task (c1)", single, "events/s", noop, ">= 0.70 x bare"),
         Row("ledger.quick_run / fleet.ping (the ledger's own cost)", single / ping, "ratio", None, ""),
+        Row(
+            f"ledger.quick_run, one event per task, ledger worker with {flag} (c1)",
+            pipelined,
+            "events/s",
+            noop,
+            ">= 0.70 x bare",
+        ),
+        Row(f"bare no-op throughput with {flag}", bare_pipelined, "tasks/s", noop, "(reference)"),
+        Row(f"the same ledger.quick_run / bare no-op, both with {flag}", pipelined / bare_pipelined, "ratio", None, ""),
     ]
     for concurrency in (2,):  # 1, 2 and 4 processes: bench/scaling.py
         rate = batches(ctx, events, concurrency)
@@ -178,20 +199,24 @@ def run(ctx: BenchContext) -> list[Row]:
         rate = batches(ctx, events // 2, 2, postgres)
         rows.append(Row("ledger.quick_run_batch, PostgreSQL (c2)", rate, "events/s", noop, "reported"))
     rt = ctx.baseline.get("rt_p50_ms")
-    empty = critical_waits(ctx, 0, reps)
-    behind = critical_waits(ctx, BACKLOG, reps)
-    for label, q in (("p50", 50), ("p95", 95)):
-        alone = percentile(empty, q)
-        rows.append(Row(f"critical event wait to start, empty queue, {label}", alone, "ms", rt, "(reference)"))
-        rows.append(
-            Row(
-                f"critical event wait to start, behind {BACKLOG:,} normal, {label}",
-                percentile(behind, q),
-                "ms",
-                alone,
-                "<= 5x empty",
+    for prefetch in (1, LEDGER_PREFETCH):
+        which = "" if prefetch == 1 else f", ledger worker with --prefetch-multiplier {prefetch}"
+        empty = critical_waits(ctx, 0, reps, prefetch)
+        behind = critical_waits(ctx, BACKLOG, reps, prefetch)
+        for label, q in (("p50", 50), ("p95", 95)):
+            alone = percentile(empty, q)
+            rows.append(
+                Row(f"critical event wait to start, empty queue{which}, {label}", alone, "ms", rt, "(reference)")
             )
-        )
+            rows.append(
+                Row(
+                    f"critical event wait to start, behind {BACKLOG:,} normal{which}, {label}",
+                    percentile(behind, q),
+                    "ms",
+                    alone,
+                    "<= 5x empty",
+                )
+            )
     return rows
 
 
