@@ -60,10 +60,12 @@ def throughput(ctx: BenchContext, label: str, variant: tuple[str, bool], tasks: 
 def measure(
     ctx: BenchContext, tasks: int, rounds: int, variants: dict[str, tuple[str, bool]] = VARIANTS
 ) -> dict[str, list[float]]:
-    """Tasks/s of every variant, `rounds` times, interleaved."""
+    """Tasks/s of every variant, `rounds` times, interleaved; every other round in the reverse order, so a drift
+    of the host during a round does not always favour the same variant."""
     figures: dict[str, list[float]] = {label: [] for label in variants}
-    for _ in range(rounds):
-        for label, variant in variants.items():
+    for index in range(rounds):
+        order = list(variants.items())
+        for label, variant in order if index % 2 == 0 else reversed(order):
             figures[label].append(throughput(ctx, label, variant, tasks))
     for label, values in figures.items():
         sys.stdout.write(f"overhead {label}: " + ", ".join(f"{v:.0f}" for v in values) + " tasks/s\n")
@@ -126,7 +128,7 @@ def rows(figures: dict[str, list[float]], baseline: float | None) -> list[Row]:
 
 def run(ctx: BenchContext) -> list[Row]:
     """The overhead rows, for `make bench`."""
-    figures = measure(ctx, ctx.size(6_000, 2_000), ctx.size(3, 2))
+    figures = measure(ctx, ctx.size(6_000, 2_000), ctx.size(5, 2))
     return rows(figures, ctx.baseline.get("noop_tps"))
 
 
