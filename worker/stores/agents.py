@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, exists, func, or_, select, update
+from sqlalchemy import (
+    JSON,
+    Engine,
+    String,
+    and_,
+    cast,
+    exists,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -13,7 +28,7 @@ from agents.errors import RunNotFound
 from agents.models import TERMINAL_STATUSES, RunRecord, StageOutput, SubtaskResult, Usage, WorkflowRequest
 from agents.snapshot import snapshot_id_of
 from worker import audit
-from worker.db import get_engine, session_scope
+from worker.db import Base, get_engine, session_scope
 from worker.models.agents import AgentIdempotencyKey, AgentRun, AgentSnapshot, AgentStage, AgentSubtaskResult, AgentTask
 from worker.models.core import AuditEvent
 
@@ -38,6 +53,18 @@ def _stage_of(row: AgentStage) -> StageOutput:
     )
 
 
+def _record_of(run: AgentRun, stages: Sequence[AgentStage], results: Sequence[AgentSubtaskResult]) -> RunRecord:
+    # The timeline in the order the run went through it (PostgreSQL's jsonb orders keys its own way).
+    timeline = sorted((datetime.fromisoformat(v), k) for k, v in (run.timeline or {}).items())
+    return RunRecord(
+        run_id=run.run_id, status=run.status, request=WorkflowRequest.model_validate(run.request),  # type: ignore[arg-type]
+        priority=run.priority, queue=run.queue, stages=tuple(_stage_of(s) for s in stages),
+        subtasks=tuple(SubtaskResult.model_validate(r.data) for r in results), output=run.output, error=run.error,
+        snapshot_id=run.snapshot_id, timeline={k: at for at, k in timeline},
+        created_at=_aware(run.created_at), updated_at=_aware(run.updated_at),
+    )  # fmt: skip
+
+
 class SqlRunStore:
     """Runs, stages, results, snapshots and idempotency keys in the fleet database."""
 
@@ -53,13 +80,22 @@ class SqlRunStore:
             .where(AgentSubtaskResult.run_id == run.run_id)
             .order_by(AgentSubtaskResult.subtask_id)
         ).all()
-        return RunRecord(
-            run_id=run.run_id, status=run.status, request=WorkflowRequest.model_validate(run.request),  # type: ignore[arg-type]
-            priority=run.priority, queue=run.queue, stages=tuple(_stage_of(s) for s in stages),
-            subtasks=tuple(SubtaskResult.model_validate(r.data) for r in results), output=run.output, error=run.error,
-            snapshot_id=run.snapshot_id, timeline={k: datetime.fromisoformat(v) for k, v in (run.timeline or {}).items()},
-            created_at=_aware(run.created_at), updated_at=_aware(run.updated_at),
-        )  # fmt: skip
+        return _record_of(run, stages, results)
+
+    def _insert(self, model: type[Base]) -> postgresql.Insert | sqlite.Insert:
+        """INSERT with the dialect's ON CONFLICT clauses (the fleet runs on SQLite or PostgreSQL)."""
+        if self.engine.dialect.name == "postgresql":
+            return postgresql.insert(model)
+        return sqlite.insert(model)
+
+    def _timeline_with(self, status: str, at: str) -> Any:
+        """The timeline column with one more status, merged in the UPDATE itself (no read of the row first)."""
+        if self.engine.dialect.name == "postgresql":
+            merged = func.coalesce(cast(AgentRun.timeline, postgresql.JSONB), literal_column("'{}'::jsonb")).op("||")(
+                func.jsonb_build_object(cast(literal(status), String), cast(literal(at), String))
+            )
+            return cast(merged, JSON)
+        return func.json_set(func.coalesce(AgentRun.timeline, literal_column("'{}'")), f'$."{status}"', at)
 
     def create_run(self, run_id: str, request: WorkflowRequest, queue: str) -> tuple[RunRecord, bool]:
         """A new pending run, or the one already holding the idempotency key or the run id (then False)."""
@@ -74,7 +110,7 @@ class SqlRunStore:
                 session.add(run)
                 audit.record(session, "agent", "run_created", run_id, profile=request.profile, mode=request.mode)
                 session.flush()
-                return self._record(session, run), True
+                return _record_of(run, (), ()), True  # a new run has no stages nor results to read
         except IntegrityError as exc:
             # Two producers raced with the same idempotency key, or the same message was delivered again (its
             # worker died after recording the run): the run already recorded.
@@ -104,20 +140,18 @@ class SqlRunStore:
             return self._record(session, run)
 
     def transition(self, run_id: str, to: str, allowed_from: frozenset[str], **fields: Any) -> bool:
-        """Compare-and-set the status in one UPDATE, so two workers cannot both move the run."""
+        """Compare-and-set the status in one UPDATE, so two workers cannot both move the run; the timeline is
+        extended in the same statement."""
         now = datetime.now(UTC)
         actor = fields.pop("actor", None)
         with session_scope(self.engine) as session:
             moved = session.execute(
                 update(AgentRun)
                 .where(AgentRun.run_id == run_id, AgentRun.status.in_(sorted(allowed_from)))
-                .values(status=to, updated_at=now, **fields)
+                .values(status=to, updated_at=now, timeline=self._timeline_with(to, now.isoformat()), **fields)
             )
             if moved.rowcount != 1:  # type: ignore[attr-defined]
                 return False
-            run = session.get(AgentRun, run_id)
-            assert run is not None
-            run.timeline = {**(run.timeline or {}), to: now.isoformat()}
             # The audit trail keeps what a person looks for (outcomes, holds, human actions), not every step.
             if actor or to in AUDITED:
                 audit.record(session, "agent", f"run_{to}", run_id, actor=actor or "system", error=fields.get("error"))
@@ -128,37 +162,33 @@ class SqlRunStore:
         values = {"status": stage.status, "output": stage.output, "started_at": stage.started_at, "ended_at": stage.ended_at,
                   "duration_ms": stage.duration_ms, "prompt_tokens": stage.usage.prompt_tokens,
                   "completion_tokens": stage.usage.completion_tokens, "cost": stage.usage.cost, "task_id": stage.task_id}  # fmt: skip
+        insert = self._insert(AgentStage).values(run_id=run_id, stage=stage.stage, **values)
         with session_scope(self.engine) as session:
-            row = session.scalars(
-                select(AgentStage).where(AgentStage.run_id == run_id, AgentStage.stage == stage.stage)
-            ).first()
-            if row is None:
-                session.add(AgentStage(run_id=run_id, stage=stage.stage, **values))
-            else:
-                for key, value in values.items():
-                    setattr(row, key, value)
+            session.execute(insert.on_conflict_do_update(index_elements=["run_id", "stage"], set_=values))
 
     def save_result(self, run_id: str, result: SubtaskResult) -> None:
-        """Insert or replace one subtask's result."""
-        data = result.model_dump(mode="json")
+        """Insert or replace one subtask's result (one upsert)."""
+        values = {"data": result.model_dump(mode="json"), "status": result.status, "updated_at": datetime.now(UTC)}
+        insert = self._insert(AgentSubtaskResult).values(run_id=run_id, subtask_id=result.subtask_id, **values)
         with session_scope(self.engine) as session:
-            row = session.scalars(
-                select(AgentSubtaskResult).where(
-                    AgentSubtaskResult.run_id == run_id, AgentSubtaskResult.subtask_id == result.subtask_id
-                )
-            ).first()
-            if row is None:
-                session.add(
-                    AgentSubtaskResult(run_id=run_id, subtask_id=result.subtask_id, data=data, status=result.status)
-                )
-            else:
-                row.data, row.status, row.updated_at = data, result.status, datetime.now(UTC)
+            session.execute(insert.on_conflict_do_update(index_elements=["run_id", "subtask_id"], set_=values))
+
+    def subtask_state(self, run_id: str, subtask_id: str) -> tuple[str, SubtaskResult | None]:
+        """The run's status and the subtask's stored result, in one SELECT; RunNotFound when the run is absent."""
+        stored = and_(AgentSubtaskResult.run_id == AgentRun.run_id, AgentSubtaskResult.subtask_id == subtask_id)
+        query = select(AgentRun.status, AgentSubtaskResult.data).outerjoin(AgentSubtaskResult, stored)
+        with self.engine.connect() as connection:
+            row = connection.execute(query.where(AgentRun.run_id == run_id)).first()
+        if row is None:
+            raise RunNotFound(f"no run {run_id}")
+        return row.status, SubtaskResult.model_validate(row.data) if row.data is not None else None
 
     def add_task_ids(self, run_id: str, task_ids: list[str]) -> None:
         """Remember Celery task ids of the run (already known ones are skipped)."""
-        with session_scope(self.engine) as session:
-            known = set(session.scalars(select(AgentTask.task_id).where(AgentTask.task_id.in_(task_ids))))
-            session.add_all(AgentTask(task_id=t, run_id=run_id) for t in dict.fromkeys(task_ids) if t not in known)
+        rows = [{"task_id": t, "run_id": run_id} for t in dict.fromkeys(task_ids)]
+        if rows:
+            with session_scope(self.engine) as session:
+                session.execute(self._insert(AgentTask).on_conflict_do_nothing(index_elements=["task_id"]), rows)
 
     def task_ids(self, run_id: str) -> list[str]:
         """Every task id remembered for the run."""
@@ -184,12 +214,9 @@ class SqlRunStore:
 
     def save_snapshot(self, snapshot_id: str, run_id: str, data: dict[str, Any]) -> None:
         """Insert or replace a snapshot."""
+        insert = self._insert(AgentSnapshot).values(snapshot_id=snapshot_id, run_id=run_id, data=data)
         with session_scope(self.engine) as session:
-            row = session.get(AgentSnapshot, snapshot_id)
-            if row is None:
-                session.add(AgentSnapshot(snapshot_id=snapshot_id, run_id=run_id, data=data))
-            else:
-                row.data = data
+            session.execute(insert.on_conflict_do_update(index_elements=["snapshot_id"], set_={"data": data}))
 
     def get_snapshot(self, snapshot_id: str) -> dict[str, Any]:
         """A stored snapshot; RunNotFound when absent."""
