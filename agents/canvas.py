@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from celery import chain, group, signature
@@ -48,16 +48,18 @@ def execution(
     time_limit_s: int,
     then: Sequence[Signature] = (),
     app: Any = None,
+    specs: Mapping[str, dict[str, Any]] | None = None,
 ) -> Signature:
     """One group per dependency level, chained (a chord per level): a level starts when the one before it
     finished, and its subtasks receive that level's results as their first argument. `then` (the rest of the
-    pipeline, that is verify) becomes the last level's chord body; without it a barrier takes that place."""
+    pipeline, that is verify) becomes the last level's chord body; without it a barrier takes that place.
+    `specs` (the approved subtasks by id) go into the messages, so a subtask need not read the plan."""
     steps = []
     for index, level in enumerate(levels):
         members = [
             signature(
                 SUBTASK_TASK,
-                kwargs={"run_id": run_id, "subtask_id": subtask_id},
+                kwargs={"run_id": run_id, "subtask_id": subtask_id, **_spec(specs, subtask_id)},
                 queue=queue,
                 priority=priority,
                 immutable=index == 0,
@@ -76,6 +78,10 @@ def execution(
     options = {"queue": queue, "priority": priority, "task_id": str(uuid.uuid4())}
     barrier = signature(BARRIER_TASK, kwargs={"index": 0}, app=app, **options)
     return chain(*steps, barrier)
+
+
+def _spec(specs: Mapping[str, dict[str, Any]] | None, subtask_id: str) -> dict[str, Any]:
+    return {"spec": specs[subtask_id]} if specs and subtask_id in specs else {}
 
 
 def task_ids(canvas: Any) -> Iterator[str]:

@@ -72,6 +72,11 @@ class MemoryStore:
         self.runs[run_id] = record.model_copy(update={"subtasks": tuple(sorted(results, key=lambda r: r.subtask_id))})
         self.changed[run_id] = datetime.now(UTC)
 
+    def subtask_state(self, run_id: str, subtask_id: str) -> tuple[str, SubtaskResult | None]:
+        """The run's status and the subtask's result."""
+        record = self.get_run(run_id)
+        return record.status, next((r for r in record.subtasks if r.subtask_id == subtask_id), None)
+
     def add_task_ids(self, run_id: str, task_ids: list[str]) -> None:
         """Remember task ids."""
         self.tasks.setdefault(run_id, []).extend(task_ids)

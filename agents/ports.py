@@ -31,6 +31,10 @@ class RunStore(Protocol):
         """Insert or replace one subtask's result."""
         ...
 
+    def subtask_state(self, run_id: str, subtask_id: str) -> tuple[str, SubtaskResult | None]:
+        """The run's status and one subtask's stored result (None when it has none); RunNotFound when absent."""
+        ...
+
     def add_task_ids(self, run_id: str, task_ids: list[str]) -> None:
         """Remember Celery task ids of the run, so cancel can revoke them."""
         ...

@@ -16,11 +16,13 @@ def run_inline(run_id: str, ports: runner.Ports) -> RunRecord:
     """Every stage in this process, in order, subtasks level by level (no Celery)."""
     runner.analyze(run_id, ports)
     runner.gate(run_id, ports)
-    _record, levels = runner.begin_execute(run_id, ports)
+    record, levels = runner.begin_execute(run_id, ports)
+    # As the canvas does: each subtask gets its approved spec (and reads older predecessors' outputs itself).
+    specs = {s.id: s for s in runner.plan_of(record).subtasks} if levels else {}
     for level in levels or []:
         for subtask_id in level:
             try:
-                runner.run_subtask(run_id, subtask_id, ports)
+                runner.run_subtask(run_id, subtask_id, ports, spec=specs[subtask_id])
             except ToolTransientError as exc:
                 runner.fail_subtask(run_id, subtask_id, str(exc), 1, ports)
     return runner.verify(run_id, ports)

@@ -11,7 +11,7 @@ from sqlalchemy.exc import OperationalError
 
 from agents import canvas, runner
 from agents.errors import AgentError, ToolTransientError
-from agents.models import TERMINAL_STATUSES, WorkflowRequest
+from agents.models import TERMINAL_STATUSES, Subtask, WorkflowRequest
 from worker import logging as fleet_logging
 from worker.application import app
 from worker.metrics import AGENT_REQUESTS, AGENT_STAGE_DURATION, AGENT_TOKENS, AGENT_TOOL_CALLS
@@ -97,19 +97,24 @@ def execute(self: Task, run_id: str) -> dict[str, Any]:
     # replace() append it after a barrier; the chain is then emptied so replace() does not append it twice.
     rest = [signature(step, app=app) for step in reversed(self.request.chain or [])]
     limit = ports.config.subtask_time_limit_s
-    sig = canvas.execution(run_id, levels, record.queue, record.priority, limit, rest, app=app)
+    specs = {s.id: s.model_dump(mode="json") for s in runner.plan_of(record).subtasks}
+    sig = canvas.execution(run_id, levels, record.queue, record.priority, limit, rest, app=app, specs=specs)
     self.request.chain = None
     ports.store.add_task_ids(run_id, list(canvas.task_ids(sig)))
     raise self.replace(sig)
 
 
-@app.task(name="agents.run_subtask", bind=True, base=StageTask, max_retries=None, **TRANSIENT)
-def run_subtask(self: Task, previous: Any = None, *, run_id: str, subtask_id: str) -> dict[str, Any]:
+# Nobody waits on a subtask's STARTED state (progress is the run's stream): one result-backend write less.
+@app.task(name="agents.run_subtask", bind=True, base=StageTask, max_retries=None, track_started=False, **TRANSIENT)
+def run_subtask(
+    self: Task, previous: Any = None, *, run_id: str, subtask_id: str, spec: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Run one subtask; transient tool errors retry with exponential backoff, then the subtask fails."""
     ports = build_ports()
+    approved = Subtask.model_validate(spec) if spec is not None else None
     with fleet_logging.bound(run_id=run_id, subtask_id=subtask_id):
         try:
-            result = runner.run_subtask(run_id, subtask_id, ports, _outputs(previous))
+            result = runner.run_subtask(run_id, subtask_id, ports, _outputs(previous), approved)
         except ToolTransientError as exc:
             if self.request.retries < ports.config.tool_retries:
                 raise self.retry(exc=exc, countdown=ports.config.retry_backoff_s * 2**self.request.retries) from None
@@ -119,11 +124,12 @@ def run_subtask(self: Task, previous: Any = None, *, run_id: str, subtask_id: st
                 f"{exc} (after {self.request.retries + 1} attempts)",
                 self.request.retries + 1,
                 ports,
+                approved,
             )
         except SoftTimeLimitExceeded:
             limit = ports.config.subtask_time_limit_s
             result = runner.fail_subtask(
-                run_id, subtask_id, f"timed out after {limit} s", self.request.retries + 1, ports
+                run_id, subtask_id, f"timed out after {limit} s", self.request.retries + 1, ports, approved
             )
     AGENT_TOOL_CALLS.labels(f"{result.tool}:{result.version}", "cached" if result.cached else result.status).inc()
     if result.status != "succeeded":

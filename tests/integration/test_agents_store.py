@@ -122,3 +122,30 @@ def test_a_run_recorded_again_under_its_own_id_is_the_first_one_not_an_error(sto
 
     assert (created, created_again) == (True, False)
     assert (again.run_id, again.status) == (run_id, "analyzing")
+
+
+def test_a_subtask_state_is_the_runs_status_and_that_subtasks_stored_result(store: SqlRunStore) -> None:
+    run_id = str(uuid.uuid4())
+    store.create_run(run_id, WorkflowRequest(input="x"), "agents")
+    assert store.subtask_state(run_id, "s1") == ("pending", None)
+    result = SubtaskResult(subtask_id="s1", tool="t", version="v1", status="succeeded", output={"v": 1})
+    store.save_result(run_id, result)
+    store.save_result(run_id, SubtaskResult(subtask_id="s2", tool="t", version="v1", status="failed", error="e"))
+    store.transition(run_id, "executing", frozenset({"pending"}))
+
+    assert store.subtask_state(run_id, "s1") == ("executing", result)
+    with pytest.raises(RunNotFound):
+        store.subtask_state("no-such-run", "s1")
+
+
+def test_task_ids_and_snapshots_written_again_keep_one_row(store: SqlRunStore) -> None:
+    run_id = str(uuid.uuid4())
+    store.create_run(run_id, WorkflowRequest(input="x"), "agents")
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+    store.add_task_ids(run_id, ids[:2])
+    store.add_task_ids(run_id, [*ids, ids[2]])  # a redelivered stage remembers its canvas again
+    store.save_snapshot(f"snap-{run_id}", run_id, {"run_id": run_id, "v": 1})
+    store.save_snapshot(f"snap-{run_id}", run_id, {"run_id": run_id, "v": 2})
+
+    assert sorted(store.task_ids(run_id)) == sorted(ids)
+    assert store.get_snapshot(f"snap-{run_id}")["v"] == 2

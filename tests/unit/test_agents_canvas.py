@@ -68,6 +68,15 @@ def test_execution_is_a_chord_per_dependency_level_ending_in_a_barrier_on_the_sa
     assert (barrier.task, barrier.options["queue"]) == ("celery.accumulate", "agents-x")
 
 
+def test_each_subtask_message_carries_its_approved_spec_when_given() -> None:
+    specs = {"s1": {"id": "s1", "tool": "math.calculate", "args": {"expression": "1+1"}}}
+
+    sig = canvas.execution("run-1", [["s1", "s2"]], "agents", 5, time_limit_s=30, specs=specs)
+
+    (first, _barrier) = _levels(sig)
+    assert [t.kwargs.get("spec") for t in first] == [specs["s1"], None]  # s2: the subtask reads the plan itself
+
+
 def test_every_task_of_a_canvas_has_an_id_to_revoke() -> None:
     sig = canvas.execution("run-1", [["s1", "s2"], ["s3"]], "agents", 5, time_limit_s=30)
 

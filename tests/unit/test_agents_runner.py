@@ -115,6 +115,56 @@ def test_a_side_effect_redelivered_after_it_finished_is_not_called_again(ports: 
     assert (result.status, result.output, result.attempts) == ("succeeded", {"done": 1}, 2)
 
 
+def test_a_subtask_redelivered_with_its_spec_after_it_succeeded_returns_the_stored_result(ports: runner.Ports) -> None:
+    run_id = _start(ports, "effect", subtasks=[{"id": "s1", "tool": "test.effect", "args": {"n": 1}}])
+    runner.analyze(run_id, ports), runner.gate(run_id, ports)
+    spec = runner.plan_of(runner.begin_execute(run_id, ports)[0]).subtasks[0]
+    first = runner.run_subtask(run_id, "s1", ports, spec=spec)
+
+    again = runner.run_subtask(run_id, "s1", ports, spec=spec)
+
+    assert CALLS == ["r1:s1"]
+    assert again == first
+
+
+class ReadCounting:
+    """A MemoryStore that counts the stages' reads of whole runs (not its own)."""
+
+    def __init__(self) -> None:
+        self.inner, self.reads = MemoryStore(), 0
+
+    def get_run(self, run_id: str) -> Any:
+        self.reads += 1
+        return self.inner.get_run(run_id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_a_subtask_sent_with_its_spec_reads_the_run_only_for_an_older_predecessors_output(
+    ports: runner.Ports,
+) -> None:
+    store = ReadCounting()
+    ports.store = store  # type: ignore[assignment]
+    subtasks = [{"id": "a", "tool": "math.calculate", "args": {"expression": "1+1"}},
+                {"id": "b", "tool": "text.summarize", "args": {}, "depends_on": ["a"]},
+                {"id": "c", "tool": "text.summarize", "args": {}, "depends_on": ["a", "b"]}]  # fmt: skip
+    run_id = _start(ports, "chain", subtasks=subtasks)
+    runner.analyze(run_id, ports), runner.gate(run_id, ports)
+    specs = {s.id: s for s in runner.plan_of(runner.begin_execute(run_id, ports)[0]).subtasks}
+    store.reads = 0
+
+    a = runner.run_subtask(run_id, "a", ports, spec=specs["a"])
+    b = runner.run_subtask(run_id, "b", ports, {"a": a.output or {}}, spec=specs["b"])
+    reads_before_c = store.reads
+    c = runner.run_subtask(run_id, "c", ports, {"b": b.output or {}}, spec=specs["c"])
+
+    assert reads_before_c == 0  # a level's own spec and the level before's outputs came with the messages
+    assert store.reads == 1  # c's output of a (two levels back) is in the run context
+    assert (b.status, c.status) == ("succeeded", "succeeded")
+    assert c.args["text"].startswith("1+1 = 2\n")  # a's output, read from the run, then b's from the message
+
+
 def test_a_side_effect_is_called_with_its_idempotency_key(ports: runner.Ports) -> None:
     record = run_inline(
         _start(ports, "effect", subtasks=[{"id": "s1", "tool": "test.effect", "args": {"n": 1}}]), ports

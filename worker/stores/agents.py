@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, exists, func, or_, select, update
+from sqlalchemy import (
+    JSON,
+    Engine,
+    String,
+    Table,
+    and_,
+    bindparam,
+    cast,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import Insert, Update
 
 from agents.errors import RunNotFound
 from agents.models import TERMINAL_STATUSES, RunRecord, StageOutput, SubtaskResult, Usage, WorkflowRequest
@@ -25,7 +43,7 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
-def _stage_of(row: AgentStage) -> StageOutput:
+def _stage_of(row: Any) -> StageOutput:
     return StageOutput(
         stage=row.stage,  # type: ignore[arg-type]
         status=row.status,  # type: ignore[arg-type]
@@ -38,28 +56,84 @@ def _stage_of(row: AgentStage) -> StageOutput:
     )
 
 
+def _record_of(run: Any, stages: Sequence[Any], results: Sequence[Any]) -> RunRecord:
+    """The record from a run, its stages and its results: ORM objects or rows, by their column names."""
+    # The timeline in the order the run went through it (PostgreSQL's jsonb orders keys its own way).
+    timeline = sorted((datetime.fromisoformat(v), k) for k, v in (run.timeline or {}).items())
+    return RunRecord(
+        run_id=run.run_id, status=run.status, request=WorkflowRequest.model_validate(run.request),  # type: ignore[arg-type]
+        priority=run.priority, queue=run.queue, stages=tuple(_stage_of(s) for s in stages),
+        subtasks=tuple(SubtaskResult.model_validate(r.data) for r in results), output=run.output, error=run.error,
+        snapshot_id=run.snapshot_id, timeline={k: at for at, k in timeline},
+        created_at=_aware(run.created_at), updated_at=_aware(run.updated_at),
+    )  # fmt: skip
+
+
+# Statements of the hot path (every stage, every subtask), built once per database dialect and shape, with bind
+# parameters: building and coercing a statement per call cost more than running it on SQLite.
+_RUNS, _STAGES, _RESULTS = AgentRun.__table__, AgentStage.__table__, AgentSubtaskResult.__table__
+
+
+@functools.cache
+def _transition_sql(dialect: str, fields: tuple[str, ...]) -> Update:
+    """Compare-and-set the status, add it to the timeline in the same UPDATE (no read of the row first), set `fields`."""
+    at, to = cast(bindparam("p_at"), String), bindparam("p_to", type_=String)
+    if dialect == "postgresql":
+        stamp = func.jsonb_build_object(cast(to, String), at)
+        merged = func.coalesce(cast(_RUNS.c.timeline, postgresql.JSONB), literal_column("'{}'::jsonb")).op("||")(stamp)
+        timeline: Any = cast(merged, JSON)
+    else:
+        timeline = func.json_set(func.coalesce(_RUNS.c.timeline, literal_column("'{}'")), bindparam("p_path"), at)
+    values = {name: bindparam(f"p_{name}", type_=_RUNS.c[name].type) for name in fields}
+    return (
+        update(_RUNS)
+        .where(_RUNS.c.run_id == bindparam("p_run_id"), _RUNS.c.status.in_(bindparam("p_from", expanding=True)))
+        .values(status=to, updated_at=bindparam("p_now", type_=_RUNS.c.updated_at.type), timeline=timeline, **values)
+    )
+
+
+@functools.cache
+def _upsert_sql(dialect: str, table: Table, keys: tuple[str, ...], columns: tuple[str, ...], replace: bool) -> Insert:
+    """INSERT with a bind parameter `p_<column>` per column; on a conflict on `keys`, replace the row or keep it."""
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+    insert = insert.values({c: bindparam(f"p_{c}", type_=table.c[c].type) for c in columns})
+    if not replace:
+        return insert.on_conflict_do_nothing(index_elements=list(keys))
+    return insert.on_conflict_do_update(
+        index_elements=list(keys), set_={c: insert.excluded[c] for c in columns if c not in keys}
+    )
+
+
+_RUN_SQL = select(_RUNS).where(_RUNS.c.run_id == bindparam("p_run_id"))
+_STAGES_SQL = select(_STAGES).where(_STAGES.c.run_id == bindparam("p_run_id")).order_by(_STAGES.c.id)
+_RESULTS_SQL = select(_RESULTS.c.data).where(_RESULTS.c.run_id == bindparam("p_run_id")).order_by(_RESULTS.c.subtask_id)
+_SUBTASK_STATE_SQL = (
+    select(_RUNS.c.status, _RESULTS.c.data)
+    .outerjoin(_RESULTS, and_(_RESULTS.c.run_id == _RUNS.c.run_id, _RESULTS.c.subtask_id == bindparam("p_subtask_id")))
+    .where(_RUNS.c.run_id == bindparam("p_run_id"))
+)
+
+
 class SqlRunStore:
     """Runs, stages, results, snapshots and idempotency keys in the fleet database."""
 
     def __init__(self, engine: Engine | None = None) -> None:
         self.engine = engine or get_engine()
 
-    def _record(self, session: Session, run: AgentRun) -> RunRecord:
-        stages = session.scalars(
-            select(AgentStage).where(AgentStage.run_id == run.run_id).order_by(AgentStage.id)
-        ).all()
-        results = session.scalars(
-            select(AgentSubtaskResult)
-            .where(AgentSubtaskResult.run_id == run.run_id)
-            .order_by(AgentSubtaskResult.subtask_id)
-        ).all()
-        return RunRecord(
-            run_id=run.run_id, status=run.status, request=WorkflowRequest.model_validate(run.request),  # type: ignore[arg-type]
-            priority=run.priority, queue=run.queue, stages=tuple(_stage_of(s) for s in stages),
-            subtasks=tuple(SubtaskResult.model_validate(r.data) for r in results), output=run.output, error=run.error,
-            snapshot_id=run.snapshot_id, timeline={k: datetime.fromisoformat(v) for k, v in (run.timeline or {}).items()},
-            created_at=_aware(run.created_at), updated_at=_aware(run.updated_at),
-        )  # fmt: skip
+    def _record(self, session: Session, run: Any) -> RunRecord:
+        params = {"p_run_id": run.run_id}
+        stages = session.execute(_STAGES_SQL, params).all()
+        return _record_of(run, stages, session.execute(_RESULTS_SQL, params).all())
+
+    def _upsert(
+        self, table: Table, keys: tuple[str, ...], rows: dict[str, Any] | list[dict[str, Any]], replace: bool = True
+    ) -> None:
+        """Insert rows (column -> value), replacing (or keeping) the row already holding the same `keys`."""
+        first = rows if isinstance(rows, dict) else rows[0]
+        statement = _upsert_sql(self.engine.dialect.name, table, keys, tuple(first), replace)
+        params = {f"p_{k}": v for k, v in first.items()} if isinstance(rows, dict) else None
+        with session_scope(self.engine) as session:
+            session.execute(statement, params or [{f"p_{k}": v for k, v in row.items()} for row in rows])
 
     def create_run(self, run_id: str, request: WorkflowRequest, queue: str) -> tuple[RunRecord, bool]:
         """A new pending run, or the one already holding the idempotency key or the run id (then False)."""
@@ -74,7 +148,7 @@ class SqlRunStore:
                 session.add(run)
                 audit.record(session, "agent", "run_created", run_id, profile=request.profile, mode=request.mode)
                 session.flush()
-                return self._record(session, run), True
+                return _record_of(run, (), ()), True  # a new run has no stages nor results to read
         except IntegrityError as exc:
             # Two producers raced with the same idempotency key, or the same message was delivered again (its
             # worker died after recording the run): the run already recorded.
@@ -98,26 +172,24 @@ class SqlRunStore:
     def get_run(self, run_id: str) -> RunRecord:
         """The run with its stages and results; RunNotFound when absent."""
         with session_scope(self.engine) as session:
-            run = session.get(AgentRun, run_id)
+            run = session.execute(_RUN_SQL, {"p_run_id": run_id}).first()
             if run is None:
                 raise RunNotFound(f"no run {run_id}")
             return self._record(session, run)
 
     def transition(self, run_id: str, to: str, allowed_from: frozenset[str], **fields: Any) -> bool:
-        """Compare-and-set the status in one UPDATE, so two workers cannot both move the run."""
+        """Compare-and-set the status in one UPDATE, so two workers cannot both move the run; the timeline is
+        extended in the same statement."""
         now = datetime.now(UTC)
         actor = fields.pop("actor", None)
+        statement = _transition_sql(self.engine.dialect.name, tuple(sorted(fields)))
+        params = {f"p_{k}": v for k, v in fields.items()}
+        params.update(p_run_id=run_id, p_from=sorted(allowed_from), p_to=to, p_now=now, p_at=now.isoformat(),
+                      p_path=f'$."{to}"')  # fmt: skip
         with session_scope(self.engine) as session:
-            moved = session.execute(
-                update(AgentRun)
-                .where(AgentRun.run_id == run_id, AgentRun.status.in_(sorted(allowed_from)))
-                .values(status=to, updated_at=now, **fields)
-            )
+            moved = session.execute(statement, params)
             if moved.rowcount != 1:  # type: ignore[attr-defined]
                 return False
-            run = session.get(AgentRun, run_id)
-            assert run is not None
-            run.timeline = {**(run.timeline or {}), to: now.isoformat()}
             # The audit trail keeps what a person looks for (outcomes, holds, human actions), not every step.
             if actor or to in AUDITED:
                 audit.record(session, "agent", f"run_{to}", run_id, actor=actor or "system", error=fields.get("error"))
@@ -128,37 +200,27 @@ class SqlRunStore:
         values = {"status": stage.status, "output": stage.output, "started_at": stage.started_at, "ended_at": stage.ended_at,
                   "duration_ms": stage.duration_ms, "prompt_tokens": stage.usage.prompt_tokens,
                   "completion_tokens": stage.usage.completion_tokens, "cost": stage.usage.cost, "task_id": stage.task_id}  # fmt: skip
-        with session_scope(self.engine) as session:
-            row = session.scalars(
-                select(AgentStage).where(AgentStage.run_id == run_id, AgentStage.stage == stage.stage)
-            ).first()
-            if row is None:
-                session.add(AgentStage(run_id=run_id, stage=stage.stage, **values))
-            else:
-                for key, value in values.items():
-                    setattr(row, key, value)
+        self._upsert(_STAGES, ("run_id", "stage"), {"run_id": run_id, "stage": stage.stage, **values})
 
     def save_result(self, run_id: str, result: SubtaskResult) -> None:
-        """Insert or replace one subtask's result."""
-        data = result.model_dump(mode="json")
-        with session_scope(self.engine) as session:
-            row = session.scalars(
-                select(AgentSubtaskResult).where(
-                    AgentSubtaskResult.run_id == run_id, AgentSubtaskResult.subtask_id == result.subtask_id
-                )
-            ).first()
-            if row is None:
-                session.add(
-                    AgentSubtaskResult(run_id=run_id, subtask_id=result.subtask_id, data=data, status=result.status)
-                )
-            else:
-                row.data, row.status, row.updated_at = data, result.status, datetime.now(UTC)
+        """Insert or replace one subtask's result (one upsert)."""
+        row = {"run_id": run_id, "subtask_id": result.subtask_id, "data": result.model_dump(mode="json"),
+               "status": result.status, "updated_at": datetime.now(UTC)}  # fmt: skip
+        self._upsert(_RESULTS, ("run_id", "subtask_id"), row)
+
+    def subtask_state(self, run_id: str, subtask_id: str) -> tuple[str, SubtaskResult | None]:
+        """The run's status and the subtask's stored result, in one SELECT; RunNotFound when the run is absent."""
+        with self.engine.connect() as connection:
+            row = connection.execute(_SUBTASK_STATE_SQL, {"p_run_id": run_id, "p_subtask_id": subtask_id}).first()
+        if row is None:
+            raise RunNotFound(f"no run {run_id}")
+        return row.status, SubtaskResult.model_validate(row.data) if row.data is not None else None
 
     def add_task_ids(self, run_id: str, task_ids: list[str]) -> None:
         """Remember Celery task ids of the run (already known ones are skipped)."""
-        with session_scope(self.engine) as session:
-            known = set(session.scalars(select(AgentTask.task_id).where(AgentTask.task_id.in_(task_ids))))
-            session.add_all(AgentTask(task_id=t, run_id=run_id) for t in dict.fromkeys(task_ids) if t not in known)
+        rows = [{"task_id": t, "run_id": run_id} for t in dict.fromkeys(task_ids)]
+        if rows:
+            self._upsert(AgentTask.__table__, ("task_id",), rows, replace=False)
 
     def task_ids(self, run_id: str) -> list[str]:
         """Every task id remembered for the run."""
@@ -184,12 +246,9 @@ class SqlRunStore:
 
     def save_snapshot(self, snapshot_id: str, run_id: str, data: dict[str, Any]) -> None:
         """Insert or replace a snapshot."""
-        with session_scope(self.engine) as session:
-            row = session.get(AgentSnapshot, snapshot_id)
-            if row is None:
-                session.add(AgentSnapshot(snapshot_id=snapshot_id, run_id=run_id, data=data))
-            else:
-                row.data = data
+        self._upsert(
+            AgentSnapshot.__table__, ("snapshot_id",), {"snapshot_id": snapshot_id, "run_id": run_id, "data": data}
+        )
 
     def get_snapshot(self, snapshot_id: str) -> dict[str, Any]:
         """A stored snapshot; RunNotFound when absent."""
