@@ -14,8 +14,8 @@ from kombu.utils.encoding import bytes_to_str
 # Extended results (`result_extended`) store a task's arguments again beside its result. Arguments larger
 # than this (about, in JSON) are stored as the message's `argsrepr`/`kwargsrepr` instead: a 5,000-event
 # ledger batch would otherwise store its 1.4 MB of events once more with every result, and every reader
-# would decode them. Below it (a single ledger event is at most `payload_limit_bytes`, 64 KiB) nothing changes.
-EXTENDED_ARGS_MAX_BYTES = 64 * 1024
+# would decode them. Twice the ledger's default `payload_limit_bytes` (64 KiB): a single event keeps its own.
+EXTENDED_ARGS_MAX_BYTES = 128 * 1024
 # The longest repr stored in their place: Celery's own limit for `argsrepr` (`argsrepr_maxsize`).
 EXTENDED_REPR_MAX = 1024
 
@@ -61,7 +61,7 @@ def larger_than(value: Any, limit: int) -> bool:
             size += 2 + len(item)
             stack += item
         else:
-            size += 8
+            size += 4  # a number, true, false or null, and its comma
         if size > limit:
             return True
     return False

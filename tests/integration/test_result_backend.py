@@ -86,6 +86,7 @@ def test_an_extended_result_keeps_small_arguments(backend, celery_app) -> None: 
 
 def test_an_extended_result_stores_large_arguments_as_their_repr(backend, celery_app) -> None:  # type: ignore[no-untyped-def]
     events = [{"event_id": f"e-{i}", "data": {"account": f"acc-{i}" * 20}} for i in range(2000)]
+    assert len(json.dumps(events)) > EXTENDED_ARGS_MAX_BYTES
     with_repr, without_repr = str(uuid.uuid4()), str(uuid.uuid4())
     backend.mark_as_done(with_repr, {"count": 2000}, request=_request([events], "[<batch>]"))
     backend.mark_as_done(without_repr, {"count": 2000}, request=_request([events], None))
@@ -99,17 +100,20 @@ def test_an_extended_result_stores_large_arguments_as_their_repr(backend, celery
 def test_a_worker_stores_a_large_batch_result_without_its_events(celery_app, fleet_worker) -> None:  # type: ignore[no-untyped-def]
     from ledger.generate import generate
 
-    events = [item["event"] for item in generate(400, 0, seed=7, prefix=f"rb-{uuid.uuid4().hex[:6]}")]
+    events = [item["event"] for item in generate(1000, 0, seed=7, prefix=f"rb-{uuid.uuid4().hex[:6]}")]
     assert larger_than([events], EXTENDED_ARGS_MAX_BYTES)
     sent = celery_app.send_task("ledger.quick_run_batch", args=[events], queue="ledger", argsrepr="[<batch>]")
 
-    assert sent.get(timeout=60)["count"] == 400
+    assert sent.get(timeout=60)["count"] == 1000
     assert sent.args == "[<batch>]"
     assert sent.name == "ledger.quick_run_batch"
 
 
-@pytest.mark.parametrize("value", [[], "x" * 100, {"a": [1, 2, {"b": "c" * 50}]}, [{"k": "v" * 30}] * 40, None, 12])
+@pytest.mark.parametrize(
+    "value", [[], "x" * 100, {"a": [1, 2, {"b": "c" * 50}]}, [{"k": "v" * 30}] * 40, list(range(500)), None, 12]
+)
 def test_larger_than_agrees_with_the_json_length_around_the_limit(value: Any) -> None:
+    # Given a value and the length of its compact JSON; then the estimate is within a factor of two of it
     size = len(json.dumps(value, separators=(",", ":")))
     assert not larger_than(value, size * 2 + 16)
     assert larger_than(value, size // 2) or size < 16
