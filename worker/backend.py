@@ -51,6 +51,7 @@ def larger_than(value: Any, limit: int) -> bool:
     while stack:
         item = stack.pop()
         kind = type(item)
+        # Each item counts its own comma: a string its quotes too, a dict its braces and colons.
         if kind is str:
             size += len(item) + 3
         elif kind is dict:
@@ -58,10 +59,10 @@ def larger_than(value: Any, limit: int) -> bool:
             stack += item.keys()
             stack += item.values()
         elif kind is list or kind is tuple:
-            size += 2 + len(item)
+            size += 2
             stack += item
         else:
-            size += 4  # a number, true, false or null, and its comma
+            size += 3  # a number, true, false or null
         if size > limit:
             return True
     return False

@@ -117,3 +117,12 @@ def test_larger_than_agrees_with_the_json_length_around_the_limit(value: Any) ->
     size = len(json.dumps(value, separators=(",", ":")))
     assert not larger_than(value, size * 2 + 16)
     assert larger_than(value, size // 2) or size < 16
+
+
+@pytest.mark.parametrize("value", [[0] * 32_000, [True] * 12_000, [{"a": 0}] * 8_100, ["a"] * 16_000])
+def test_a_single_event_at_the_payload_limit_keeps_its_arguments(value: Any) -> None:
+    # Given an event of about 64 KiB (the ledger's default payload_limit_bytes) made of the smallest JSON items
+    event = {"event_id": "e", "event_type": "config_changed", "data": {"key": "k", "value": value}}
+    assert 60_000 < len(json.dumps(event, separators=(",", ":"))) <= 65_536
+    # Then its arguments are under the limit of what an extended result stores
+    assert not larger_than([event], EXTENDED_ARGS_MAX_BYTES)
