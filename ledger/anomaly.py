@@ -65,7 +65,8 @@ def feed(baseline: dict[str, Any], value: float, config: AnomalyConfig) -> dict[
         increment = config.alpha * diff
         mean += increment
         var = (1 - config.alpha) * (float(baseline.get("var", 0.0)) + diff * increment)
-    window = [*baseline.get("window", []), round(value, 6)][-config.window :]
+    window = baseline.get("window", [])[1 - config.window :]  # the window is >= 5 long (AnomalyConfig)
+    window.append(round(value, 6))
     return {"n": count + 1, "mean": mean, "var": var, "window": window}
 
 

@@ -58,16 +58,19 @@ def _refuse_constant(text: str) -> Any:
 
 
 def _has_float(value: Any) -> bool:
+    # Containers only go on the stack: an event's strings and integers are checked where they are met.
     stack = [value]
     while stack:
         item = stack.pop()
         kind = type(item)
         if kind is float:
             return True
-        if kind is dict:
-            stack.extend(item.values())
-        elif kind is list:
-            stack.extend(item)
+        for child in item.values() if kind is dict else item if kind is list else ():
+            child_kind = type(child)
+            if child_kind is float:
+                return True
+            if child_kind is dict or child_kind is list:
+                stack.append(child)
     return False
 
 
@@ -77,6 +80,13 @@ def canonical(body: Any) -> str:
         return orjson.dumps(body, option=orjson.OPT_SORT_KEYS).decode()
     except TypeError:  # integers beyond 64 bits, lone surrogates: the standard library handles them
         return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _canonical_bytes(body: Any) -> bytes:
+    try:
+        return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def dumps(value: Any) -> str:
@@ -94,13 +104,12 @@ def _digest(data: bytes) -> str:
 def decode(raw: str | bytes | dict[str, Any], limit: int) -> Decoded:
     """Read a body into a JSON object, refusing non-JSON, NaN/Infinity, floats and oversized bodies."""
     if isinstance(raw, dict):
-        text = canonical(raw) if not _has_float(raw) else None
-        if text is None:
+        if _has_float(raw):
             return Decoded.of(raw, _digest(repr(raw).encode()), [Violation("malformed_payload", "", "float value")])
-        size = len(text.encode())
-        if size > limit:
-            return Decoded.of(raw, _digest(text.encode()), [_too_large(size, limit)])
-        return Decoded.of(raw, _digest(text.encode()), [])
+        text = _canonical_bytes(raw)
+        if len(text) > limit:
+            return Decoded.of(raw, _digest(text), [_too_large(len(text), limit)])
+        return Decoded.of(raw, _digest(text), [])
     data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
     if len(data) > limit:
         return Decoded.of(None, _digest(data), [_too_large(len(data), limit)])
@@ -110,7 +119,7 @@ def decode(raw: str | bytes | dict[str, Any], limit: int) -> Decoded:
         return Decoded.of(None, _digest(data), [Violation("malformed_payload", "", f"not JSON: {exc}"[:200])])
     if not isinstance(body, dict):
         return Decoded.of(None, _digest(data), [Violation("malformed_payload", "", "not a JSON object")])
-    return Decoded.of(body, _digest(canonical(body).encode()), [])
+    return Decoded.of(body, _digest(_canonical_bytes(body)), [])
 
 
 def _too_large(size: int, limit: int) -> Violation:

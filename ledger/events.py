@@ -211,7 +211,9 @@ def build(decoded: Decoded, config: LedgerConfig) -> LedgerEvent | list[Violatio
                 return LedgerEvent(
                     valid.event_id,
                     valid.event_type,
-                    valid.timestamp,
+                    # In UTC, as below: stored as such (SQLite keeps no offset) and compared in plain C
+                    # (pydantic's own tzinfo makes each comparison call utcoffset() on both sides).
+                    valid.timestamp.astimezone(UTC),
                     valid.api_version,
                     valid.correlation_id,
                     valid.data,

@@ -8,7 +8,16 @@ from typing import Any
 from celery import states
 from celery.backends.redis import RedisBackend
 from celery.exceptions import BackendStoreError, TaskRevokedError
+from celery.utils.saferepr import saferepr
 from kombu.utils.encoding import bytes_to_str
+
+# Extended results (`result_extended`) store a task's arguments again beside its result. Arguments larger
+# than this (about, in JSON) are stored as the message's `argsrepr`/`kwargsrepr` instead: a 5,000-event
+# ledger batch would otherwise store its 1.4 MB of events once more with every result, and every reader
+# would decode them. Twice the ledger's default `payload_limit_bytes` (64 KiB): a single event keeps its own.
+EXTENDED_ARGS_MAX_BYTES = 128 * 1024
+# The longest repr stored in their place: Celery's own limit for `argsrepr` (`argsrepr_maxsize`).
+EXTENDED_REPR_MAX = 1024
 
 # Store a task's state unless it is already final: SUCCESS (Celery's own rule: a late duplicate of a task,
 # or a retry, must not overwrite its success) and REVOKED (ours: a cancelled run stays cancelled for its
@@ -36,8 +45,39 @@ return 1
 """
 
 
+def larger_than(value: Any, limit: int) -> bool:
+    """Whether the JSON of a value is longer than `limit` (about: characters, not bytes); stops once it is."""
+    size, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        # Each item counts its own comma: a string its quotes too, a dict its braces and colons.
+        if kind is str:
+            size += len(item) + 3
+        elif kind is dict:
+            size += 2 + len(item)
+            stack += item.keys()
+            stack += item.values()
+        elif kind is list or kind is tuple:
+            size += 2
+            stack += item
+        else:
+            size += 3  # a number, true, false or null
+        if size > limit:
+            return True
+    return False
+
+
+def _summary(representation: Any, value: Any) -> str:
+    text = representation if isinstance(representation, str) else saferepr(value, EXTENDED_REPR_MAX)
+    return text[:EXTENDED_REPR_MAX]
+
+
 class FleetRedisBackend(RedisBackend):  # type: ignore[misc]
-    """Celery's Redis result backend; a stored SUCCESS or REVOKED is final, and a store is one script call."""
+    """Celery's Redis result backend; a stored SUCCESS or REVOKED is final, and a store is one script call.
+
+    Extended results keep arguments up to EXTENDED_ARGS_MAX_BYTES; larger ones are stored as their repr.
+    """
 
     def _store_result(
         self, task_id: str, result: Any, state: str, traceback: Any = None, request: Any = None, **kwargs: Any
@@ -46,6 +86,16 @@ class FleetRedisBackend(RedisBackend):  # type: ignore[misc]
         meta["task_id"] = bytes_to_str(task_id)
         self._store_meta(task_id, meta, state, force=False)
         return result
+
+    def _get_result_meta(
+        self, result: Any, state: str, traceback: Any, request: Any, format_date: bool = True, encode: bool = False
+    ) -> dict[str, Any]:
+        meta: dict[str, Any] = super()._get_result_meta(result, state, traceback, request, format_date, encode)
+        for key in ("args", "kwargs"):
+            value = meta.get(key)
+            if value is not None and not encode and larger_than(value, EXTENDED_ARGS_MAX_BYTES):
+                meta[key] = _summary(getattr(request, f"{key}repr", None), value)
+        return meta
 
     def revoke_result(self, task_id: str, reason: str) -> None:
         """Resolve a task as REVOKED even when a late write already stored another state (a cancelled run)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -163,3 +163,19 @@ def test_a_config_change_is_stored_and_applies_to_later_chunks(store_url: str) -
         # Other tests share this database: put the default limit back.
         restore = event(f"{prefix}-restore", "config_changed", {"key": "amount_limit", "value": "1000"})
         run([restore], store, LedgerConfig(), NOW)
+
+
+def test_a_timestamp_with_an_offset_is_stored_as_the_same_instant(store_url: str) -> None:
+    from worker.stores.ledger import SqlLedgerStore
+
+    # Given an account opened at 12:00+02:00 (10:00 UTC), in its own transaction
+    prefix = f"tz{uuid.uuid4().hex[:6]}"
+    store = SqlLedgerStore(store_url)
+    day = (NOW - timedelta(days=1)).date().isoformat()
+    opened = event(f"{prefix}-open", "account_opened", {"account": f"{prefix}-a", "currency": "EUR"})
+    assert run([{**opened, "timestamp": f"{day}T12:00:00+02:00"}], store, LedgerConfig(), NOW)[0]["codes"] == []
+    # When it is closed at 10:30 UTC, in a later transaction that reads it back from the database
+    closed = event(f"{prefix}-close", "account_closed", {"account": f"{prefix}-a"})
+    [result] = run([{**closed, "timestamp": f"{day}T10:30:00Z"}], store, LedgerConfig(), NOW)
+    # Then the close is not earlier than the opening (it was, when 12:00 was stored without its offset)
+    assert (result["status"], result["codes"]) == ("accepted", [])
