@@ -74,19 +74,17 @@ def _has_float(value: Any) -> bool:
     return False
 
 
-def canonical(body: Any) -> str:
-    """Canonical JSON: sorted keys, no spaces, UTF-8 kept."""
-    try:
-        return orjson.dumps(body, option=orjson.OPT_SORT_KEYS).decode()
-    except TypeError:  # integers beyond 64 bits, lone surrogates: the standard library handles them
-        return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
 def _canonical_bytes(body: Any) -> bytes:
     try:
         return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
-    except TypeError:
-        return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    except TypeError:  # integers beyond 64 bits, lone surrogates: the standard library handles them
+        text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return text.encode("utf-8", "surrogatepass")
+
+
+def canonical(body: Any) -> str:
+    """Canonical JSON: sorted keys, no spaces, UTF-8 kept."""
+    return _canonical_bytes(body).decode("utf-8", "surrogatepass")
 
 
 def dumps(value: Any) -> str:
