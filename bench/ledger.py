@@ -13,7 +13,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.common import BenchContext, Row, percentile, private_environment, render
+from bench.common import BenchContext, Row, fleet_worker, percentile, private_environment, render
 
 TASKS = int(os.environ.get("BENCH_LEDGER_TASKS", "5000"))
 BATCH_EVENTS = int(os.environ.get("BENCH_LEDGER_EVENTS", "100000"))
@@ -29,14 +29,8 @@ LEDGER_PREFETCH = 2
 def _worker(
     ctx: BenchContext, name: str, concurrency: int = 1, env: dict[str, str] | None = None, prefetch: int = 1
 ) -> Any:
-    from tests.support import WorkerProcess
-    from worker.application import app
-
     extra = [] if prefetch == 1 else ["--prefetch-multiplier", str(prefetch)]
-    worker = WorkerProcess(
-        queues="ledger", name=name, concurrency=concurrency, env=env, log_path=ctx.workdir / f"{name}.out", extra=extra
-    )
-    return worker.start(app)
+    return fleet_worker(ctx, name, "ledger", concurrency, env, extra)
 
 
 def _event(event_id: str) -> dict[str, Any]:
