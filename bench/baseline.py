@@ -46,21 +46,24 @@ def measure(ctx: BenchContext, tasks: int = 20_000, samples: int = 300) -> list[
     ]
 
 
-def _bare_worker(ctx: BenchContext, name: str, extra: list[str] | None = None) -> Any:
-    """A started one-process worker of the bare app, serving once this returns."""
+def _bare_worker(ctx: BenchContext, name: str, extra: list[str] | None = None, concurrency: int = 1) -> Any:
+    """A started worker of the bare app (one pool process unless told), serving once this returns."""
     from bench.bare import noop
     from bench.common import fleet_worker
 
-    worker = fleet_worker(ctx, name, "bare", extra=extra, app_module="bench.bare")
+    worker = fleet_worker(ctx, name, "bare", concurrency, extra=extra, app_module="bench.bare")
     noop.delay().get(timeout=60)
     return worker
 
 
-def throughput(ctx: BenchContext, tasks: int, prefetch: int) -> float:
-    """Bare no-op tasks/s of a worker started with `--prefetch-multiplier prefetch` (the reference of a row)."""
+def throughput(ctx: BenchContext, tasks: int, prefetch: int, concurrency: int = 1) -> float:
+    """Bare no-op tasks/s of a worker started with `--prefetch-multiplier prefetch -c concurrency` (a row's
+    reference)."""
     from bench.bare import app, noop
 
-    worker = _bare_worker(ctx, f"bare-p{prefetch}", ["--prefetch-multiplier", str(prefetch)])
+    worker = _bare_worker(
+        ctx, f"bare-c{concurrency}-p{prefetch}", ["--prefetch-multiplier", str(prefetch)], concurrency=concurrency
+    )
     try:
         return _throughput(app, noop, tasks)
     finally:

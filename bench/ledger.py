@@ -24,6 +24,8 @@ REPS = int(os.environ.get("BENCH_LEDGER_REPS", "20"))
 
 # A worker that consumes only the ledger queue can take two messages at a time (docs/PERFORMANCE.md, section 2).
 LEDGER_PREFETCH = 2
+# Two pool processes: one applies an event while the main process hands the other the next one (section 2).
+LEDGER_CONCURRENCY = 2
 
 
 def _worker(
@@ -39,11 +41,13 @@ def _event(event_id: str) -> dict[str, Any]:
     return event(event_id, "account_opened", {"account": event_id, "currency": "EUR"}, at=3000)
 
 
-def one_per_task(ctx: BenchContext, tasks: int, name: str = "ledger.quick_run", prefetch: int = 1) -> float:
+def one_per_task(
+    ctx: BenchContext, tasks: int, name: str = "ledger.quick_run", prefetch: int = 1, concurrency: int = 1
+) -> float:
     """Events/s consumed from a pre-filled queue, one event per task (the baseline's method)."""
     from worker.application import app
 
-    worker = _worker(ctx, f"single-{name.replace('.', '-')}-p{prefetch}", prefetch=prefetch)
+    worker = _worker(ctx, f"single-{name.replace('.', '-')}-c{concurrency}-p{prefetch}", concurrency, prefetch=prefetch)
     try:
         app.control.cancel_consumer("ledger", destination=[worker.hostname], reply=True)
         tag = uuid.uuid4().hex[:6]
@@ -172,11 +176,28 @@ def run(ctx: BenchContext) -> list[Row]:
     single = one_per_task(ctx, tasks)
     pipelined = one_per_task(ctx, tasks, prefetch=LEDGER_PREFETCH)
     bare_pipelined = baseline.throughput(ctx, tasks, LEDGER_PREFETCH)
+    two = one_per_task(ctx, tasks, concurrency=LEDGER_CONCURRENCY)
+    bare_two = baseline.throughput(ctx, tasks, 1, LEDGER_CONCURRENCY)
     flag = f"--prefetch-multiplier {LEDGER_PREFETCH}"
     rows = [
         Row("fleet.ping on a fleet worker (c1): the fleet's settings, no work", ping, "tasks/s", noop, "(reference)"),
         Row("ledger.quick_run, one event per task (c1)", single, "events/s", noop, ">= 0.70 x bare"),
         Row("ledger.quick_run / fleet.ping (the ledger's own cost)", single / ping, "ratio", None, ""),
+        Row(
+            f"ledger.quick_run, one event per task, ledger worker with -c {LEDGER_CONCURRENCY}",
+            two,
+            "events/s",
+            noop,
+            ">= 0.70 x bare",
+        ),
+        Row(f"bare no-op throughput with -c {LEDGER_CONCURRENCY}", bare_two, "tasks/s", noop, "(reference)"),
+        Row(
+            f"the same ledger.quick_run / bare no-op, both with -c {LEDGER_CONCURRENCY}",
+            two / bare_two,
+            "ratio",
+            None,
+            "",
+        ),
         Row(
             f"ledger.quick_run, one event per task, ledger worker with {flag} (c1)",
             pipelined,

@@ -7,7 +7,8 @@ from celery import Celery
 # Task modules: each package's thin adapters. Later packages add theirs here.
 TASK_MODULES = ["worker.tasks", "ledger.tasks", "agents.tasks", "beat.tasks"]
 
-app = Celery("fleet", include=TASK_MODULES)
+# FleetAMQP: the broker connections use worker.transport (kombu's Redis transport, cheaper per consumed message).
+app = Celery("fleet", include=TASK_MODULES, amqp="worker.transport:FleetAMQP")
 app.config_from_object("celeryconfig")
 
 import worker.dead_letters  # noqa: E402  (records refused messages)

@@ -1,0 +1,134 @@
+"""The fleet's Redis transport on a real Redis: a message not acknowledged comes back, one acknowledged never does."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from kombu import Queue
+
+from tests.support import ROOT
+from worker.transport import FleetConnection, Transport
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def broker(redis_server) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """A Redis database of the session's server that no worker reads, emptied after the test."""
+    url = redis_server.url.rsplit("/", 1)[0] + "/7"
+    yield url
+    redis.Redis.from_url(url).flushdb()
+
+
+def _connection(url: str) -> Any:
+    # A short visibility timeout, so that a message left unacknowledged can be restored within the test.
+    return FleetConnection(url, transport_options={"visibility_timeout": 1})
+
+
+def _queue() -> Queue:
+    name = f"transport-{uuid.uuid4().hex[:8]}"
+    return Queue(name, routing_key=name)
+
+
+def _left(url: str, queue: Queue) -> list[Any]:
+    """Every message still in the queue, taken and acknowledged."""
+    bodies = []
+    with _connection(url) as connection, connection.SimpleQueue(queue) as simple:
+        while True:
+            try:
+                message = simple.get(timeout=0.5)
+            except simple.Empty:
+                return bodies
+            bodies.append(message.payload)
+            message.ack()
+
+
+def test_the_fleet_app_consumes_and_produces_through_the_fleet_transport_under_a_redis_url(celery_app) -> None:  # type: ignore[no-untyped-def]
+    with celery_app.connection_for_read() as consumer:
+        assert isinstance(consumer.transport, Transport)
+        assert consumer.as_uri().startswith("redis://")  # what Flower reads to find the queues
+    with celery_app.pool.acquire(block=True) as producer:
+        assert isinstance(producer.transport, Transport)
+
+
+def test_a_message_received_but_not_acknowledged_is_back_in_the_queue_after_the_consumer_closes(broker: str) -> None:
+    queue = _queue()
+    with _connection(broker) as connection, connection.SimpleQueue(queue) as simple:
+        simple.put({"n": 1})
+        simple.put({"n": 2})
+        first = simple.get(timeout=5)
+        first.ack()
+        assert simple.get(timeout=5).payload == {"n": 2}  # received, never acknowledged
+
+    assert _left(broker, queue) == [{"n": 2}]
+
+
+def test_a_consumer_killed_after_receiving_leaves_the_message_to_be_redelivered(broker: str) -> None:
+    queue = _queue()
+    with _connection(broker) as connection, connection.SimpleQueue(queue) as simple:
+        simple.put({"n": 1})
+    # Given a process that receives the message and dies without acknowledging or closing anything
+    child = f"""
+        import os
+        from kombu import Queue
+        from worker.transport import FleetConnection
+        connection = FleetConnection({broker!r}, transport_options={{"visibility_timeout": 1}})
+        message = connection.SimpleQueue(Queue({queue.name!r}, routing_key={queue.name!r})).get(timeout=5)
+        assert message.payload == {{"n": 1}}
+        os._exit(3)
+    """
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(child)], cwd=ROOT, capture_output=True, timeout=60)
+    assert done.returncode == 3, done.stderr.decode()
+    assert _left(broker, queue) == []  # it is not in the queue: it waits for its visibility timeout
+
+    # When another consumer restores messages older than the visibility timeout (what a worker does on a timer)
+    with _connection(broker) as connection:
+        channel = connection.default_channel
+        deadline = 50
+        while not _left(broker, queue) and deadline:
+            channel.qos.restore_visible(num=100, interval=1)
+            deadline -= 1
+        # Then it was redelivered once (and _left took it)
+    assert deadline, "the message was not redelivered"
+
+
+def test_an_acknowledged_message_is_never_redelivered(broker: str) -> None:
+    queue = _queue()
+    with _connection(broker) as connection, connection.SimpleQueue(queue) as simple:
+        simple.put({"n": 1})
+        simple.get(timeout=5).ack()
+        channel = connection.default_channel
+        channel.qos.collect()
+
+    client = redis.Redis.from_url(broker)
+    assert client.hlen("unacked") == 0
+    assert client.zcard("unacked_index") == 0
+
+
+def test_a_bookkeeping_write_redis_refuses_is_logged_with_the_message_and_consuming_goes_on(
+    broker: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    queue = _queue()
+    client = redis.Redis.from_url(broker)
+    client.set("unacked", "not a hash")  # every HSET on it fails with WRONGTYPE
+    with _connection(broker) as connection, connection.SimpleQueue(queue) as simple:
+        simple.put({"n": 1})
+        simple.put({"n": 2})
+        with caplog.at_level(logging.ERROR, logger="fleet.transport"):
+            first = simple.get(timeout=5)
+            first.ack()
+            second = simple.get(timeout=5)
+            second.ack()
+            connection.default_channel.qos.collect()
+
+    assert (first.payload, second.payload) == ({"n": 1}, {"n": 2})
+    refused = [r.getMessage() for r in caplog.records if r.name == "fleet.transport"]
+    assert any(f"the delivery of message {first.delivery_tag}" in m and "WRONGTYPE" in m for m in refused), refused

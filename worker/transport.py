@@ -1,0 +1,226 @@
+"""The fleet's Redis transport: kombu's, with a consumed message's bookkeeping made cheaper.
+
+A worker's main process is what limits one-event-per-task throughput (docs/PERFORMANCE.md, section 2), and
+kombu's Redis transport spends much of it on two things this subclass avoids:
+
+- Every command sent outside BRPOP builds a new `redis.Redis` client (~0.1 ms: its table of response
+  callbacks). There are at least two per message. One client per connection pool is enough, because a client
+  holds no connection: it takes one from the pool for each command.
+- The unacknowledged-message bookkeeping is a MULTI/EXEC round trip when a message arrives and another when
+  it is acknowledged, and the main process waits for both. Redelivery after the visibility timeout reads
+  that bookkeeping: the message in a hash, its delivery time in a sorted set. Here both writes go out on a
+  connection of their own, and their replies are read just before the next write, so Redis answers while the
+  task runs. One connection keeps them in order. Every other reader or writer of those keys (reject,
+  restore, close) first reads the replies still owed.
+
+The fleet app uses it through `FleetAMQP` (`Celery(amqp=...)`), so the broker URL stays `redis://...` for
+Flower and the logs, and other apps in the same process keep kombu's own transport.
+"""
+
+from __future__ import annotations
+
+import logging
+from time import time
+from typing import Any
+
+from celery.app.amqp import AMQP
+from kombu import Connection
+from kombu.connection import ConnectionPool, PooledConnection
+from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual
+from kombu.utils.json import dumps
+from redis.exceptions import ResponseError
+
+log = logging.getLogger("fleet.transport")
+
+
+class _Writer:
+    """Transactions sent on one pooled connection whose replies are read later, in order."""
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+        self.connection = pool.get_connection()
+        self.owed: list[tuple[int, str]] = []  # (replies, what they answer) per transaction sent
+
+    def send(self, what: str, *commands: tuple[Any, ...]) -> None:
+        """Read what is owed, then send the commands as one MULTI/EXEC without waiting for its reply."""
+        self.collect()
+        packed = self.connection.pack_commands([("MULTI",), *commands, ("EXEC",)])
+        try:
+            self.connection.send_packed_command(packed, check_health=False)
+        except BaseException:
+            self._reset()
+            raise
+        self.owed.append((len(commands) + 2, what))
+
+    def collect(self) -> None:
+        """Read every reply owed; an error reply is logged with what it answered (the message stays usable).
+
+        A connection error is raised, as kombu's own write would raise it, after forgetting the replies owed:
+        the connection is reset and they will never come.
+        """
+        try:
+            while self.owed:
+                count, what = self.owed[0]
+                for index in range(count):
+                    try:
+                        reply = self.connection.read_response()
+                    except ResponseError as exc:
+                        log.error("redis refused %s: %s", what, exc, extra={"category": "system"})
+                        continue
+                    if index == count - 1 and isinstance(reply, list):
+                        for item in reply:
+                            if isinstance(item, Exception):
+                                log.error("redis refused %s: %s", what, item, extra={"category": "system"})
+                self.owed.pop(0)
+        except BaseException:
+            self._reset()
+            raise
+
+    def _reset(self) -> None:
+        if self.owed:
+            log.warning(
+                "%d unacknowledged-message writes not confirmed (the broker connection failed), the last for %s",
+                len(self.owed),
+                self.owed[-1][1],
+                extra={"category": "system"},
+            )
+        self.owed.clear()
+        self.connection.disconnect()
+
+    def close(self) -> None:
+        """Read what is owed, then give the connection back to its pool."""
+        try:
+            self.collect()
+        finally:
+            self.pool.release(self.connection)
+
+
+class QoS(kombu_redis.QoS):
+    """kombu's acknowledgement emulation, with its two writes per message not waited for."""
+
+    _writer: _Writer | None = None
+
+    def _send(self, what: str, *commands: tuple[Any, ...]) -> None:
+        pool = self.channel.pool
+        if self._writer is not None and self._writer.pool is not pool:
+            # The channel reconnected: its old pool, this connection included, was disconnected.
+            self._writer._reset()
+            self._writer = None
+        if self._writer is None:
+            self._writer = _Writer(pool)
+        self._writer.send(what, *commands)
+
+    def collect(self) -> None:
+        """Wait for every bookkeeping write sent so far."""
+        if self._writer is not None:
+            self._writer.collect()
+
+    def append(self, message: Any, delivery_tag: Any) -> None:
+        """Record a delivered message for redelivery (kombu's writes, sent without waiting)."""
+        delivery = message.delivery_info
+        raw = dumps([message._raw, delivery["exchange"], delivery["routing_key"]])
+        self._send(
+            f"the delivery of message {delivery_tag}",
+            ("ZADD", self.unacked_index_key, time(), delivery_tag),
+            ("HSET", self.unacked_key, delivery_tag, raw),
+        )
+        virtual.QoS.append(self, message, delivery_tag)
+
+    def ack(self, delivery_tag: Any) -> None:
+        """Forget an acknowledged message (kombu's writes, sent without waiting)."""
+        self._send(
+            f"the acknowledgement of message {delivery_tag}",
+            ("ZREM", self.unacked_index_key, delivery_tag),
+            ("HDEL", self.unacked_key, delivery_tag),
+        )
+        virtual.QoS.ack(self, delivery_tag)
+
+    def reject(self, delivery_tag: Any, requeue: bool = False) -> None:
+        """kombu's reject, after the writes it depends on."""
+        self.collect()
+        super().reject(delivery_tag, requeue=requeue)
+
+    def restore_unacked(self, client: Any = None) -> None:
+        """kombu's restore at shutdown, after the writes it depends on."""
+        self.collect()
+        super().restore_unacked(client)
+
+    def restore_visible(self, start: int = 0, num: int = 10, interval: int = 10) -> None:
+        """kombu's redelivery of messages past the visibility timeout, after the writes it depends on."""
+        self.collect()
+        super().restore_visible(start, num, interval)
+
+    def restore_by_tag(self, tag: Any, client: Any = None, leftmost: bool = False) -> None:
+        """kombu's restore of one message, after the writes it depends on."""
+        self.collect()
+        super().restore_by_tag(tag, client, leftmost)
+
+    def close_writer(self) -> None:
+        """Read the replies owed and return the writer's connection to the pool."""
+        writer, self._writer = self._writer, None
+        if writer is not None and writer.pool is self.channel._pool:
+            writer.close()
+
+
+class Channel(kombu_redis.Channel):
+    """kombu's Redis channel with one reusable client and the QoS above."""
+
+    QoS = QoS
+    _sync_client: tuple[Any, Any] | None = None
+
+    def _create_client(self, asynchronous: bool = False) -> Any:
+        if asynchronous:
+            return super()._create_client(asynchronous=True)
+        pool = self.pool
+        if self._sync_client is None or self._sync_client[0] is not pool:
+            self._sync_client = (pool, super()._create_client(asynchronous=False))
+        return self._sync_client[1]
+
+    def close(self) -> None:
+        """Finish the bookkeeping writes before kombu restores what was not acknowledged and disconnects."""
+        qos = self._qos
+        if isinstance(qos, QoS) and not self.closed:
+            try:
+                qos.close_writer()
+            except Exception as exc:  # noqa: BLE001  (closing after a lost connection: kombu's own close still runs)
+                log.warning("bookkeeping writes not confirmed at close: %s", exc, extra={"category": "system"})
+        super().close()
+
+
+class Transport(kombu_redis.Transport):
+    """kombu's Redis transport with the channel above."""
+
+    Channel = Channel
+
+
+def _fleet_transport(chosen: Any) -> Any:
+    return Transport if chosen is kombu_redis.Transport else chosen
+
+
+class FleetConnection(Connection):
+    """kombu's Connection that picks the fleet's Redis transport where kombu would pick its own."""
+
+    def get_transport_cls(self) -> Any:
+        """The fleet's Transport for redis://, rediss:// and redis+socket://; kombu's choice otherwise."""
+        return _fleet_transport(super().get_transport_cls())
+
+    def Pool(self, limit: int | None = None, **kwargs: Any) -> Any:
+        """A pool of connections that use the same transport (the producers' `app.pool`)."""
+        return _ConnectionPool(self, limit=limit, **kwargs)
+
+
+class _PooledConnection(PooledConnection):
+    def get_transport_cls(self) -> Any:
+        return _fleet_transport(super().get_transport_cls())
+
+
+class _ConnectionPool(ConnectionPool):
+    def new(self) -> Any:
+        return _PooledConnection(self, **dict(self.connection._info(resolve=False)))
+
+
+class FleetAMQP(AMQP):
+    """Celery's AMQP helper, making its connections with FleetConnection."""
+
+    Connection = FleetConnection
