@@ -20,6 +20,7 @@ Flower and the logs, and other apps in the same process keep kombu's own transpo
 from __future__ import annotations
 
 import logging
+from functools import cached_property
 from time import time
 from typing import Any
 
@@ -116,23 +117,31 @@ class QoS(kombu_redis.QoS):
         if self._writer is not None:
             self._writer.collect()
 
+    @cached_property
+    def _keys(self) -> tuple[str, str]:
+        # The raw commands bypass kombu's client, which prepends `global_keyprefix` to every key.
+        prefix = self.channel.global_keyprefix or ""
+        return prefix + self.unacked_index_key, prefix + self.unacked_key
+
     def append(self, message: Any, delivery_tag: Any) -> None:
         """Record a delivered message for redelivery (kombu's writes, sent without waiting)."""
         delivery = message.delivery_info
         raw = dumps([message._raw, delivery["exchange"], delivery["routing_key"]])
+        index, messages = self._keys
         self._send(
             f"the delivery of message {delivery_tag}",
-            ("ZADD", self.unacked_index_key, time(), delivery_tag),
-            ("HSET", self.unacked_key, delivery_tag, raw),
+            ("ZADD", index, time(), delivery_tag),
+            ("HSET", messages, delivery_tag, raw),
         )
         virtual.QoS.append(self, message, delivery_tag)
 
     def ack(self, delivery_tag: Any) -> None:
         """Forget an acknowledged message (kombu's writes, sent without waiting)."""
+        index, messages = self._keys
         self._send(
             f"the acknowledgement of message {delivery_tag}",
-            ("ZREM", self.unacked_index_key, delivery_tag),
-            ("HDEL", self.unacked_key, delivery_tag),
+            ("ZREM", index, delivery_tag),
+            ("HDEL", messages, delivery_tag),
         )
         virtual.QoS.ack(self, delivery_tag)
 

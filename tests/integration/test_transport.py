@@ -28,9 +28,9 @@ def broker(redis_server) -> Iterator[str]:  # type: ignore[no-untyped-def]
     redis.Redis.from_url(url).flushdb()
 
 
-def _connection(url: str) -> Any:
+def _connection(url: str, prefix: str = "") -> Any:
     # A short visibility timeout, so that a message left unacknowledged can be restored within the test.
-    return FleetConnection(url, transport_options={"visibility_timeout": 1})
+    return FleetConnection(url, transport_options={"visibility_timeout": 1, "global_keyprefix": prefix})
 
 
 def _queue() -> Queue:
@@ -38,10 +38,10 @@ def _queue() -> Queue:
     return Queue(name, routing_key=name)
 
 
-def _left(url: str, queue: Queue) -> list[Any]:
+def _left(url: str, queue: Queue, prefix: str = "") -> list[Any]:
     """Every message still in the queue, taken and acknowledged."""
     bodies = []
-    with _connection(url) as connection, connection.SimpleQueue(queue) as simple:
+    with _connection(url, prefix) as connection, connection.SimpleQueue(queue) as simple:
         while True:
             try:
                 message = simple.get(timeout=0.5)
@@ -59,16 +59,20 @@ def test_the_fleet_app_consumes_and_produces_through_the_fleet_transport_under_a
         assert isinstance(producer.transport, Transport)
 
 
-def test_a_message_received_but_not_acknowledged_is_back_in_the_queue_after_the_consumer_closes(broker: str) -> None:
+@pytest.mark.parametrize("prefix", ["", "fleet-test:"], ids=["no-key-prefix", "global-keyprefix"])
+def test_a_message_received_but_not_acknowledged_is_back_in_the_queue_after_the_consumer_closes(
+    broker: str, prefix: str
+) -> None:
     queue = _queue()
-    with _connection(broker) as connection, connection.SimpleQueue(queue) as simple:
+    with _connection(broker, prefix) as connection, connection.SimpleQueue(queue) as simple:
         simple.put({"n": 1})
         simple.put({"n": 2})
         first = simple.get(timeout=5)
         first.ack()
         assert simple.get(timeout=5).payload == {"n": 2}  # received, never acknowledged
 
-    assert _left(broker, queue) == [{"n": 2}]
+    assert _left(broker, queue, prefix) == [{"n": 2}]
+    assert redis.Redis.from_url(broker).hlen(f"{prefix}unacked") == 0  # restored, and forgotten
 
 
 def test_a_consumer_killed_after_receiving_leaves_the_message_to_be_redelivered(broker: str) -> None:
