@@ -63,20 +63,23 @@ class _Writer:
         try:
             while self.owed:
                 count, what = self.owed[0]
-                for index in range(count):
-                    try:
-                        reply = self.connection.read_response()
-                    except ResponseError as exc:
-                        log.error("redis refused %s: %s", what, exc, extra={"category": "system"})
-                        continue
-                    if index == count - 1 and isinstance(reply, list):
-                        for item in reply:
-                            if isinstance(item, Exception):
-                                log.error("redis refused %s: %s", what, item, extra={"category": "system"})
+                for _ in range(count):
+                    self._read(what)
                 self.owed.pop(0)
         except BaseException:
             self._reset()
             raise
+
+    def _read(self, what: str) -> None:
+        # +OK (MULTI), +QUEUED per command, then EXEC's list, which holds a command's runtime error as a value.
+        try:
+            reply = self.connection.read_response()
+        except ResponseError as exc:
+            log.error("redis refused %s: %s", what, exc, extra={"category": "system"})
+            return
+        for item in reply if isinstance(reply, list) else ():
+            if isinstance(item, Exception):
+                log.error("redis refused %s: %s", what, item, extra={"category": "system"})
 
     def _reset(self) -> None:
         if self.owed:
@@ -168,8 +171,12 @@ class QoS(kombu_redis.QoS):
     def close_writer(self) -> None:
         """Read the replies owed and return the writer's connection to the pool."""
         writer, self._writer = self._writer, None
-        if writer is not None and writer.pool is self.channel._pool:
+        if writer is None:
+            return
+        if writer.pool is self.channel._pool:
             writer.close()
+        else:  # the channel reconnected meanwhile: its old pool, this connection included, is gone
+            writer._reset()
 
 
 class Channel(kombu_redis.Channel):
