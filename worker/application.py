@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from celery import Celery
 
+from worker import codec
+
+# JSON messages and results are decoded with orjson where it gives exactly what kombu's decoder gives.
+codec.install()
+
 # Task modules: each package's thin adapters. Later packages add theirs here.
 TASK_MODULES = ["worker.tasks", "ledger.tasks", "agents.tasks", "beat.tasks"]
 
