@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
+import threading
 
 import pytest
 
 from worker.errors import SettingsError
-from worker.logging import LogFiles, json_formatter, parse_log_files, process_role
+from worker.logging import WRITE_INTERVAL_S, Listener, LogFiles, json_formatter, parse_log_files, process_role
 
 
 @pytest.mark.parametrize("text", ["a\u2028b", "a\u2029b", "a\x85b", "a\nb\r", "줄 바꿈\u2028", "\x0b\x0c\x1c\x1d\x1e"])
@@ -58,3 +60,48 @@ def test_the_file_and_stderr_lines_are_the_same_one_line_and_carry_only_the_reco
     assert fields == again
     assert set(fields) == {"ts", "level", "logger", "message", "event_id"}
     assert fields["message"] == "ledger event accepted"
+
+
+class _CountingHandler(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+class _CountingEvent(threading.Event):
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits = 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits += 1
+        return super().wait(timeout)
+
+
+def test_an_idle_process_log_writer_sleeps_until_a_line_arrives_and_writes_every_line_in_order() -> None:
+    # Given a listener whose thread is running and nothing logged
+    records: queue.SimpleQueue[object] = queue.SimpleQueue()
+    handler = _CountingHandler()
+    listener = Listener(records, [handler])
+    listener._stopping = stopping = _CountingEvent()
+    listener.start()
+    try:
+        # When a few write intervals pass with no line, the writer has not woken once
+        threading.Event().wait(WRITE_INTERVAL_S * 10)
+        assert stopping.waits == 0
+        # And lines queued from two threads are written, in the order queued, by the time flush returns
+        for index in range(500):
+            records.put(logging.makeLogRecord({"msg": f"line {index}"}))
+        flusher = threading.Thread(target=listener.drain)
+        flusher.start()
+        flusher.join()
+        assert handler.messages == [f"line {index}" for index in range(500)]
+        records.put(logging.makeLogRecord({"msg": "last"}))
+    finally:
+        listener.stop()
+    # Then stop writes what was still queued and ends the thread
+    assert handler.messages[-1] == "last"
+    assert not listener._thread.is_alive()
