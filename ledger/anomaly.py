@@ -16,7 +16,7 @@ _MAD_FLOOR = 0.05
 _SD_FLOOR = 0.05
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made for every amount (ledger/body.py, Decoded)
 class Score:
     """How unusual a value is against its baseline; flagged values do not feed the baseline."""
 

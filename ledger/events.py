@@ -172,7 +172,7 @@ _TYPED: dict[str, type[BaseModel]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made once per event (ledger/body.py, Decoded)
 class LedgerEvent:
     """A parsed, well-formed event."""
 

@@ -36,7 +36,7 @@ class Account:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made once per event (ledger/body.py, Decoded)
 class Applied:
     """An event already processed: the fingerprint of its content and its stored result."""
 
