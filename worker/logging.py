@@ -195,8 +195,8 @@ class Listener:
 
     def drain(self, timeout: float = 5.0) -> None:
         """Write every queued record now (by the writer thread when it runs, so lines keep their order)."""
-        if not self._thread.is_alive():
-            self._write_queued()
+        if not self._thread.is_alive() or threading.current_thread() is self._thread:
+            self._write_queued()  # no writer thread here, or this is it (a handler flushing): write in place
             return
         written = threading.Event()
         self.records.put(written)

@@ -105,3 +105,29 @@ def test_an_idle_process_log_writer_sleeps_until_a_line_arrives_and_writes_every
     # Then stop writes what was still queued and ends the thread
     assert handler.messages[-1] == "last"
     assert not listener._thread.is_alive()
+
+
+def test_a_flush_from_a_handler_on_the_writer_thread_writes_in_place_without_waiting_for_itself() -> None:
+    # Given a handler that flushes the listener from inside the writer thread (as an exit hook could)
+    records: queue.SimpleQueue[object] = queue.SimpleQueue()
+    written = _CountingHandler()
+    flushed = threading.Event()
+
+    class Flushing(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage() == "flush":
+                listener.drain(timeout=20)
+                flushed.set()
+
+    listener = Listener(records, [Flushing(), written])
+    listener.start()
+    try:
+        # When that handler sees its line, with more lines queued behind it
+        for message in ("first", "flush", "after"):
+            records.put(logging.makeLogRecord({"msg": message}))
+        # Then the flush returns at once (not after its timeout) and every line is written once
+        assert flushed.wait(10)
+        listener.drain()
+        assert sorted(written.messages) == ["after", "first", "flush"]
+    finally:
+        listener.stop()
