@@ -158,7 +158,8 @@ def verify(self: Task, run_id: str) -> dict[str, Any]:
         record = runner.verify(run_id, build_ports(), self.request.id)
     if record.status in runner.IN_FLIGHT:
         # Sent before the run was ready (a duplicate): no result, so the producer's id (this task's, the run
-        # id) resolves only when the run rests.
+        # id) resolves only when the run rests. (Celery's own "ignored" line is not written: worker.logging.)
+        log.info("verify of run %s arrived before the run was ready (a duplicate): ignored", run_id)
         raise Ignore()
     if record.finished:
         AGENT_REQUESTS.labels(record.request.mode, record.status).inc()

@@ -28,9 +28,23 @@ _context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
 )
 _listener: Listener | None = None
 # Celery's per-task INFO lines ("received", "succeeded in") print arguments and return values in clear
-# (account ids, amounts) and cost a line per task: the fleet logs its own structured line instead.
-# Their retry and failure lines stay: an operator needs them.
+# (account ids, amounts) and cost a line per task: the fleet logs its own structured line instead. These
+# loggers are set to WARNING, so Celery does not even build those records: it reads the level once, when the
+# worker builds its strategies and tracers (a filter that dropped them left the main process building a
+# "received" record per message). Their warnings and errors (failures) stay; `worker.signals` writes the
+# retry line (INFO) of its own.
 ARGUMENT_LOGGERS = ("celery.worker.strategy", "celery.app.trace")
+
+
+class TaskArgumentsFilter(logging.Filter):
+    """Drops the `data` field Celery puts on its task lines: the task's arguments in clear (its failure line
+    prints the exception and the traceback in the message itself)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.__dict__.pop("data", None)
+        return True
+
+
 # Where a formatted line is kept on the record; a standard attribute, so never written out as a field.
 _FORMATTED = "_fleet_line"
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName", _FORMATTED}
@@ -94,15 +108,6 @@ class ContextFilter(logging.Filter):
         if not hasattr(record, "category"):
             record.category = category_of(record.name)
         return True
-
-
-class TaskChatterFilter(logging.Filter):
-    """Drops Celery's per-task "received" and "succeeded" lines, which carry arguments and results."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        from celery.app.trace import LOG_RECEIVED, LOG_SUCCESS
-
-        return record.msg not in (LOG_RECEIVED, LOG_SUCCESS)
 
 
 class MaskingFilter(logging.Filter):
@@ -290,8 +295,9 @@ def configure(role: str, log_dir: Path, level: str = "INFO", files: LogFiles | N
     root.setLevel(level.upper())
     for name in ARGUMENT_LOGGERS:
         chatty = logging.getLogger(name)
-        if not any(isinstance(f, TaskChatterFilter) for f in chatty.filters):
-            chatty.addFilter(TaskChatterFilter())
+        chatty.setLevel(max(logging.WARNING, root.level))
+        if not any(isinstance(f, TaskArgumentsFilter) for f in chatty.filters):
+            chatty.addFilter(TaskArgumentsFilter())
     _listener = Listener(log_queue, handlers)
     _listener.start()
     atexit.register(stop)

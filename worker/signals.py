@@ -115,6 +115,18 @@ def _clear_task_context(**_: Any) -> None:
     fleet_logging.clear()
 
 
+@signals.task_retry.connect
+def _log_retry(sender: Any = None, request: Any = None, reason: Any = None, **_: Any) -> None:
+    """Celery's own retry line is not written (its logger is at WARNING, see worker.logging): the fleet's."""
+    log.info(
+        "task %s[%s] retry: %s",
+        getattr(sender, "name", None),
+        getattr(request, "id", None),
+        reason,
+        extra={"task_id": getattr(request, "id", None), "task_name": getattr(sender, "name", None)},
+    )
+
+
 @signals.task_failure.connect
 def _log_failure(
     sender: Any = None, task_id: str | None = None, exception: BaseException | None = None, **_: Any

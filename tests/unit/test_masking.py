@@ -56,20 +56,55 @@ def test_a_log_line_is_json_with_context_and_no_secret(tmp_path, capsys) -> None
     assert record["category"] == "system"
 
 
-def test_celery_lines_that_print_task_arguments_are_dropped_but_retries_and_failures_kept(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    fleet_logging.configure("unit", tmp_path, "INFO")
-    try:
-        from celery.app.trace import LOG_RECEIVED, LOG_RETRY, LOG_SUCCESS
+def test_celery_lines_that_print_task_arguments_are_not_built_but_retries_and_failures_are_logged(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Given Celery's own tracer, built as a worker's pool process builds it once logging is configured
+    from celery import Celery
+    from celery.app.trace import build_tracer
 
-        args = {"name": "x", "id": "1", "args": "['acc-000189']", "kwargs": "{}", "eta": None}
-        logging.getLogger("celery.worker.strategy").info(LOG_RECEIVED, args)
-        result = {"name": "x", "id": "1", "runtime": 0.1, "return_value": "{'account': 'acc-000189'}"}
-        logging.getLogger("celery.app.trace").info(LOG_SUCCESS, result)
-        logging.getLogger("celery.app.trace").info(LOG_RETRY, {"name": "x", "id": "3", "exc": "database is locked"})
-        logging.getLogger("celery.app.trace").error("Task x[2] raised: boom")
+    import worker.signals  # noqa: F401  (the fleet's retry and failure lines)
+
+    fleet_logging.configure("unit", tmp_path, "INFO")
+    made: list[logging.LogRecord] = []
+    factory = logging.getLogRecordFactory()
+    logging.setLogRecordFactory(lambda *a, **k: made.append(record := factory(*a, **k)) or record)
+    try:
+        app = Celery("unit-trace", broker="memory://", backend="cache+memory://")
+
+        @app.task(name="unit.echo")
+        def echo(account: str) -> dict[str, str]:
+            return {"account": account}
+
+        @app.task(name="unit.flaky", bind=True, max_retries=1)
+        def flaky(self, account: str) -> None:  # type: ignore[no-untyped-def]
+            raise self.retry(exc=RuntimeError("database is locked"), countdown=0)
+
+        @app.task(name="unit.broken")
+        def broken(account: str) -> None:
+            raise ValueError("boom")
+
+        # When each runs with an account id as its argument
+        for task in (echo, flaky, broken):
+            tracer = build_tracer(task.name, task, app.loader, "unit@host", app=app)
+            tracer(f"id-{task.name}", ["acc-000189"], {}, {"id": f"id-{task.name}", "delivery_info": {}})
     finally:
+        logging.setLogRecordFactory(factory)
         fleet_logging.stop()
     text = (tmp_path / "unit.jsonl").read_text()
+    # Then no line prints the argument or the result, and Celery did not even build its per-task INFO records
     assert "acc-000189" not in text
-    assert "boom" in text
-    assert "database is locked" in text  # retries are still logged
+    assert not [r for r in made if r.name in fleet_logging.ARGUMENT_LOGGERS and r.levelno < logging.WARNING]
+    assert not logging.getLogger("celery.worker.strategy").isEnabledFor(logging.INFO)  # its "received" line
+    # And the retry and the failure are logged, with the task's name
+    lines = [json.loads(line) for line in text.splitlines()]
+    retry = [line for line in lines if "retry" in line["message"]]
+    assert retry and "database is locked" in retry[0]["message"] and retry[0]["task_name"] == "unit.flaky"
+    assert any("boom" in line["message"] and line["level"] == "ERROR" for line in lines)
+
+
+def test_a_quieter_root_level_is_kept_for_celerys_task_loggers(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    fleet_logging.configure("unit", tmp_path, "ERROR")
+    try:
+        assert not logging.getLogger("celery.app.trace").isEnabledFor(logging.WARNING)
+        assert logging.getLogger("celery.app.trace").isEnabledFor(logging.ERROR)
+    finally:
+        fleet_logging.stop()
