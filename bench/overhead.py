@@ -1,12 +1,17 @@
 """Metrics and logging overhead: the bare no-op throughput with the fleet's signal handlers on vs off.
 
-python -m bench.overhead [--tasks 10000] [--rounds 3] [--quick]
+python -m bench.overhead [--tasks 1000] [--blocks 24] [--quick] [--breakdown]
 
-Three workers of the same bare app, alternated round by round (the host is shared and noisy; medians):
+One worker per variant of the same bare app, all started at once, each on a queue of its own:
 `bench.bare` (no fleet handler), `bench.bare_monitored` (no fleet code, the fleet's task events, extended
 results and STARTED states), `bench.bare_signals` with `reports.telemetry: false` (JSON logging with
 the task context and correlation ids only) and `bench.bare_signals` with telemetry on (every handler: also
-per-minute aggregates and Prometheus counters). Goal: all handlers on at most 10 % slower than off.
+per-minute aggregates and Prometheus counters). They take turns: a block of `--tasks` no-ops is queued for
+one while every worker is paused, that worker consumes it, then the next variant's block, `--blocks` times,
+every other pass in the reverse order. The host is shared and noisy: blocks of a second or two, alternated,
+see the same host, where whole runs minutes apart did not. A variant's figure is the median of its blocks;
+its ratio the median of its ratios to the `off` block of the same pass. Goal: all handlers on at most 10 %
+slower than off.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import time
+from typing import Any
 
 from bench.common import BenchContext, Row, fleet_worker, private_environment, render
 
@@ -36,37 +43,52 @@ BREAKDOWN = {
 }
 
 
-def throughput(ctx: BenchContext, label: str, variant: tuple[str, bool], tasks: int) -> float:
-    """Tasks/s of one worker of the variant over a pre-filled queue (the baseline's method)."""
-    from bench.bare import app, noop
-    from bench.baseline import _throughput
+QUEUE = "overhead-{label}"
 
-    module, telemetry = variant
-    config = ctx.workdir / f"telemetry-{telemetry}.yaml"
-    config.write_text(f"reports:\n  telemetry: {str(telemetry).lower()}\n")
-    name = f"overhead-{label.replace(' ', '-')}"
-    env = {"FLEET_CONFIG": str(config)}
-    if label in ("events", "extended", "started"):
-        env["BENCH_MONITORED"] = label
-    worker = fleet_worker(ctx, name, "bare", env=env, app_module=module)
-    try:
-        for _ in range(50):  # warm-up, and the worker is serving
-            noop.delay().get(timeout=60)
-        return _throughput(app, noop, tasks)
-    finally:
-        worker.stop()
+
+def _consume_block(app: Any, queue: str, hostname: str, tasks: int) -> float:
+    """Tasks/s of one worker over a block of `tasks` no-ops queued while it was paused (the baseline's method)."""
+    with app.producer_or_acquire() as producer:
+        last = None
+        for index in range(tasks):
+            last = app.send_task("bare.noop", queue=queue, producer=producer, ignore_result=index < tasks - 1)
+    assert last is not None
+    started = time.perf_counter()
+    app.control.add_consumer(queue, destination=[hostname], reply=True)
+    last.get(timeout=600)
+    elapsed = time.perf_counter() - started
+    app.control.cancel_consumer(queue, destination=[hostname], reply=True)
+    return tasks / elapsed
 
 
 def measure(
-    ctx: BenchContext, tasks: int, rounds: int, variants: dict[str, tuple[str, bool]] = VARIANTS
+    ctx: BenchContext, tasks: int, blocks: int, variants: dict[str, tuple[str, bool]] = VARIANTS
 ) -> dict[str, list[float]]:
-    """Tasks/s of every variant, `rounds` times, interleaved; every other round in the reverse order, so a drift
-    of the host during a round does not always favour the same variant."""
-    figures: dict[str, list[float]] = {label: [] for label in variants}
-    for index in range(rounds):
-        order = list(variants.items())
-        for label, variant in order if index % 2 == 0 else reversed(order):
-            figures[label].append(throughput(ctx, label, variant, tasks))
+    """Tasks/s of every variant's worker, block by block, the variants alternated within each pass."""
+    from bench.bare import app, noop
+
+    workers = {}
+    try:
+        for label, (module, telemetry) in variants.items():
+            config = ctx.workdir / f"telemetry-{telemetry}.yaml"
+            config.write_text(f"reports:\n  telemetry: {str(telemetry).lower()}\n")
+            env = {"FLEET_CONFIG": str(config)}
+            if label in ("events", "extended", "started"):
+                env["BENCH_MONITORED"] = label
+            queue = QUEUE.format(label=label.replace(" ", "-"))
+            worker = fleet_worker(ctx, f"overhead-{label.replace(' ', '-')}", queue, env=env, app_module=module)
+            workers[label] = (worker, queue)
+            for _ in range(50):  # warm-up, and the worker is serving
+                noop.apply_async(queue=queue).get(timeout=60)
+            app.control.cancel_consumer(queue, destination=[worker.hostname], reply=True)
+        figures: dict[str, list[float]] = {label: [] for label in variants}
+        for index in range(blocks):
+            order = list(workers.items())
+            for label, (worker, queue) in order if index % 2 == 0 else reversed(order):
+                figures[label].append(_consume_block(app, queue, worker.hostname, tasks))
+    finally:
+        for worker, _ in workers.values():
+            worker.stop()
     for label, values in figures.items():
         sys.stdout.write(f"overhead {label}: " + ", ".join(f"{v:.0f}" for v in values) + " tasks/s\n")
     return figures
@@ -75,8 +97,6 @@ def measure(
 def handler_cost_us(calls: int = 20_000) -> float:
     """Microseconds of the fleet's task_prerun + task_postrun handlers per task, in this process (no noise
     from the broker): the same handlers the worker runs, on the bare no-op task."""
-    import time
-
     from celery import signals
 
     import worker.signals
@@ -101,7 +121,7 @@ def handler_cost_us(calls: int = 20_000) -> float:
 
 
 def rows(figures: dict[str, list[float]], baseline: float | None) -> list[Row]:
-    """Medians, and the on/off ratio as the median of the per-round ratios."""
+    """Medians, and the on/off ratio as the median of the per-pass ratios."""
     off = figures["off"]
     # Against the bare per-task time of the run's baseline when there is one (steadier than one variant's).
     per_task_us = 1e6 / (baseline or statistics.median(off))
@@ -112,38 +132,38 @@ def rows(figures: dict[str, list[float]], baseline: float | None) -> list[Row]:
     ]
     for label in [name for name in figures if name != "off"]:
         on = figures[label]
-        ratio = statistics.median(a / b for a, b in zip(on, off, strict=True))
+        ratios = [a / b for a, b in zip(on, off, strict=True)]
         result.append(Row(f"no-op, {label} on (median)", statistics.median(on), "tasks/s", baseline))
+        goal = ">= 0.90" if label == "all signals" else ""
         result.append(
-            Row(
-                f"{label} on / off (median of rounds)",
-                ratio,
-                "ratio",
-                None,
-                ">= 0.90" if label == "all signals" else "",
-            )
+            Row(f"{label} on / off (median of {len(ratios)} passes)", statistics.median(ratios), "ratio", None, goal)
         )
+        if label == "all signals" and len(ratios) >= 4:
+            # How far one pass is from the next on this host: the spread the median is taken over.
+            low, _, high = statistics.quantiles(ratios, n=4)
+            result.append(Row(f"{label} on / off, passes' 25th percentile", low, "ratio"))
+            result.append(Row(f"{label} on / off, passes' 75th percentile", high, "ratio"))
     return result
 
 
 def run(ctx: BenchContext) -> list[Row]:
     """The overhead rows, for `make bench`."""
-    figures = measure(ctx, ctx.size(6_000, 2_000), ctx.size(5, 2))
+    figures = measure(ctx, ctx.size(1_000, 500), ctx.size(24, 4))
     return rows(figures, ctx.baseline.get("noop_tps"))
 
 
 def main() -> None:
     """Measure and print the rows."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--tasks", type=int, default=10_000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tasks", type=int, default=1_000, help="no-ops per block")
+    parser.add_argument("--blocks", type=int, default=24, help="blocks per variant")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--breakdown", action="store_true", help="each monitoring setting alone instead")
     args = parser.parse_args()
     with private_environment() as ctx:
         ctx.quick = args.quick
-        tasks, rounds = (3_000, 2) if args.quick else (args.tasks, args.rounds)
-        print(render(rows(measure(ctx, tasks, rounds, BREAKDOWN if args.breakdown else VARIANTS), None)))
+        tasks, blocks = (500, 4) if args.quick else (args.tasks, args.blocks)
+        print(render(rows(measure(ctx, tasks, blocks, BREAKDOWN if args.breakdown else VARIANTS), None)))
 
 
 if __name__ == "__main__":
