@@ -33,7 +33,7 @@ class Score:
 
 def log_amount(amount: Decimal) -> float:
     """Amounts on a log scale, so 10 -> 100 weighs like 100 -> 1000."""
-    return math.log1p(float(abs(amount)))
+    return math.log1p(abs(float(amount)))
 
 
 def score(baseline: dict[str, Any], value: float, config: AnomalyConfig) -> Score:

@@ -27,7 +27,7 @@ class StoreConflict(LedgerError):
     """Another worker wrote the same event or account meanwhile; the chunk is read and tried again."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Record:
     """What one event leaves in the store: its result row, its snapshot, its alerts."""
 
@@ -92,7 +92,7 @@ class MemoryStore:
         self.records += records
 
 
-@dataclass
+@dataclass(slots=True)
 class _Item:
     raw: Any
     decoded: Decoded
@@ -152,17 +152,19 @@ class _Chunk:
         if earlier is not None and earlier.fingerprint == decoded.fingerprint:
             return duplicate_of(earlier.result)
         config = self.effective()
+        # Whether this event id is new: its result is then stored under it (validating changes no event).
+        keyed = earlier is None
         if isinstance(parsed, list):
             decision = Decision(status="rejected", violations=parsed)
-            return self._record(item, decision, started, None)
+            return self._record(item, decision, started, None, keyed)
         routed = route(parsed, config)
         if routed.skipped:
             decision = Decision(status="skipped", violations=[Violation("filtered", "", routed.reason)])
-            return self._record(item, decision, started, parsed)
+            return self._record(item, decision, started, parsed, keyed)
         decision = validate(parsed, self.overlay, config, self.now, final=self.final)
         if decision.status == "waiting":
             return self._result(item, decision, started, parsed)
-        return self._record(item, decision, started, parsed)
+        return self._record(item, decision, started, parsed, keyed)
 
     def _result(self, item: _Item, decision: Decision, started: float, event: LedgerEvent | None) -> dict[str, Any]:
         decoded = item.decoded
@@ -179,9 +181,10 @@ class _Chunk:
             "duration_ms": round((time.perf_counter() - started) * 1000, 3),
         }
 
-    def _record(self, item: _Item, decision: Decision, started: float, event: LedgerEvent | None) -> dict[str, Any]:
+    def _record(
+        self, item: _Item, decision: Decision, started: float, event: LedgerEvent | None, keyed: bool
+    ) -> dict[str, Any]:
         decoded = item.decoded
-        keyed = self.overlay.applied(decoded.event_id) is None
         alerts = self._apply(decision, decoded.event_id, event) if decision.status == "accepted" else []
         result = self._result(item, decision, started, event)
         result["snapshot_id"] = decoded.event_id if keyed else f"{decoded.event_id}~{decoded.fingerprint[:12]}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,7 +25,7 @@ from ledger.events import (
 from ledger.state import Account, LedgerView
 
 
-@dataclass
+@dataclass(slots=True)
 class Decision:
     """The outcome of validating one event and the effects to apply when it is accepted."""
 
@@ -65,7 +66,9 @@ class _Check:
 
     def put(self, account: Account, **changes: Any) -> None:
         """Record the account's new state: one fresh copy per change, owned by this decision."""
-        self.decision.before.setdefault(account.account, self.view.account(account.account))
+        before = self.decision.before
+        if account.account not in before:
+            before[account.account] = self.view.account(account.account)
         self.decision.after[account.account] = account.evolve(last_timestamp=self._latest(account), **changes)
 
     def _latest(self, account: Account) -> datetime:
@@ -123,7 +126,7 @@ def validate(
     check = _Check(event, view, config)
     if earlier is not None:
         check.fail("exists_with_different_fields", "event_id", "this event id was used with different content")
-    if event.timestamp > now + timedelta(seconds=config.max_skew_seconds):
+    if event.timestamp > now + _seconds(config.max_skew_seconds):
         check.fail("timestamp_in_future", "timestamp", f"{event.timestamp.isoformat()} is ahead of {now.isoformat()}")
     _BY_TYPE[type(event.data)](check, event.data)
     _regress(check)
@@ -138,8 +141,14 @@ def validate(
     return decision
 
 
+@functools.lru_cache(maxsize=64)
+def _seconds(seconds: float) -> timedelta:
+    """A config's seconds as a timedelta, made once per value instead of once per event."""
+    return timedelta(seconds=seconds)
+
+
 def _regress(check: _Check) -> None:
-    tolerance = timedelta(seconds=check.config.regress_tolerance_seconds)
+    tolerance = _seconds(check.config.regress_tolerance_seconds)
     for account_id, before in check.decision.before.items():
         last = before.last_timestamp if before is not None else None
         if last is not None and check.event.timestamp < last - tolerance:

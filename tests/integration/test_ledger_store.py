@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -179,3 +181,57 @@ def test_a_timestamp_with_an_offset_is_stored_as_the_same_instant(store_url: str
     [result] = run([{**closed, "timestamp": f"{day}T10:30:00Z"}], store, LedgerConfig(), NOW)
     # Then the close is not earlier than the opening (it was, when 12:00 was stored without its offset)
     assert (result["status"], result["codes"]) == ("accepted", [])
+
+
+class _Interleaved:
+    """A store whose first write transaction starts only after `meanwhile` ran: another writer committing
+    between a chunk's optimistic read and its write."""
+
+    def __init__(self, store: Any, meanwhile: Any) -> None:
+        self.store, self.meanwhile = store, meanwhile
+
+    @contextmanager
+    def transaction(self, write: bool = True) -> Iterator[Any]:
+        if write and self.meanwhile is not None:
+            meanwhile, self.meanwhile = self.meanwhile, None
+            meanwhile()
+        with self.store.transaction(write) as tx:
+            yield tx
+
+
+def _chunk_spending(prefix: str, amount: str) -> list[dict[str, Any]]:
+    """Enough new accounts for the optimistic path, then a transfer of `amount` from account a to b."""
+    from ledger.quickrun import OPTIMISTIC_MIN
+
+    opened = [
+        event(f"{prefix}-n{i}", "account_opened", {"account": f"{prefix}-n{i}", "currency": "EUR"}, at=100)
+        for i in range(OPTIMISTIC_MIN)
+    ]
+    data = {"transaction_id": f"{prefix}-big", "sender": f"{prefix}-a", "receiver": f"{prefix}-b", "currency": "EUR"}
+    return [*opened, event(f"{prefix}-big", "transaction_created", {**data, "amount": amount}, at=110)]
+
+
+def test_a_chunk_validated_while_another_writer_commits_is_validated_again(store_url: str) -> None:
+    from worker.stores.ledger import SqlLedgerStore
+
+    # Given account a at EUR 490 with an overdraft of 100, and a chunk that moves 500 out of it
+    prefix = f"il{uuid.uuid4().hex[:6]}"
+    run(setup(prefix), SqlLedgerStore(store_url), LedgerConfig(), NOW)
+    drain = event(
+        f"{prefix}-drain",
+        "transaction_created",
+        {"transaction_id": f"{prefix}-drain", "sender": f"{prefix}-a", "receiver": f"{prefix}-b", "amount": "400.00", "currency": "EUR"},
+        at=105,
+    )  # fmt: skip
+
+    # When another writer moves 400 out of a after the chunk read a's balance and before it writes
+    def meanwhile() -> None:
+        assert run([drain], SqlLedgerStore(store_url), LedgerConfig(), NOW)[0]["status"] == "accepted"
+
+    store = _Interleaved(SqlLedgerStore(store_url), meanwhile)
+    results = run(_chunk_spending(prefix, "500.00"), store, LedgerConfig(), NOW)
+
+    # Then the chunk saw the other writer's commit: its transfer is refused, and a stays at 90
+    assert results[-1]["status"] == "rejected" and results[-1]["codes"] == ["exceeds_balance"]
+    with SqlLedgerStore(store_url).transaction() as tx:
+        assert str(tx.load(set(), {f"{prefix}-a"}, set()).accounts[f"{prefix}-a"].balance) == "90.00"
