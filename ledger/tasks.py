@@ -16,7 +16,6 @@ from sqlalchemy.exc import OperationalError
 from ledger.config import LedgerConfig, load_config
 from ledger.quickrun import run
 from worker.application import app
-from worker.codec import gc_paused
 from worker.masking import mask_identifier
 from worker.settings import get_settings
 from worker.signals import correlation_of
@@ -98,10 +97,7 @@ def process(
     """
     started = time.perf_counter()
     config = ledger_config()
-    # The collector paused: a batch allocates hundreds of thousands of short-lived objects and makes no cycle.
-    results = gc_paused(
-        run, raws, ledger_store(), config, datetime.now(UTC), final=final, correlation_id=correlation_id
-    )
+    results = run(raws, ledger_store(), config, datetime.now(UTC), final=final, correlation_id=correlation_id)
     quiet = batch and not config.log_accepted_in_batches
     counts: Counter[tuple[str, str]] = Counter()
     for raw, result in zip(raws, results, strict=True):

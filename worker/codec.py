@@ -24,7 +24,7 @@ from __future__ import annotations
 import gc
 import re
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 from kombu.serialization import registry
@@ -36,21 +36,14 @@ _ESCAPED_MARKER = re.compile(rb"\\u00(?:5[fF]|7[049]|65)")
 # A run of 19 digits: an integer that may not fit in 64 bits (orjson would read it as a float).
 _DIGITS = bytes.maketrans(b"0123456789", b"0" * 10)
 _LONG_NUMBER = b"0" * 19
-T = TypeVar("T")
 
 
-def gc_paused(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """`call(*args, **kwargs)` with the cyclic garbage collector paused (as it was after, also on error).
-
-    For work that allocates a great many objects and makes no cycle: each collection during it would walk every
-    young object, the decoded message included (a ledger batch: ~2 % of its time). Reference counting still
-    frees everything that is not a cycle; a cycle made meanwhile waits for the next collection.
-    """
+def _gc_paused(call: Callable[[Any], Any], value: Any) -> Any:
     if not gc.isenabled():
-        return call(*args, **kwargs)
+        return call(value)
     gc.disable()
     try:
-        return call(*args, **kwargs)
+        return call(value)
     finally:
         gc.enable()
 
@@ -73,7 +66,7 @@ def _decode(data: str | bytes | bytearray | memoryview) -> Any:
 
 def loads(data: str | bytes | bytearray | memoryview) -> Any:
     """What kombu's `json` loads gives for the same text."""
-    return gc_paused(_decode, data)
+    return _gc_paused(_decode, data)
 
 
 def install() -> None:

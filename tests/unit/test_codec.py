@@ -127,36 +127,6 @@ def test_the_garbage_collector_is_running_again_after_a_decode_good_or_bad() -> 
     assert gc.isenabled()
 
 
-def test_a_ledger_batch_runs_with_the_collector_paused_and_it_runs_again_after_even_on_error() -> None:
-    from datetime import UTC, datetime
-
-    import ledger.quickrun
-    import ledger.tasks
-    from ledger.config import LedgerConfig
-    from ledger.quickrun import MemoryStore
-
-    # Given the ledger's batch processing, watched for the collector's state while it runs
-    seen: list[bool] = []
-
-    def watched(raws: list[Any], store: Any, config: Any, now: Any, **kwargs: Any) -> list[dict[str, Any]]:
-        seen.append(gc.isenabled())
-        if not raws:
-            raise RuntimeError("boom")
-        return ledger.quickrun.run(raws, MemoryStore(), LedgerConfig(), datetime.now(UTC), **kwargs)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ledger.tasks, "run", watched)
-        patch.setattr(ledger.tasks, "ledger_store", lambda: None)
-        patch.setattr(ledger.tasks, "ledger_config", LedgerConfig)
-        # When a batch runs, and one fails
-        ledger.tasks.process([{"event_id": "x"}], "corr", batch=True)
-        with pytest.raises(RuntimeError):
-            ledger.tasks.process([], "corr", batch=True)
-    # Then the collector was paused during both, and runs again after
-    assert seen == [False, False]
-    assert gc.isenabled()
-
-
 def test_a_collector_switched_off_by_the_application_stays_off() -> None:
     gc.disable()
     try:
