@@ -70,18 +70,23 @@ def throughput(ctx: BenchContext, tasks: int, prefetch: int, concurrency: int = 
         worker.stop()
 
 
-def _throughput(app: object, noop: object, tasks: int) -> float:
-    """Tasks/s consumed from a pre-filled queue: the worker is paused while the backlog is sent."""
+def _throughput(app: object, noop: object, tasks: int, queue: str = "bare", hostname: str | None = None) -> float:
+    """Tasks/s consumed from a pre-filled queue: the worker is paused while the backlog is sent.
+
+    `hostname` names the one worker of `queue` to pause and resume (its reply ends the wait at once; without
+    it every worker is asked and the control call waits out its timeout).
+    """
     from bench.bare import app as bare
 
-    bare.control.cancel_consumer("bare", reply=True)
+    destination = [hostname] if hostname else None
+    bare.control.cancel_consumer(queue, destination=destination, reply=True)
     with bare.producer_or_acquire() as producer:
         last = None
         for index in range(tasks):
-            last = bare.send_task("bare.noop", queue="bare", producer=producer, ignore_result=index < tasks - 1)
+            last = bare.send_task("bare.noop", queue=queue, producer=producer, ignore_result=index < tasks - 1)
     assert last is not None
     started = time.perf_counter()
-    bare.control.add_consumer("bare", reply=True)
+    bare.control.add_consumer(queue, destination=destination, reply=True)
     last.get(timeout=600)
     return tasks / (time.perf_counter() - started)
 

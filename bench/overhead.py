@@ -7,8 +7,8 @@ One worker per variant of the same bare app, all started at once, each on a queu
 results and STARTED states), `bench.bare_signals` with `reports.telemetry: false` (JSON logging with
 the task context and correlation ids only) and `bench.bare_signals` with telemetry on (every handler: also
 per-minute aggregates and Prometheus counters). They take turns: a block of `--tasks` no-ops is queued for
-one while every worker is paused, that worker consumes it, then the next variant's block, `--blocks` times,
-every other pass in the reverse order. The host is shared and noisy: blocks of a second or two, alternated,
+one while it is paused (the others wait on their empty queues), that worker consumes it, then the next
+variant's block, `--blocks` times, every other pass in the reverse order. The host is shared and noisy: blocks of a second or two, alternated,
 see the same host, where whole runs minutes apart did not. A variant's figure is the median of its blocks;
 its ratio the median of its ratios to the `off` block of the same pass. Goal: all handlers on at most 10 %
 slower than off.
@@ -20,7 +20,6 @@ import argparse
 import statistics
 import sys
 import time
-from typing import Any
 
 from bench.common import BenchContext, Row, fleet_worker, private_environment, render
 
@@ -46,26 +45,16 @@ BREAKDOWN = {
 QUEUE = "overhead-{label}"
 
 
-def _consume_block(app: Any, queue: str, hostname: str, tasks: int) -> float:
-    """Tasks/s of one worker over a block of `tasks` no-ops queued while it was paused (the baseline's method)."""
-    with app.producer_or_acquire() as producer:
-        last = None
-        for index in range(tasks):
-            last = app.send_task("bare.noop", queue=queue, producer=producer, ignore_result=index < tasks - 1)
-    assert last is not None
-    started = time.perf_counter()
-    app.control.add_consumer(queue, destination=[hostname], reply=True)
-    last.get(timeout=600)
-    elapsed = time.perf_counter() - started
-    app.control.cancel_consumer(queue, destination=[hostname], reply=True)
-    return tasks / elapsed
-
-
 def measure(
     ctx: BenchContext, tasks: int, blocks: int, variants: dict[str, tuple[str, bool]] = VARIANTS
 ) -> dict[str, list[float]]:
-    """Tasks/s of every variant's worker, block by block, the variants alternated within each pass."""
+    """Tasks/s of every variant's worker, block by block, the variants alternated within each pass.
+
+    Each block is the baseline's measure (`bench.baseline._throughput`) on the variant's own queue; a worker
+    whose block is over keeps consuming its empty queue, idle, until its next block pauses it again.
+    """
     from bench.bare import app, noop
+    from bench.baseline import _throughput
 
     workers = {}
     try:
@@ -80,12 +69,11 @@ def measure(
             workers[label] = (worker, queue)
             for _ in range(50):  # warm-up, and the worker is serving
                 noop.apply_async(queue=queue).get(timeout=60)
-            app.control.cancel_consumer(queue, destination=[worker.hostname], reply=True)
         figures: dict[str, list[float]] = {label: [] for label in variants}
         for index in range(blocks):
             order = list(workers.items())
             for label, (worker, queue) in order if index % 2 == 0 else reversed(order):
-                figures[label].append(_consume_block(app, queue, worker.hostname, tasks))
+                figures[label].append(_throughput(app, noop, tasks, queue, worker.hostname))
     finally:
         for worker, _ in workers.values():
             worker.stop()
