@@ -8,10 +8,10 @@ results and STARTED states), `bench.bare_signals` with `reports.telemetry: false
 the task context and correlation ids only) and `bench.bare_signals` with telemetry on (every handler: also
 per-minute aggregates and Prometheus counters). They take turns: a block of `--tasks` no-ops is queued for
 one while it is paused (the others wait on their empty queues), that worker consumes it, then the next
-variant's block, `--blocks` times, every other pass in the reverse order. The host is shared and noisy: blocks of a second or two, alternated,
-see the same host, where whole runs minutes apart did not. A variant's figure is the median of its blocks;
-its ratio the median of its ratios to the `off` block of the same pass. Goal: all handlers on at most 10 %
-slower than off.
+variant's block, `--blocks` times, every other pass in the reverse order. The host is shared and noisy:
+blocks of a second or two, alternated, see the same host, where whole runs minutes apart did not. A variant's
+figure is the median of its blocks; its ratio the median of its ratios to the `off` block of the same pass.
+Goal: all handlers on at most 10 % slower than off.
 """
 
 from __future__ import annotations
@@ -42,9 +42,6 @@ BREAKDOWN = {
 }
 
 
-QUEUE = "overhead-{label}"
-
-
 def measure(
     ctx: BenchContext, tasks: int, blocks: int, variants: dict[str, tuple[str, bool]] = VARIANTS
 ) -> dict[str, list[float]]:
@@ -64,8 +61,8 @@ def measure(
             env = {"FLEET_CONFIG": str(config)}
             if label in ("events", "extended", "started"):
                 env["BENCH_MONITORED"] = label
-            queue = QUEUE.format(label=label.replace(" ", "-"))
-            worker = fleet_worker(ctx, f"overhead-{label.replace(' ', '-')}", queue, env=env, app_module=module)
+            queue = f"overhead-{label.replace(' ', '-')}"  # the worker's name too
+            worker = fleet_worker(ctx, queue, queue, env=env, app_module=module)
             workers[label] = (worker, queue)
             for _ in range(50):  # warm-up, and the worker is serving
                 noop.apply_async(queue=queue).get(timeout=60)

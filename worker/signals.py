@@ -118,13 +118,8 @@ def _clear_task_context(**_: Any) -> None:
 @signals.task_retry.connect
 def _log_retry(sender: Any = None, request: Any = None, reason: Any = None, **_: Any) -> None:
     """Celery's own retry line is not written (its logger is at WARNING, see worker.logging): the fleet's."""
-    log.info(
-        "task %s[%s] retry: %s",
-        getattr(sender, "name", None),
-        getattr(request, "id", None),
-        reason,
-        extra={"task_id": getattr(request, "id", None), "task_name": getattr(sender, "name", None)},
-    )
+    name, task_id = getattr(sender, "name", None), getattr(request, "id", None)
+    log.info("task %s[%s] retry: %s", name, task_id, reason, extra={"task_id": task_id, "task_name": name})
 
 
 @signals.task_failure.connect

@@ -44,22 +44,18 @@ def test_every_code_round_trips_through_the_store(store_url: str) -> None:
     assert ledger.accounts[f"{prefix}-c"].closed is True
 
 
+def _transfer(prefix: str, name: str, amount: str, at: float = 100) -> dict[str, Any]:
+    """Event and transaction `<prefix>-<name>`: `amount` EUR from the setup's account a to b."""
+    data = {"transaction_id": f"{prefix}-{name}", "sender": f"{prefix}-a", "receiver": f"{prefix}-b"}
+    return event(f"{prefix}-{name}", "transaction_created", {**data, "amount": amount, "currency": "EUR"}, at=at)
+
+
 def test_concurrent_delivery_of_one_event_applies_it_once(store_url: str) -> None:
     from worker.stores.ledger import SqlLedgerStore
 
     prefix = f"cc{uuid.uuid4().hex[:6]}"
     run(setup(prefix), SqlLedgerStore(store_url), LedgerConfig(), NOW)
-    transfer = event(
-        f"{prefix}-race",
-        "transaction_created",
-        {
-            "transaction_id": f"{prefix}-race",
-            "sender": f"{prefix}-a",
-            "receiver": f"{prefix}-b",
-            "amount": "7.00",
-            "currency": "EUR",
-        },
-    )
+    transfer = _transfer(prefix, "race", "7.00")
     results: list[dict[str, Any]] = []
     barrier = threading.Barrier(4)
 
@@ -207,8 +203,7 @@ def _chunk_spending(prefix: str, amount: str) -> list[dict[str, Any]]:
         event(f"{prefix}-n{i}", "account_opened", {"account": f"{prefix}-n{i}", "currency": "EUR"}, at=100)
         for i in range(OPTIMISTIC_MIN)
     ]
-    data = {"transaction_id": f"{prefix}-big", "sender": f"{prefix}-a", "receiver": f"{prefix}-b", "currency": "EUR"}
-    return [*opened, event(f"{prefix}-big", "transaction_created", {**data, "amount": amount}, at=110)]
+    return [*opened, _transfer(prefix, "big", amount, at=110)]
 
 
 def test_a_chunk_validated_while_another_writer_commits_is_validated_again(store_url: str) -> None:
@@ -217,12 +212,7 @@ def test_a_chunk_validated_while_another_writer_commits_is_validated_again(store
     # Given account a at EUR 490 with an overdraft of 100, and a chunk that moves 500 out of it
     prefix = f"il{uuid.uuid4().hex[:6]}"
     run(setup(prefix), SqlLedgerStore(store_url), LedgerConfig(), NOW)
-    drain = event(
-        f"{prefix}-drain",
-        "transaction_created",
-        {"transaction_id": f"{prefix}-drain", "sender": f"{prefix}-a", "receiver": f"{prefix}-b", "amount": "400.00", "currency": "EUR"},
-        at=105,
-    )  # fmt: skip
+    drain = _transfer(prefix, "drain", "400.00", at=105)
 
     # When another writer moves 400 out of a after the chunk read a's balance and before it writes
     def meanwhile() -> None:
