@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -42,11 +43,21 @@ def _mask_card(match: re.Match[str]) -> str:
 _MAYBE_SECRET = re.compile(
     r"://|bearer|basic|pass|token|secret|api|authorization|hooks\.slack\.com|(?:\d[ -]?){12}\d", re.I
 )
+# The same test for ASCII text, 3-10x faster: its words on the lowered text (a case-insensitive alternation
+# is slow in `re`), the card digits apart. Only for ASCII: re.I also folds a few non-ASCII letters.
+_MAYBE_WORD = re.compile(r"://|bearer|basic|pass|token|secret|api|authorization|hooks\.slack\.com")
+_MAYBE_CARD = re.compile(r"(?:\d[ -]?){12}\d")
+
+
+def _maybe_secret(text: str) -> bool:
+    if text.isascii():
+        return bool(_MAYBE_WORD.search(text.lower()) or _MAYBE_CARD.search(text))
+    return bool(_MAYBE_SECRET.search(text))
 
 
 def mask_text(text: str) -> str:
     """The text with key=value secrets, bearer tokens, URL passwords and card numbers redacted."""
-    if not _MAYBE_SECRET.search(text):
+    if not _maybe_secret(text):
         return text
     text = _URL_PASSWORD.sub(lambda m: f"{m['head']}{MASK}{m['at']}", text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
@@ -55,9 +66,15 @@ def mask_text(text: str) -> str:
     return _CARD.sub(_mask_card, text)
 
 
+@functools.lru_cache(maxsize=1024)
+def _secret_key(key: str) -> bool:
+    # Field names repeat on every log line: each is matched once.
+    return SECRET_KEYS.search(key) is not None
+
+
 def mask_value(key: str, value: Any) -> Any:
     """One field's value, redacted when its key names a secret, recursively for containers."""
-    if SECRET_KEYS.search(key) and value not in (None, "", [], {}):
+    if _secret_key(key) and value not in (None, "", [], {}):
         return MASK
     if isinstance(value, str):
         return mask_text(value)

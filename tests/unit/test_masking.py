@@ -6,9 +6,11 @@ import json
 import logging
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from worker import logging as fleet_logging
-from worker.masking import mask_identifier, mask_text, mask_value
+from worker.masking import _MAYBE_SECRET, _maybe_secret, mask_identifier, mask_text, mask_value
 
 
 @pytest.mark.parametrize(
@@ -24,6 +26,26 @@ from worker.masking import mask_identifier, mask_text, mask_value
 )
 def test_secrets_in_text_are_redacted(raw: str, secret: str) -> None:
     assert secret not in mask_text(raw)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["PassWord=x", "AUTHORIZATION: Basic eA==", "x-Api-Key: k", "ToKeN", "4111-1111-1111-1111", "HOOKS.SLACK.COM/x"],
+)
+def test_the_secrets_quick_check_ignores_case_like_the_patterns(raw: str) -> None:
+    assert _maybe_secret(raw)
+
+
+# Text built from the patterns' own words, digits, separators and letters that re.I folds outside ASCII.
+_PIECES = st.sampled_from(["pass", "PASS", "Token", "api", "://", "bearer", "hooks.slack.com", " ", "-", "="])
+_TEXT = st.lists(st.one_of(_PIECES, st.text(alphabet="0123456789 -aKkſıİ\u212a\u017fx", max_size=6)), max_size=12)
+
+
+@given(_TEXT.map("".join))
+@example("paſsword")  # re.I matches the long s as an s, and the dotless i as an i; lower() leaves both
+@example("x-apı-key")
+def test_the_secrets_quick_check_agrees_with_the_case_insensitive_pattern(text: str) -> None:
+    assert _maybe_secret(text) == bool(_MAYBE_SECRET.search(text))
 
 
 def test_numbers_that_are_not_cards_are_kept() -> None:
