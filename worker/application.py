@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from celery import Celery
 
-from worker import codec
+from worker import codec, saferepr
 
 # JSON messages and results are decoded with orjson where it gives exactly what kombu's decoder gives.
 codec.install()
+# The repr of each return value (the task-succeeded event) is written directly where it is plain data.
+saferepr.install()
 
 # Task modules: each package's thin adapters. Later packages add theirs here.
 TASK_MODULES = ["worker.tasks", "ledger.tasks", "agents.tasks", "beat.tasks"]
