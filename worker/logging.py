@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextvars
+import json
 import logging
 import logging.handlers
 import queue
@@ -15,9 +16,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from pythonjsonlogger.core import RESERVED_ATTRS
-from pythonjsonlogger.json import JsonFormatter
+from pythonjsonlogger.json import JsonEncoder, JsonFormatter
 
 from config_sections import validate_section
 from worker.errors import SettingsError
@@ -129,11 +131,25 @@ class MaskingFilter(logging.Filter):
 _LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 
+_ENCODER = JsonEncoder()
+
+
+def _dumps(data: dict[str, Any], **options: Any) -> str:
+    """A log line's JSON, by orjson (python-json-logger's encoder for the types orjson does not know); the
+    standard library's for what orjson refuses (an integer beyond 64 bits)."""
+    try:
+        return orjson.dumps(data, default=_ENCODER.default, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(data, cls=JsonEncoder, ensure_ascii=options.get("ensure_ascii", False))
+
+
 class OneLineJsonFormatter(JsonFormatter):  # type: ignore[misc]
     """JSON that stays on one line for every reader: the few line-breaking characters JSON allows are escaped.
 
     A record is formatted once: the file handler formats it twice (its size check, then the line) and the
     stderr handler once more, so the line is kept on the record (the listener's own copy) for this formatter.
+    The common record (a text message, no exception or stack) is laid out here, with python-json-logger's
+    fields in its order, and serialised by orjson: 10.6 -> ~3 µs a line. python-json-logger formats the rest.
     """
 
     def format(self, record: logging.LogRecord) -> str:
@@ -141,9 +157,25 @@ class OneLineJsonFormatter(JsonFormatter):  # type: ignore[misc]
         cached = record.__dict__.get(_FORMATTED)
         if cached is not None and cached[0] is self:
             return str(cached[1])
-        line = str(super().format(record)).translate(_LINE_BREAKS)
+        if isinstance(record.msg, dict) or record.exc_info or record.exc_text or record.stack_info:
+            line = str(super().format(record))
+        else:
+            line = self._plain(record)
+        line = line.translate(_LINE_BREAKS)
         record.__dict__[_FORMATTED] = (self, line)
         return line
+
+    def _plain(self, record: logging.LogRecord) -> str:
+        # What python-json-logger's format() builds for such a record: the format's fields renamed, then every
+        # attribute that is not reserved and does not start with "_".
+        record.message = record.getMessage()
+        record.asctime = self.formatTime(record, self.datefmt)
+        rename, skip = self.rename_fields, self._skip_fields
+        data = {rename.get(field, field): record.__dict__.get(field) for field in self._required_fields}
+        for key, value in record.__dict__.items():
+            if key not in skip and not key.startswith("_"):
+                data[rename.get(key, key)] = value
+        return _dumps(data)
 
 
 # How long the listener thread gathers lines after the first one before it writes them all. Woken per record
@@ -227,6 +259,7 @@ def json_formatter() -> logging.Formatter:
         datefmt="%Y-%m-%dT%H:%M:%S%z",
         timestamp=False,
         json_ensure_ascii=False,
+        json_serializer=_dumps,
         reserved_attrs=[*RESERVED_ATTRS, _FORMATTED],
     )
 

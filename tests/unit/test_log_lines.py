@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import json
 import logging
 import queue
+import sys
 import threading
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
+from pythonjsonlogger.json import JsonFormatter
 
 from worker.errors import SettingsError
 from worker.logging import WRITE_INTERVAL_S, Listener, LogFiles, json_formatter, parse_log_files, process_role
@@ -21,6 +28,65 @@ def test_a_field_with_line_breaking_characters_stays_on_one_json_line(text: str)
 
     assert len(line.splitlines()) == 1
     assert json.loads(line)["message"] == f"event {text}"
+
+
+class _Colour(enum.Enum):
+    RED = "red"
+
+
+@dataclasses.dataclass
+class _Point:
+    x: int
+
+
+_EXTRAS = {
+    "status": "accepted",
+    "codes": ["exceeds_balance"],
+    "nested": {"a": [1, 2.5, None, True], 3: "int key"},
+    "at": datetime(2026, 11, 21, 10, 30, 0, 123456, tzinfo=UTC),
+    "naive": datetime(2026, 11, 21, 10, 30),
+    "run": uuid.UUID("12345678-1234-5678-1234-567812345678"),
+    "amount": Decimal("12.50"),
+    "colour": _Colour.RED,
+    "point": _Point(3),
+    "raw": b"\x00bytes",
+    "error": ValueError("boom"),
+    "kind": dict,
+    "huge": 2**70,
+    "_private": "not written",
+}
+
+
+@pytest.mark.parametrize("key", list(_EXTRAS))
+def test_a_plain_record_reads_as_python_json_loggers_line(key: str) -> None:
+    # python-json-logger with the fleet's settings and its own serialiser: what the lines were before
+    reference = JsonFormatter(
+        "%(asctime)s %(levelname)s %(name)s %(message)s",
+        rename_fields={"levelname": "level", "name": "logger", "asctime": "ts"},
+        datefmt="%Y-%m-%dT%H:%M:%S%z",
+        timestamp=False,
+        json_ensure_ascii=False,
+    )
+    record = logging.getLogger("fleet.ledger").makeRecord(
+        "fleet.ledger", logging.INFO, __file__, 1, "event %s", ("x",), None, extra={key: _EXTRAS[key]}
+    )
+
+    line = json_formatter().format(record)
+
+    assert json.loads(line) == json.loads(reference.format(record))
+    assert list(json.loads(line))[:4] == ["ts", "level", "logger", "message"]
+
+
+def test_a_record_with_an_exception_keeps_its_traceback() -> None:
+    try:
+        raise RuntimeError("broken")
+    except RuntimeError:
+        record = logging.getLogger("fleet.test").makeRecord(
+            "fleet.test", logging.ERROR, __file__, 1, "failed", (), sys.exc_info(), extra={"task_id": "t-1"}
+        )
+    fields = json.loads(json_formatter().format(record))
+    assert fields["message"] == "failed" and fields["task_id"] == "t-1"
+    assert "RuntimeError: broken" in fields["exc_info"]
 
 
 def test_the_logging_section_sets_rotation_and_a_bad_value_names_its_key() -> None:
