@@ -225,3 +225,43 @@ def test_a_chunk_validated_while_another_writer_commits_is_validated_again(store
     assert results[-1]["status"] == "rejected" and results[-1]["codes"] == ["exceeds_balance"]
     with SqlLedgerStore(store_url).transaction() as tx:
         assert str(tx.load(set(), {f"{prefix}-a"}, set()).accounts[f"{prefix}-a"].balance) == "90.00"
+
+
+def _break(store_url: str, tx: Any) -> None:
+    """Make the transaction's connection fail the way a database does: PostgreSQL ends its session; SQLite's
+    connection is made read-only."""
+    if not store_url.startswith("postgresql"):
+        tx.cursor.execute("PRAGMA query_only = 1")
+        return
+    from sqlalchemy import text
+
+    from worker.db import make_engine
+
+    [(pid,)] = tx._rows("SELECT pg_backend_pid()")
+    admin = make_engine(store_url)
+    try:
+        with admin.connect() as connection:
+            connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        admin.dispose()
+
+
+def test_a_connection_failing_mid_transaction_is_retried_and_the_store_goes_on(store_url: str) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from ledger.tasks import quick_run
+    from worker.stores.ledger import INSERT_TRANSACTION, SqlLedgerStore
+
+    # Given a write transaction whose connection fails before its first write
+    prefix = f"cf{uuid.uuid4().hex[:6]}"
+    store = SqlLedgerStore(store_url)
+    with pytest.raises(OperationalError) as failed, store.transaction() as tx:
+        _break(store_url, tx)
+        tx._many(INSERT_TRANSACTION, [(f"{prefix}-t", f"{prefix}-e")])
+    # Then the error is SQLAlchemy's OperationalError, the one the ledger tasks retry on
+    assert OperationalError in quick_run.autoretry_for and failed.value.orig is not None
+    # And nothing was written, and the next transaction works on a new connection
+    opened = event(f"{prefix}-open", "account_opened", {"account": f"{prefix}-a", "currency": "EUR"})
+    assert run([opened], store, LedgerConfig(), NOW)[0]["status"] == "accepted"
+    with store.transaction() as tx:
+        assert tx.load(set(), set(), {f"{prefix}-t"}).transactions == set()

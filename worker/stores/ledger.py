@@ -321,19 +321,25 @@ class SqlLedgerStore:
             connection = engine.raw_connection()
             try:
                 yield connection
-            except BaseException:
-                self._rollback(connection)
+            except BaseException as exc:
+                self._discard(connection, exc)
                 raise
             finally:
                 connection.close()
         except self.dbapi.OperationalError as exc:
             raise OperationalError("ledger transaction", None, exc) from exc
 
-    def _rollback(self, connection: Any) -> None:
+    def _discard(self, connection: Any, exc: BaseException) -> None:
+        # Rolled back first, whatever happens next: that releases SQLite's write lock at once (closing the
+        # connection would not while a cursor of it is still referenced, by the traceback for instance).
+        # After the driver's OperationalError (a server gone, a file locked or read-only) the connection is
+        # then closed, not pooled: the next transaction opens a new one.
         try:
             connection.rollback()
         except self.dbapi.Error:
-            # The connection is broken (a server that went away): the pool must not hand it out again.
+            connection.invalidate()
+            return
+        if isinstance(exc, self.dbapi.OperationalError):
             connection.invalidate()
 
     @contextmanager
