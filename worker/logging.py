@@ -149,7 +149,7 @@ class OneLineJsonFormatter(JsonFormatter):  # type: ignore[misc]
     A record is formatted once: the file handler formats it twice (its size check, then the line) and the
     stderr handler once more, so the line is kept on the record (the listener's own copy) for this formatter.
     The common record (a text message, no exception or stack) is laid out here, with python-json-logger's
-    fields in its order, and serialised by orjson: 10.6 -> ~3 µs a line. python-json-logger formats the rest.
+    fields in its order, and serialised by orjson: 10.6 -> 4.0 µs a line. python-json-logger formats the rest.
     """
 
     def format(self, record: logging.LogRecord) -> str:
@@ -173,7 +173,7 @@ class OneLineJsonFormatter(JsonFormatter):  # type: ignore[misc]
         rename, skip = self.rename_fields, self._skip_fields
         data = {rename.get(field, field): record.__dict__.get(field) for field in self._required_fields}
         for key, value in record.__dict__.items():
-            if key not in skip and not key.startswith("_"):
+            if key not in skip and not (isinstance(key, str) and key.startswith("_")):
                 data[rename.get(key, key)] = value
         return _dumps(data)
 

@@ -54,6 +54,7 @@ _EXTRAS = {
     "kind": dict,
     "huge": 2**70,
     "_private": "not written",
+    7: "a key that is not a name",
 }
 
 
