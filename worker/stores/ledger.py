@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any, TextIO
 
 import orjson
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import Engine, event
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -108,7 +108,8 @@ def _close() -> None:
 
 
 def ledger_engine(url: str) -> Engine:
-    """An engine whose SQLite transactions take the write lock at BEGIN, so two workers never interleave."""
+    """The writers' engine: its SQLite connections begin no transaction of their own, so the store's
+    `BEGIN IMMEDIATE` takes the write lock at the start and two workers never interleave."""
     if url in _engines:
         return _engines[url]
     engine = _engines[url] = make_engine(url, json_serializer=dumps)
@@ -117,10 +118,6 @@ def ledger_engine(url: str) -> Engine:
         @event.listens_for(engine, "connect")
         def _no_implicit_begin(dbapi_connection: Any, _record: Any) -> None:
             dbapi_connection.isolation_level = None
-
-        @event.listens_for(engine, "begin")
-        def _begin_immediate(connection: Connection) -> None:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
