@@ -52,6 +52,8 @@ def _container(value: Any, kind: type, parts: list[str], budget: list[int], leve
     parts.append("{" if kind is dict else "[" if kind is list else "(")
     # Each item adds at least its separator: a long container gives up after maxlen items, not at its end.
     budget[0] -= 2 * len(value)
+    if budget[0] <= 0:
+        raise _Unplain
     first = True
     for item in value.items() if kind is dict else value:
         if not first:

@@ -136,7 +136,7 @@ class SqlLedgerTx:
     def __init__(self, connection: Any, store: SqlLedgerStore, lock: bool = True) -> None:
         # A pooled DBAPI connection: statements skip SQLAlchemy's per-call machinery (a tenth of a
         # millisecond each, most of a single event's database time).
-        self.connection, self.store, self.lock = connection, store, lock
+        self.store, self.lock = store, lock
         self.cursor = connection.cursor()
         self.postgres = store.postgres
         self.known: set[str] = set()
