@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from worker.errors import SettingsError
+from worker.flower_auth import protect_metrics
 from worker.settings import get_settings
 
 _settings = get_settings()
@@ -11,6 +12,8 @@ if _settings.flower_auth is None:
     raise SettingsError("FLEET_FLOWER_AUTH must be set (user:password): Flower never runs unauthenticated")
 
 basic_auth = [_settings.flower_auth.get_secret_value()]
+# /metrics needs those credentials too (Flower exempts it); /healthcheck stays open and says only "OK".
+protect_metrics()
 # Persistent mode keeps task history across Flower restarts.
 persistent = True
 db = "var/flower.db"

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agents.errors import ConfigError
+from agents.models import AGENT_QUEUE_PATTERN
 from config_sections import validate_section
 
 DEFAULT_TABLES = (
@@ -56,7 +57,7 @@ class AgentsConfig(BaseModel):
     subtask_time_limit_s: int = Field(default=30, ge=1, le=300)
     tool_retries: int = Field(default=3, ge=0, le=10)
     retry_backoff_s: float = Field(default=0.2, ge=0.0, le=60.0)
-    queue: str = Field(default="agents", pattern=r"^agents(-[a-z0-9]+)?$")
+    queue: str = Field(default="agents", pattern=AGENT_QUEUE_PATTERN)
     # A run in flight with no change for this long is resumed by the sweep (its remaining stages sent again):
     # longer than the longest subtask, else a slow one is run twice (harmless, idempotent, but wasted).
     stall_after_s: int = Field(default=600, ge=2)

@@ -26,6 +26,14 @@ class RunNotFound(AgentError):
     """No run has that id."""
 
 
+class RequestInvalid(AgentError):
+    """The workflow request is invalid."""
+
+
+class IdempotencyKeyConflict(AgentError):
+    """This idempotency_key belongs to a run of another API key; use a key of your own (a UUID)."""
+
+
 class InvalidTransition(AgentError):
     """The run is not in a state that allows this action."""
 

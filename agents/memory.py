@@ -25,15 +25,18 @@ class MemoryStore:
         # When the run, a stage or a result of it last changed.
         return self.changed.get(run_id) or self.get_run(run_id).updated_at or datetime.now(UTC)
 
-    def create_run(self, run_id: str, request: WorkflowRequest, queue: str) -> tuple[RunRecord, bool]:
+    def create_run(
+        self, run_id: str, request: WorkflowRequest, queue: str, owner: str | None = None
+    ) -> tuple[RunRecord, bool]:
         """A new pending run, or the one with the same idempotency key."""
         if request.idempotency_key and request.idempotency_key in self.keys:
             return self.runs[self.keys[request.idempotency_key]], False
         if run_id in self.runs:
             return self.runs[run_id], False
         now = datetime.now(UTC)
-        record = RunRecord(run_id=run_id, status="pending", request=request, queue=queue, snapshot_id=f"snap-{run_id}",
-                           timeline={"pending": now}, created_at=now, updated_at=now)  # fmt: skip
+        record = RunRecord(run_id=run_id, status="pending", request=request, queue=queue, owner=owner,
+                           snapshot_id=f"snap-{run_id}", timeline={"pending": now}, created_at=now,
+                           updated_at=now)  # fmt: skip
         self.runs[run_id] = record
         if request.idempotency_key:
             self.keys[request.idempotency_key] = run_id

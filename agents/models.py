@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 RunStatus = Literal[
     "pending",
@@ -24,6 +26,9 @@ TERMINAL_STATUSES = frozenset({"succeeded", "rejected", "failed", "cancelled"})
 STAGES: tuple[str, ...] = ("analyze", "gate", "execute", "verify")
 Decision = Literal["approve", "reject", "needs_human"]
 SubtaskStatus = Literal["succeeded", "failed", "skipped"]
+# The queues a run's stages may go to: the fleet's own agents queues, never an arbitrary Redis key (a producer's
+# queue name is the Redis list the message is pushed onto).
+AGENT_QUEUE_PATTERN = r"^agents(-[a-z0-9]{1,50})?$"
 
 
 class Frozen(BaseModel):
@@ -40,6 +45,30 @@ class WorkflowRequest(Frozen):
     profile: str = Field(default="local", pattern=r"^[a-z][a-z0-9_-]{0,31}$")
     options: dict[str, Any] = Field(default_factory=dict)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @field_validator("options")
+    @classmethod
+    def _options_are_safe(cls, options: dict[str, Any]) -> dict[str, Any]:
+        queue = options.get("queue")
+        if queue is not None and not (isinstance(queue, str) and re.fullmatch(AGENT_QUEUE_PATTERN, queue)):
+            raise ValueError(f"queue must be 'agents' or 'agents-<name>' (a-z, 0-9), got {str(queue)[:80]!r}")
+        if not _finite(options):
+            raise ValueError("numbers must be finite (NaN and infinity are not JSON)")
+        return options
+
+
+def _finite(value: Any) -> bool:
+    """Whether every number inside a JSON-like value is finite."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return False
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return True
 
 
 class Subtask(Frozen):
@@ -141,6 +170,8 @@ class RunRecord(Frozen):
     request: WorkflowRequest
     priority: int = 5
     queue: str = "agents"
+    # The API key (its visible id) that submitted the run; None for the CLI and plain Celery producers.
+    owner: str | None = None
     stages: tuple[StageOutput, ...] = ()
     subtasks: tuple[SubtaskResult, ...] = ()
     output: dict[str, Any] | None = None

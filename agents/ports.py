@@ -11,7 +11,9 @@ from agents.models import RunRecord, StageOutput, SubtaskResult, WorkflowRequest
 class RunStore(Protocol):
     """The shared run context: runs, stages, subtask results, snapshots and idempotency keys."""
 
-    def create_run(self, run_id: str, request: WorkflowRequest, queue: str) -> tuple[RunRecord, bool]:
+    def create_run(
+        self, run_id: str, request: WorkflowRequest, queue: str, owner: str | None = None
+    ) -> tuple[RunRecord, bool]:
         """A new pending run, or the existing one with the same idempotency key (then False)."""
         ...
 

@@ -7,10 +7,11 @@ from typing import Any
 
 from celery import Task, signature
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
+from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 
 from agents import canvas, runner
-from agents.errors import AgentError, ToolTransientError
+from agents.errors import AgentError, RequestInvalid, ToolTransientError
 from agents.models import TERMINAL_STATUSES, Subtask, WorkflowRequest
 from worker import logging as fleet_logging
 from worker.application import app
@@ -47,10 +48,17 @@ def _json(record: Any) -> dict[str, Any]:
 
 
 @app.task(name="agents.run_workflow", bind=True, base=StageTask, **TRANSIENT)
-def run_workflow(self: Task, request: dict[str, Any]) -> dict[str, Any]:
-    """Record the run (the task id is the run id) and replace this task with the four-stage pipeline."""
-    parsed = WorkflowRequest.model_validate(request)
-    record, created = start_run(self.request.id, parsed)
+def run_workflow(self: Task, request: dict[str, Any], owner: str | None = None) -> dict[str, Any]:
+    """Record the run (the task id is the run id; `owner`: the submitting API key's id) and replace this task
+    with the four-stage pipeline."""
+    try:
+        parsed = WorkflowRequest.model_validate(request)
+    except ValidationError as exc:
+        # From any producer: refused before anything is recorded or sent (an options.queue could name any key).
+        reason = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'request'}: {e['msg']}" for e in exc.errors())
+        log.warning("run %s refused: %s", self.request.id, reason, extra={"category": "agent"})
+        raise RequestInvalid(reason) from None
+    record, created = start_run(self.request.id, parsed, owner)
     fleet_logging.bind(run_id=record.run_id, category="agent")
     # Not created (the idempotency key's run), or created by an earlier delivery of this very message that
     # then moved on: the record. Still pending after an earlier delivery: it died before sending the stages.

@@ -20,3 +20,7 @@ class PatternError(ReportConfigError):
 
 class ReportNotFound(ReportError):
     """No report exists for that date."""
+
+
+class ReportDateInvalid(ReportError):
+    """A report date must lie between 2000-01-01 and tomorrow (FLEET_TIMEZONE)."""

@@ -6,12 +6,28 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from beat.config import ReportsConfig, reports_config
+from beat.errors import ReportDateInvalid
 
 COLLECT_TASK = "reports.collect_metrics"
 REPORT_TASK = "reports.daily_status"
 # Beat sends these to the reports queue at normal priority; a sample older than a minute is useless.
 COLLECT_OPTIONS: dict[str, Any] = {"queue": "reports", "priority": 5, "expires": 55}
 REPORT_OPTIONS: dict[str, Any] = {"queue": "reports", "priority": 3}
+
+
+# Reports cover the fleet's own days: nothing older than this, nothing later than tomorrow (a clock ahead of
+# the fleet's zone); a far date would otherwise overflow the period arithmetic or become "the latest report".
+EARLIEST_REPORT_DATE = date(2000, 1, 1)
+
+
+def check_report_date(day: date, today: date) -> date:
+    """The day, when a report of it makes sense (2000-01-01 to tomorrow); ReportDateInvalid otherwise."""
+    latest = today + timedelta(days=1)
+    if not EARLIEST_REPORT_DATE <= day <= latest:
+        raise ReportDateInvalid(
+            f"report date {day.isoformat()} is out of range: {EARLIEST_REPORT_DATE.isoformat()} to {latest.isoformat()}"
+        )
+    return day
 
 
 def _minutes(value: time) -> int:

@@ -22,6 +22,7 @@ from gateway.idempotency import IdempotencyMiddleware
 from gateway.middleware import BodyLimitMiddleware, CallAuditMiddleware
 from gateway.routes import agents, compat, fleet, health, ledger, reports, system
 from gateway.services.keys import key_cache
+from gateway.waits import WaitSlots
 from ledger import LedgerError
 from worker import logging as fleet_logging
 from worker.redis_client import get_redis
@@ -114,4 +115,7 @@ def create_app() -> FastAPI:
             expose_headers=["Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"],
         )
     api.state.audit = audit
+    api.state.waits = WaitSlots(
+        config.max_waits_per_key, config.max_waits, retry_after_s=min(config.wait_timeout_s, 30)
+    )
     return api

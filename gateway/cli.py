@@ -154,10 +154,22 @@ def api(
     """Serve the HTTP API with uvicorn."""
     import uvicorn
 
+    from gateway.config import get_gateway_config
     from worker import logging as fleet_logging
 
     fleet_logging.configure_process("api")
-    uvicorn.run("gateway.api:create_app", factory=True, host=host, port=port, workers=workers, log_config=None)
+    # Forwarded headers only from the configured proxies: uvicorn otherwise believes any client on loopback.
+    trusted = get_gateway_config().trusted_proxies
+    uvicorn.run(
+        "gateway.api:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or None,
+    )
 
 
 for _module in (cli_ledger, cli_agents, cli_reports, cli_keys):

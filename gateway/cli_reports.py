@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from beat.errors import ReportError
+from beat.errors import ReportDateInvalid, ReportError
 
 
 def register(app: typer.Typer) -> None:
@@ -23,9 +23,11 @@ def register(app: typer.Typer) -> None:
         from gateway.services import reports
 
         try:
-            when = date.fromisoformat(day) if day else None
+            when = reports.check_date(date.fromisoformat(day)) if day else None
         except ValueError as exc:
             raise typer.BadParameter(f"--date must be YYYY-MM-DD: {exc}") from exc
+        except ReportDateInvalid as exc:
+            raise typer.BadParameter(str(exc), param_hint="--date") from exc
         try:
             result = reports.run_report(when)
         except ReportError as exc:

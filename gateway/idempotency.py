@@ -17,14 +17,16 @@ import anyio
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.auth import authenticate
 from gateway.config import get_gateway_config
-from gateway.deps import admit, authenticate, token_of
+from gateway.deps import admit, client_host
 from gateway.keys import ANONYMOUS, Principal
 from gateway.middleware import send_problem
 from gateway.problems import ApiProblem, handle
+from worker.constants import REDIS_KEY_PREFIX
 
 HEADER = b"idempotency-key"
-KEY_PREFIX = "fleet:idempotency:"
+KEY_PREFIX = REDIS_KEY_PREFIX + "idempotency:"
 MAX_KEY_LENGTH = 200
 # A first request still running holds its key this long at most (a crashed API frees it).
 IN_FLIGHT_S = 120
@@ -67,7 +69,7 @@ class IdempotencyMiddleware:
         request = Request(scope)
         try:
             # Before anything is read from the store: a revoked or unknown key learns nothing.
-            who = await anyio.to_thread.run_sync(authenticate, token_of(request.headers))
+            who = await anyio.to_thread.run_sync(authenticate, request.headers, client_host(request), path)
         except Exception as exc:  # noqa: BLE001  (401, or the key store down: answered by the one handler)
             await _send_problem(request, exc, receive, send)
             return
@@ -105,7 +107,7 @@ class IdempotencyMiddleware:
     async def _replay(self, request: Request, who: Principal, receive: Receive, send: Send, stored: Any) -> None:
         """The stored response, to a caller that still holds the scope the route asked for."""
         if stored.get("scope"):
-            host = request.client.host if request.client else ""
+            host = client_host(request)
             try:
                 rate = await anyio.to_thread.run_sync(admit, who, stored["scope"], get_gateway_config(), host)
             except ApiProblem as exc:

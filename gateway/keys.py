@@ -7,10 +7,12 @@ import hmac
 import secrets
 from dataclasses import dataclass, field
 
-SCOPES: tuple[str, ...] = ("run", "ledger:write", "read", "admin")
-# A scope also grants the scopes listed here; admin grants everything.
+SCOPES: tuple[str, ...] = ("run", "ledger:write", "read", "operator", "admin")
+# A scope also grants the scopes listed here; admin grants everything. A run belongs to the key that submitted
+# it: only `operator` (and so `admin`) reads, cancels, approves and rejects every key's runs.
 IMPLIED: dict[str, frozenset[str]] = {
     "admin": frozenset(SCOPES),
+    "operator": frozenset({"operator", "run", "read"}),
     "run": frozenset({"run", "read"}),
     "ledger:write": frozenset({"ledger:write", "read"}),
     "read": frozenset({"read"}),
@@ -21,7 +23,7 @@ SECRET_BYTES = 32
 
 
 class UnknownScope(ValueError):
-    """A scope that is not one of run, ledger:write, read, admin."""
+    """A scope that is not one of run, ledger:write, read, operator, admin."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,10 @@ class Principal:
     def allows(self, scope: str) -> bool:
         """Whether one of the key's scopes grants `scope`."""
         return any(scope in IMPLIED.get(held, frozenset()) for held in self.scopes)
+
+    def owns(self, owner: str | None) -> bool:
+        """Whether the key may see and act on a run submitted by `owner`: its own, or any with `operator`."""
+        return self.allows("operator") or (owner is not None and owner == self.key_id)
 
 
 # Who calls when no key exists at all (development mode): everything is allowed.

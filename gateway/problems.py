@@ -61,7 +61,7 @@ NAMED: dict[str, int] = {
     "ProfileError": 422,
     "PlanError": 422,
 }
-INFRASTRUCTURE = frozenset({SqlOperationalError, RedisConnectionError, RedisTimeoutError, BrokerOperationalError})
+INFRASTRUCTURE = (SqlOperationalError, RedisConnectionError, RedisTimeoutError, BrokerOperationalError)
 # Domain errors not listed above are mapped by their class name's ending.
 NAME_RULES: tuple[tuple[str, int], ...] = (
     ("NotFound", 404),
@@ -172,7 +172,7 @@ async def handle(request: Request, exc: Exception) -> JSONResponse:
     # Infrastructure errors may carry URLs or SQL: the client gets the code, the log gets the detail.
     if code == "internal_error":
         detail = "the server could not complete the request"
-    elif type(exc) in INFRASTRUCTURE:
+    elif isinstance(exc, INFRASTRUCTURE):
         detail = code.replace("_", " ")
     else:
         detail = str(exc)

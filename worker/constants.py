@@ -14,6 +14,11 @@ PRIORITY_SEP = ":"
 PRIORITY_LEVELS: dict[str, int] = {"critical": 0, "high": 3, "normal": 5, "low": 8}
 DEFAULT_PRIORITY = PRIORITY_LEVELS["normal"]
 
+# Every Redis key the fleet writes itself (rate limits, idempotency, progress streams, telemetry, caches) starts
+# with this. No queue the fleet accepts does: queues are `agents[-name]`, `ledger`, `reports`, and their priority
+# lists `<queue>:<digit>`, so a queue name from a request can never be one of the fleet's keys.
+REDIS_KEY_PREFIX = "fleet:"
+
 # Header carrying the producer's correlation id through every task of a canvas; not "correlation_id",
 # which Celery overwrites with the task id from the AMQP property of that name.
 CORRELATION_HEADER = "x_correlation_id"

@@ -16,14 +16,15 @@ from redis.exceptions import RedisError
 
 from beat.aggregates import HostSample, LogEvent
 from beat.components import Probe
+from worker.constants import REDIS_KEY_PREFIX
 from worker.db import check
 from worker.errors import DatabaseUnavailable
 from worker.fleet_status import queue_depths, workers_online
 
 log = logging.getLogger("fleet.reports")
 
-HOST_STATE_KEY = "fleet:reports:host-state"
-LOG_OFFSETS_KEY = "fleet:reports:log-offsets"
+HOST_STATE_KEY = REDIS_KEY_PREFIX + "reports:host-state"
+LOG_OFFSETS_KEY = REDIS_KEY_PREFIX + "reports:log-offsets"
 _LEVELS = frozenset({"WARNING", "ERROR", "CRITICAL"})
 # Processes counted as the fleet's own: Celery workers and beat, the agent CLI and API, Flower.
 _FLEET_WORDS = ("celery", "agent", "uvicorn", "flower")

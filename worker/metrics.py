@@ -40,6 +40,9 @@ TASK_QUEUE_WAIT = Histogram(
 HTTP_DURATION = Histogram(
     "fleet_http_request_duration_seconds", "API request latency.", ["method", "route", "status"], buckets=BUCKETS
 )
+API_AUTH_FAILURES = Counter(
+    "fleet_api_auth_failures", "API requests refused for their credentials, by reason.", ["reason"]
+)
 DB_DURATION = Histogram("fleet_db_query_duration_seconds", "SQL statement latency.", ["verb"], buckets=BUCKETS)
 
 # Agent workflow metrics: defined here so the agents adapters import them instead of redefining.

@@ -9,7 +9,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import redis
 
@@ -38,13 +38,29 @@ def answers(url: str, timeout: float = 0.5) -> bool:
     client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
     try:
         return bool(client.ping())
+    except redis.AuthenticationError:
+        return True  # it answered, and refused the credentials: a server is there (credentials_refused says so)
     except (redis.ConnectionError, redis.TimeoutError, OSError):
         return False
     except redis.ResponseError:
-        # It answered, but refused the command (authentication): a server is there.
+        # It answered, but refused the command: a server is there.
         return True
     finally:
         client.close()
+
+
+def credentials_refused(url: str, timeout: float = 0.5) -> bool:
+    """True when a Redis server at the URL answers but refuses its user and password (or wants some)."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    try:
+        client.ping()
+    except redis.AuthenticationError:
+        return True
+    except (redis.RedisError, OSError):
+        return False
+    finally:
+        client.close()
+    return False
 
 
 _HANDED_OUT: set[int] = set()
@@ -67,23 +83,49 @@ def free_port() -> int:
 
 @dataclass
 class RedisServer:
-    """A private redis-server process with append-only persistence under `data_dir`."""
+    """A private redis-server process with append-only persistence under `data_dir`.
+
+    With a `password`, clients must authenticate: as the ACL user `username` (which may do everything; the
+    `default` user then has `requirepass` as its password, or is switched off), or, without a username, with
+    `requirepass` semantics on the default user. The secrets go to a 0600 file, never on the command line.
+    """
 
     port: int
     data_dir: Path
     appendonly: bool = True
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    requirepass: str | None = field(default=None, repr=False)
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
-        """The URL of database 0 on this server."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        """The URL of database 0 on this server, with its credentials."""
+        credentials = f"{quote(self.username or '', safe='')}:{quote(self.password, safe='')}@" if self.password else ""
+        return f"redis://{credentials}127.0.0.1:{self.port}/0"
+
+    def _auth_file(self) -> list[str]:
+        """The config file holding the credentials (its path first on the command line), or nothing."""
+        if not (self.password or self.requirepass):
+            return []
+        lines = []
+        if self.username and self.password:
+            lines.append(f"user {self.username} on >{self.password} ~* &* +@all")
+            lines.append(f"requirepass {self.requirepass}" if self.requirepass else "user default off")
+        else:
+            lines.append(f"requirepass {self.password or self.requirepass}")
+        path = (self.data_dir / "auth.conf").resolve()
+        path.touch(mode=0o600)
+        path.chmod(0o600)
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return [str(path)]
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         """Start the server and wait until it answers."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         command = [
             find_binary(),
+            *self._auth_file(),
             "--port",
             str(self.port),
             "--bind",
@@ -129,3 +171,9 @@ class RedisServer:
 def port_of(url: str) -> int:
     """The TCP port a redis:// URL names (6379 when none)."""
     return urlsplit(url).port or 6379
+
+
+def credentials_of(url: str) -> tuple[str | None, str | None]:
+    """The user and password a redis:// URL carries (None when absent), decoded."""
+    parts = urlsplit(url)
+    return (unquote(parts.username) if parts.username else None), (unquote(parts.password) if parts.password else None)

@@ -14,7 +14,7 @@ from beat.analyzer import Pattern, load_catalogue
 from beat.chart import render_chart
 from beat.config import ReportsConfig, reports_config
 from beat.report import Report, ReportInputs, build_briefing, build_report
-from beat.schedule import in_offline_window, is_late, report_period
+from beat.schedule import check_report_date, in_offline_window, is_late, report_period
 from worker import evidence
 from worker.db import get_engine
 from worker.redis_client import get_redis
@@ -121,7 +121,7 @@ def generate(
     ctx = context()
     now = now or datetime.now(UTC)
     now_local = now.astimezone(ctx.zone)
-    day = day or now_local.date()
+    day = check_report_date(day or now_local.date(), now_local.date())
     if not replace and store.get_report(day) is not None:
         return {"date": day.isoformat(), "stored": False, "reason": "exists"}
     # A report sent because beat found it missed at start is late by definition; a scheduled one past grace too.

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from worker import redis_server
 from worker.errors import BrokerUnavailable
-from worker.settings import Settings
+from worker.settings import Settings, mask_url
 
 log = logging.getLogger("fleet.runner")
 
@@ -97,21 +97,26 @@ class Fleet:
 
     def ensure_broker(self) -> None:
         """Use the Redis that answers; start the bundled one when a local URL has no server."""
-        url = self.settings.broker_url
+        url, shown = self.settings.broker_url, mask_url(self.settings.broker_url)
         if redis_server.answers(url):
-            self.say("fleet", f"broker answers at {url}")
+            if redis_server.credentials_refused(url):
+                raise BrokerUnavailable(f"the broker at {shown} refused the user and password of FLEET_BROKER_URL")
+            self.say("fleet", f"broker answers at {shown}")
             return
         host = urlsplit(url).hostname or ""
         if host not in LOCAL_HOSTS:
-            raise BrokerUnavailable(f"no broker answers at {url}; start Redis there or set FLEET_BROKER_URL")
+            raise BrokerUnavailable(f"no broker answers at {shown}; start Redis there or set FLEET_BROKER_URL")
         data_dir = self.options.var_dir / f"redis-{redis_server.port_of(url)}"
-        self.redis = redis_server.RedisServer(port=redis_server.port_of(url), data_dir=data_dir).start()
-        self.say("fleet", f"no broker answered: started bundled Redis on {url} (data in {data_dir})")
+        # The URL's credentials, if any, become the bundled server's: the fleet connects as it always does.
+        username, password = redis_server.credentials_of(url)
+        self.redis = redis_server.RedisServer(
+            port=redis_server.port_of(url), data_dir=data_dir, username=username, password=password
+        ).start()
+        self.say("fleet", f"no broker answered: started bundled Redis on {shown} (data in {data_dir})")
 
     def ensure_database(self) -> None:
         """Apply every migration before any process touches the database."""
         from worker.migrate import upgrade
-        from worker.settings import mask_url
 
         upgrade(self.settings.database_url)
         self.say("fleet", f"database ready: {mask_url(self.settings.database_url)}")

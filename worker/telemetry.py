@@ -24,14 +24,15 @@ from sqlalchemy import Engine, event
 from beat.aggregates import BUCKETS, STATS, MinuteAggregate, bucket_index
 from beat.config import ReportsConfig, reports_config
 from worker import otel  # noqa: F401  (optional traces, off unless OTEL_EXPORTER_OTLP_ENDPOINT is set)
+from worker.constants import REDIS_KEY_PREFIX
 from worker.settings import get_settings
 
 log = logging.getLogger("fleet.reports")
 
 # Header stamped by the producer at publish time (epoch seconds): queue wait = start - sent.
 SENT_HEADER = "x_sent_at"
-KEY_PREFIX = "fleet:telemetry:"
-MINUTES_KEY = "fleet:telemetry:minutes"
+KEY_PREFIX = REDIS_KEY_PREFIX + "telemetry:"
+MINUTES_KEY = KEY_PREFIX + "minutes"
 SEP = "\x1f"
 # A minute's hash outlives a fleet that is down for a weekend; collect_metrics deletes it when moved.
 KEY_TTL_S = 7 * 24 * 3600

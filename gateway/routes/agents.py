@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agents.errors import AgentError, RunNotFound
 from agents.models import WorkflowRequest
-from gateway.deps import Config, ReadKey, RunKey
+from gateway.deps import Config, ReadKey, RunKey, Waits, WaitSlot
+from gateway.keys import Principal
 from gateway.problems import ApiProblem, classify
 from gateway.services import agents as service
 from gateway.sse import format_event
@@ -44,6 +45,15 @@ class ToolCall(BaseModel):
     args: dict[str, Any] = Field(default_factory=dict)
 
 
+def owned(run_id: str, who: Principal) -> dict[str, Any]:
+    """The run record when the caller may see it: its own run, or any with `operator`; else 404 (another key's
+    run is not revealed)."""
+    record = service.run_status(run_id)
+    if not who.owns(record.get("owner")):
+        raise RunNotFound(f"no run {run_id}")
+    return record
+
+
 def accepted(run_id: str) -> JSONResponse:
     """202 with where to follow the run."""
     body = {"run_id": run_id, "status": "pending", "status_url": f"/api/v1/agent/status/{run_id}"}
@@ -51,9 +61,9 @@ def accepted(run_id: str) -> JSONResponse:
 
 
 @router.post("/agent/run", status_code=status.HTTP_202_ACCEPTED, responses={200: {"description": "run finished"}})
-def run(request: WorkflowRequest, config: Config, _who: RunKey, wait: bool = False) -> JSONResponse:
+def run(request: WorkflowRequest, config: Config, who: RunKey, _slot: WaitSlot, wait: bool = False) -> JSONResponse:
     """Start a workflow; with `?wait=true`, the run record once it rests (within gateway.wait_timeout_s)."""
-    run_id = service.submit(request)
+    run_id = service.submit(request, owner=who.key_id)
     if not wait:
         return accepted(run_id)
     try:
@@ -80,17 +90,25 @@ def _events(run_id: str, last_event_id: str, timeout_s: float) -> Iterator[bytes
 def run_stream(
     request: WorkflowRequest,
     config: Config,
-    _who: RunKey,
+    who: RunKey,
+    waits: Waits,
     last_event_id: Annotated[str | None, Header(max_length=200)] = None,
 ) -> StreamingResponse:
     """Start a workflow and stream its stage and subtask events (SSE); `Last-Event-ID` resumes the same run."""
     run_id, _, entry = (last_event_id or "").partition("/")
-    if not (run_id and entry):
-        run_id, entry = service.submit(request), "0"
-    elif not entry.replace("-", "").isdigit():
-        entry = "0"
+    if run_id and entry:
+        owned(run_id, who)  # resuming: only a run the caller may see
+    slot = waits.slot()  # before submitting: a refused stream starts nothing
+    try:
+        if not (run_id and entry):
+            run_id, entry = service.submit(request, owner=who.key_id), "0"
+        elif not entry.replace("-", "").isdigit():
+            entry = "0"
+    except BaseException:
+        slot.release()
+        raise
     return StreamingResponse(
-        _events(run_id, entry, config.stream_timeout_s),
+        waits.slots.hold_while(slot, _events(run_id, entry, config.stream_timeout_s)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache"},
     )
@@ -104,47 +122,52 @@ def run_stream(
 def run_events(
     run_id: RunId,
     config: Config,
-    _who: ReadKey,
+    who: ReadKey,
+    waits: Waits,
     last_event_id: Annotated[str | None, Header(max_length=200)] = None,
 ) -> StreamingResponse:
     """Follow an existing run's events (SSE), resuming after `Last-Event-ID`."""
-    service.run_status(run_id)  # 404 before the stream starts
+    owned(run_id, who)  # 404 before the stream starts
     entry = (last_event_id or "").rpartition("/")[2] or "0"
     entry = entry if entry.replace("-", "").isdigit() else "0"
+    slot = waits.slot()
     return StreamingResponse(
-        _events(run_id, entry, config.stream_timeout_s),
+        waits.slots.hold_while(slot, _events(run_id, entry, config.stream_timeout_s)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache"},
     )
 
 
 @router.post("/agent/batch", status_code=status.HTTP_202_ACCEPTED)
-def batch(body: BatchRequest, _who: RunKey) -> dict[str, Any]:
+def batch(body: BatchRequest, who: RunKey) -> dict[str, Any]:
     """Start several workflows; their run ids in order."""
-    return {"run_ids": [service.submit(request) for request in body.requests]}
+    return {"run_ids": [service.submit(request, owner=who.key_id) for request in body.requests]}
 
 
 @router.get("/agent/status/{run_id}")
-def run_status(run_id: RunId, _who: ReadKey) -> dict[str, Any]:
-    """The run record: status, stages with timings, subtask results, output."""
-    return service.run_status(run_id)
+def run_status(run_id: RunId, who: ReadKey) -> dict[str, Any]:
+    """The run record (the caller's own run, or any with `operator`): status, stages, subtask results, output."""
+    return owned(run_id, who)
 
 
 @router.delete("/agent/cancel/{run_id}")
 def cancel(run_id: RunId, who: RunKey) -> dict[str, Any]:
     """Cancel a run (partial results stay); the run record."""
+    owned(run_id, who)
     return service.cancel(run_id, actor=f"key:{who.key_id}")
 
 
 @router.post("/agent/{run_id}/approve")
 def approve(run_id: RunId, who: RunKey) -> dict[str, Any]:
     """Release a run awaiting approval to the executor."""
+    owned(run_id, who)
     return service.approve(run_id, actor=f"key:{who.key_id}")
 
 
 @router.post("/agent/{run_id}/reject")
 def reject(run_id: RunId, who: RunKey, body: RejectRequest | None = None) -> dict[str, Any]:
     """End a run awaiting approval as rejected."""
+    owned(run_id, who)
     return service.reject(run_id, actor=f"key:{who.key_id}", reason=body.reason if body else "")
 
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Header, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.deps import Config, RunKey
+from gateway.deps import Config, RunKey, Waits
 from gateway.services import health
 
 router = APIRouter(prefix="/api/v1", tags=["fleet"])
@@ -28,8 +28,12 @@ def ping(
     request: PingRequest,
     config: Config,
     _who: RunKey,
+    waits: Waits,
     x_correlation_id: str | None = Header(default=None, max_length=128),
 ) -> dict[str, Any]:
     """Send fleet.ping to a queue; the answer names the worker that took it."""
     wait_s = min(request.wait_s, config.wait_timeout_s)
-    return health.ping_queue(request.queue, request.priority, x_correlation_id, wait_s)
+    if wait_s <= 0:
+        return health.ping_queue(request.queue, request.priority, x_correlation_id, wait_s)
+    with waits.slot():
+        return health.ping_queue(request.queue, request.priority, x_correlation_id, wait_s)

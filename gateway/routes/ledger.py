@@ -9,7 +9,7 @@ from celery.exceptions import TimeoutError as ResultTimeout
 from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.deps import Config, LedgerWriteKey, ReadKey
+from gateway.deps import Config, LedgerWriteKey, ReadKey, WaitSlot
 from gateway.problems import ApiProblem
 from gateway.services import ledger as service
 from worker.application import app as celery_app
@@ -27,7 +27,9 @@ class EventSubmission(BaseModel):
 
 
 @router.post("/events", status_code=status.HTTP_202_ACCEPTED, responses={200: {"description": "results (wait=true)"}})
-def submit(body: EventSubmission, config: Config, _who: LedgerWriteKey, wait: bool = False) -> dict[str, Any]:
+def submit(
+    body: EventSubmission, config: Config, _who: LedgerWriteKey, _slot: WaitSlot, wait: bool = False
+) -> dict[str, Any]:
     """Send events as `ledger.quick_run`, each at the priority its rules give; with `wait`, their results."""
     sent = service.send(list(body.events), celery_app)
     accepted = [

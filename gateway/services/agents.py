@@ -13,7 +13,7 @@ from typing import Any
 
 from agents import actions, canvas
 from agents import replay as replays
-from agents.errors import AgentError, InvalidTransition, RunNotFound, ToolError
+from agents.errors import AgentError, IdempotencyKeyConflict, InvalidTransition, RunNotFound, ToolError
 from agents.models import TERMINAL_STATUSES, WorkflowRequest
 from agents.snapshot import diff
 from agents.tools import ToolContext
@@ -29,13 +29,16 @@ def _app() -> Any:
     return app
 
 
-def submit(request: WorkflowRequest | dict[str, Any]) -> str:
-    """Send the request to the fleet (`agents.run_workflow`); the run id (an earlier run's, for a known key)."""
+def submit(request: WorkflowRequest | dict[str, Any], owner: str | None = None) -> str:
+    """Send the request to the fleet (`agents.run_workflow`); the run id (an earlier run's, for a known key).
+    `owner`: the submitting API key's id, stored on the run (runs belong to their key)."""
     parsed = request if isinstance(request, WorkflowRequest) else WorkflowRequest.model_validate(request)
     ports = build_ports()
     if parsed.idempotency_key:
         existing = ports.store.find_by_key(parsed.idempotency_key)  # type: ignore[attr-defined]
         if existing is not None:
+            if owner is not None and existing.owner != owner:
+                raise IdempotencyKeyConflict()
             return str(existing.run_id)
     from agents.gatekeeper import priority_of
 
@@ -44,6 +47,7 @@ def submit(request: WorkflowRequest | dict[str, Any]) -> str:
     _app().send_task(
         "agents.run_workflow",
         args=[parsed.model_dump(mode="json")],
+        kwargs={"owner": owner} if owner else {},
         task_id=run_id,
         queue=str(parsed.options.get("queue") or ports.config.queue),
         priority=priority if isinstance(priority, int) else 5,

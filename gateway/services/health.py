@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -20,9 +22,39 @@ class Component:
     detail: str = ""
     latency_ms: float | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready."""
-        return asdict(self)
+    def as_dict(self, details: bool = True) -> dict[str, Any]:
+        """JSON-ready; without `details`, only the name and the status (what an anonymous caller is told)."""
+        return asdict(self) if details else {"name": self.name, "status": self.status}
+
+
+Answer = tuple[bool, list[Component]]
+
+
+class SharedProbe:
+    """One probe's answer shared by every caller for `ttl_s`: callers arriving while it runs get the last answer
+    (or, before the first, wait for it), so any number of callers costs one probe per period."""
+
+    def __init__(self, probe: Callable[[], Answer]) -> None:
+        self.probe = probe
+        self._running = threading.Lock()
+        self._answer: Answer | None = None
+        self._at = 0.0
+
+    def get(self, ttl_s: float) -> Answer:
+        """The cached answer while fresh, else a new probe's (or the last one while another caller probes)."""
+        answer = self._answer
+        if answer is not None and time.monotonic() - self._at < ttl_s:
+            return answer
+        if not self._running.acquire(blocking=answer is None):
+            assert answer is not None
+            return answer
+        try:
+            if self._answer is not None and time.monotonic() - self._at < ttl_s:
+                return self._answer  # probed by the caller we waited for
+            self._answer, self._at = self.probe(), time.monotonic()
+            return self._answer
+        finally:
+            self._running.release()
 
 
 def _timed(name: str, probe: Any) -> Component:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -104,23 +105,44 @@ def _keys_exist() -> bool:
 
 
 class KeyCache:
-    """Short-lived answers to 'do keys exist' and 'whose token is this', so a request costs no query."""
+    """Short-lived answers to 'do keys exist' and 'whose token is this', so a request costs no query.
 
-    def __init__(self, ttl_s: float = 5.0) -> None:
+    Bounded (least recently used first out) and never holding a miss: a stream of made-up tokens adds nothing.
+    """
+
+    def __init__(self, ttl_s: float = 5.0, max_entries: int = 1024) -> None:
         self.ttl_s = ttl_s
+        self.max_entries = max_entries
         self._lock = threading.Lock()
-        self._entries: dict[str, tuple[float, object]] = {}
+        self._entries: OrderedDict[str, tuple[float, object]] = OrderedDict()
 
-    def get_or_load(self, key: str, load: Callable[[], object]) -> object:
-        """The cached value for `key`, loading it with `load()` when absent or stale."""
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: str) -> object | None:
+        """The value cached for `key`, None when absent or stale."""
         now = time.monotonic()
         with self._lock:
             hit = self._entries.get(key)
-        if hit is not None and now - hit[0] < self.ttl_s:
+            if hit is None:
+                return None
+            if now - hit[0] >= self.ttl_s:
+                del self._entries[key]
+                return None
+            self._entries.move_to_end(key)
             return hit[1]
-        value = load()
-        with self._lock:
-            self._entries[key] = (now, value)
+
+    def get_or_load(self, key: str, load: Callable[[], object]) -> object:
+        """The cached value for `key`, loading it with `load()` when absent or stale; a None is not kept."""
+        value = self.get(key)
+        if value is None:
+            value = load()
+            if value is not None:
+                with self._lock:
+                    self._entries[key] = (time.monotonic(), value)
+                    self._entries.move_to_end(key)
+                    while len(self._entries) > self.max_entries:
+                        self._entries.popitem(last=False)
         return value
 
     def clear(self) -> None:
@@ -135,6 +157,12 @@ key_cache = KeyCache()
 def keys_exist() -> bool:
     """Whether any key is configured (stored and not revoked, or in FLEET_API_KEYS)."""
     return bool(key_cache.get_or_load("exists", _keys_exist))
+
+
+def cached_principal(token: str) -> Principal | None:
+    """The principal of a token found recently (no query), None otherwise."""
+    found = key_cache.get("token:" + hash_token(token))
+    return found if isinstance(found, Principal) else None
 
 
 def authenticate(token: str) -> Principal | None:

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from beat.errors import ReportNotFound
+from beat.schedule import check_report_date
+from worker.settings import get_settings
+
+
+def check_date(day: date) -> date:
+    """The day when a report of it makes sense (2000-01-01 to tomorrow in FLEET_TIMEZONE); ReportDateInvalid."""
+    return check_report_date(day, datetime.now(ZoneInfo(get_settings().timezone)).date())
 
 
 def _record(row: Any) -> dict[str, Any]:
@@ -42,7 +50,7 @@ def report_by_date(day: date) -> dict[str, Any]:
     """The stored report of a date; ReportNotFound when there is none."""
     from worker.stores import reports as store
 
-    row = store.get_report(day)
+    row = store.get_report(check_date(day))
     if row is None:
         raise ReportNotFound(f"no report for {day.isoformat()}")
     return _record(row)

@@ -155,7 +155,7 @@ def test_a_report_is_made_on_demand_then_read_as_latest_and_by_date(api_server: 
             assert report["markdown"] and report["health"]
             by_date = http.get(f"/api/v1/reports/{report['date']}")
             assert by_date.status_code == 200 and by_date.json()["date"] == report["date"]
-            missing = http.get("/api/v1/reports/1999-01-01")
+            missing = http.get("/api/v1/reports/2000-01-02")
             assert missing.status_code == 404 and missing.json()["code"] == "report_not_found"
             assert http.get("/api/v1/reports/not-a-date").status_code == 422
             briefing = http.get("/api/v1/briefing", params={"hours": 2})

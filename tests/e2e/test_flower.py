@@ -62,3 +62,14 @@ def test_flower_lists_the_session_worker_with_credentials(flower: str, fleet_wor
 def test_flower_refuses_requests_without_credentials(flower: str) -> None:
     assert httpx.get(flower + "/api/workers", timeout=10).status_code == 401
     assert httpx.get(flower + "/api/workers", auth=("tester", "wrong"), timeout=10).status_code == 401
+
+
+def test_flowers_metrics_need_its_credentials_and_its_healthcheck_says_only_ok(flower: str) -> None:
+    user, password = os.environ["FLEET_FLOWER_AUTH"].split(":", 1)
+    # Flower serves /metrics to anyone by design; flowerconfig.py puts it behind the same basic auth
+    assert httpx.get(flower + "/metrics", timeout=10).status_code == 401
+    assert httpx.get(flower + "/metrics", auth=(user, "wrong"), timeout=10).status_code == 401
+    metrics = httpx.get(flower + "/metrics", auth=(user, password), timeout=30)
+    assert metrics.status_code == 200 and "flower_" in metrics.text
+    health = httpx.get(flower + "/healthcheck", timeout=10)
+    assert health.status_code == 200 and health.text == "OK"

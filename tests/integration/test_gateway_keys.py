@@ -48,3 +48,20 @@ def test_agent_up_gets_a_development_key_only_when_none_exists(database_url: str
                 key_service.revoke_key(key.key_id)
     key_service.key_cache.clear()
     assert not key_service.keys_exist()
+
+
+def test_unknown_tokens_leave_no_entry_in_the_key_cache(database_url: str) -> None:
+    # Given a real key, looked up once (its answer is cached)
+    info, token = key_service.create_key("integration-cache", ["read"])
+    try:
+        key_service.key_cache.clear()
+        assert key_service.authenticate(token) is not None
+        cached = len(key_service.key_cache)
+        # When 2,000 made-up tokens (some shaped like ours) are presented
+        for index in range(2000):
+            assert key_service.authenticate(f"fleet_{index:08x}_made-up-{index}") is None
+            assert key_service.authenticate(f"bogus-{index}") is None
+        # Then the cache holds nothing more than before
+        assert len(key_service.key_cache) == cached
+    finally:
+        key_service.revoke_key(info.key_id)

@@ -63,6 +63,13 @@ def test_redis_keeps_messages(compose: dict[str, Any]) -> None:
     assert "--maxmemory-policy noeviction" in command
 
 
+def test_redis_demands_the_password_the_fleet_connects_with(compose: dict[str, Any]) -> None:
+    command = compose["services"]["redis"]["command"]
+    assert command[command.index("--requirepass") + 1] == "${REDIS_PASSWORD:?set REDIS_PASSWORD}"
+    assert compose["x-fleet-env"]["FLEET_BROKER_URL"].startswith("redis://:${REDIS_PASSWORD:?set REDIS_PASSWORD}@")
+    assert compose["services"]["redis"]["environment"]["REDISCLI_AUTH"] == "${REDIS_PASSWORD:?set REDIS_PASSWORD}"
+
+
 def test_services_wait_for_healthy_dependencies(compose: dict[str, Any]) -> None:
     for name in ("worker", "api"):
         depends = compose["services"][name]["depends_on"]

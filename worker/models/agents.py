@@ -22,6 +22,8 @@ class AgentRun(Base):
     request: Mapped[dict[str, Any]] = mapped_column(JSON)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)
     queue: Mapped[str] = mapped_column(String(64), default="agents")
+    # The visible id of the API key that submitted the run (None: the CLI, a plain producer, or before 0002).
+    owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
     priority: Mapped[int] = mapped_column(Integer, default=5)
     output: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -25,10 +25,11 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from agents import snapshot
 from agents.config import AgentsConfig, load_config
 from agents.errors import AgentError, ToolError, ToolTransientError
-from agents.models import RunRecord, WorkflowRequest
+from agents.models import AGENT_QUEUE_PATTERN, RunRecord, WorkflowRequest
 from agents.profiles import Profile, make_profile
 from agents.runner import Ports
 from agents.tools import Registry, Tool, ToolContext, default_registry
+from worker.constants import REDIS_KEY_PREFIX
 from worker.db import make_engine, normalise_url
 from worker.redis_client import get_redis
 from worker.settings import get_settings
@@ -42,7 +43,7 @@ TERMINAL_EVENT = "run_finished"
 
 def stream_key(run_id: str) -> str:
     """The Redis stream holding a run's progress events."""
-    return f"fleet:agents:run:{run_id}:events"
+    return f"{REDIS_KEY_PREFIX}agents:run:{run_id}:events"
 
 
 class RedisEvents:
@@ -222,13 +223,14 @@ def _fleet_status() -> dict[str, Any]:
         return {"error": f"broker unreachable: {exc}"}
 
 
-def start_run(run_id: str, request: WorkflowRequest) -> tuple[RunRecord, bool]:
+def start_run(run_id: str, request: WorkflowRequest, owner: str | None = None) -> tuple[RunRecord, bool]:
     """Create the run (or find the one with the same idempotency key) and its config snapshot."""
     ports = build_ports()
     queue = str(request.options.get("queue") or ports.config.queue)
-    if not re.fullmatch(r"agents(-[a-z0-9]+)?", queue):
+    # Checked again here (the request model checks it too): a message from any producer may name any key.
+    if not re.fullmatch(AGENT_QUEUE_PATTERN, queue):
         raise AgentError(f"options.queue must be 'agents' or 'agents-<name>', got {queue!r}")
-    record, created = ports.store.create_run(run_id, request, queue)
+    record, created = ports.store.create_run(run_id, request, queue, owner)
     # Also when this very message recorded the run and died before it stored the snapshot (still pending).
     if created or (record.run_id == run_id and record.status == "pending"):
         described = (
