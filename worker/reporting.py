@@ -173,4 +173,5 @@ def missed_report_check(now: datetime | None = None) -> date | None:
 
     ctx = context()
     now_local = (now or datetime.now(UTC)).astimezone(ctx.zone)
-    return missed_report_due(now_local, store.get_report(now_local.date()) is not None, ctx.config)
+    has_report = store.get_report(now_local.date()) is not None
+    return missed_report_due(now_local, has_report, ctx.config, store.first_seen())
