@@ -51,7 +51,7 @@ def _rows(rows: Sequence[TaskRow], w: dict[str, str], first: str) -> list[str]:
     ]
     lines += [
         f"| {r.name} | {r.queue} | {r.count} | {r.failures} | {r.retries} | {r.runtime_mean_s:.4f} | "
-        f"{r.runtime_p95_s:g} | {r.wait_mean_s:.3f} |"
+        f"{_num(r.runtime_p95_s)} | {r.wait_mean_s:.3f} |"
         for r in rows
     ]
     return lines
