@@ -80,7 +80,7 @@ def issues_section(issues: Sequence[Issue], w: dict[str, str]) -> list[str]:
             f"{', '.join(issue.components)}; {w['minutes']}: {issue.minutes})"
         )
         lines += [f"- {sentence}" for sentence in issue.evidence]
-        lines.append(f"{w['actions']}:")
+        lines += ["", f"{w['actions']}:"]  # a paragraph of its own, not a continuation of the last evidence item
         lines += [f"{n}. {action}" for n, action in enumerate(issue.actions, 1)]
         lines.append("")
     return lines

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
+from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 
 from worker import console, prometheus_env, redis_server
@@ -216,7 +217,11 @@ class Fleet:
         while not self._stopping.is_set() and time.monotonic() < deadline:
             if any(c.process is not None and c.process.poll() is not None for c in workers):
                 return  # a worker exited: the supervisor says so; Flower need not wait for it
-            if len(workers_online(app, timeout=1.0)) >= len(workers):
+            try:
+                if len(workers_online(app, timeout=1.0)) >= len(workers):
+                    return
+            except (OSError, KombuOperationalError) as exc:
+                self.say("fleet", f"workers not reachable ({exc}); starting Flower anyway")
                 return
         self.say("fleet", f"workers did not all answer within {WORKERS_READY_S:.0f}s; starting Flower anyway")
 
