@@ -16,8 +16,8 @@ BARRIER_TASK = "celery.accumulate"
 HARD_LIMIT_GRACE_S = 5
 
 
-def _stage(name: str, run_id: str, queue: str, priority: int, app: Any, task_id: str | None = None) -> Signature:
-    options = {"queue": queue, "priority": priority, "task_id": task_id or str(uuid.uuid4())}
+def _stage(name: str, run_id: str, queue: str, priority: int, app: Any) -> Signature:
+    options = {"queue": queue, "priority": priority, "task_id": str(uuid.uuid4())}
     return signature(name, kwargs={"run_id": run_id}, immutable=True, app=app, **options)
 
 
@@ -27,12 +27,11 @@ RESUME_AT = {"pending": 0, "analyzing": 0, "gated": 2, "executing": 2, "verifyin
 
 def pipeline(run_id: str, queue: str, priority: int, app: Any = None, status: str = "pending") -> Signature:
     """The whole workflow (or, from `status`, what remains of it): the stages in a chain, each reading the run
-    context by id. The last one carries the run id as its task id: the producer's id (the run id) resolves to
-    the final run record."""
+    context by id and each with a task id of its own, so monitors (Flower) show agents.run_workflow under the
+    run id; agents.verify stores the final run record as the run id's result too (the producer's)."""
     # Each signature is bound to the app that sends it: an unbound one is sent by whichever app was created last.
     names = STAGE_TASKS[RESUME_AT[status] :]
-    stages = [_stage(name, run_id, queue, priority, app) for name in names[:-1]]
-    return chain(*stages, _stage(names[-1], run_id, queue, priority, app, task_id=run_id))
+    return chain(*(_stage(name, run_id, queue, priority, app) for name in names))
 
 
 def resume(run_id: str, queue: str, priority: int, app: Any = None) -> Signature:

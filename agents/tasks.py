@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from celery import Task, signature
-from celery.exceptions import Ignore, SoftTimeLimitExceeded
+from celery import Task, signature, states
+from celery.exceptions import SoftTimeLimitExceeded
 from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 
@@ -23,6 +23,13 @@ log = logging.getLogger("fleet.agents")
 
 class StageTask(Task):  # type: ignore[misc]
     """A stage that crashed (not a tool error: a bug or an outage) ends its run `failed`, never stuck."""
+
+    def on_replace(self, sig: Any) -> Any:
+        """Tell monitors this task is done: it handed its work to `sig`. Celery sends no event for a replaced
+        task, so Flower showed every run_workflow and execute STARTED (with a Terminate button) for ever."""
+        handed = len(list(canvas.task_ids(sig)))
+        self.send_event("task-succeeded", result=f"'replaced by {handed} tasks'", runtime=0.0)
+        return super().on_replace(sig)
 
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         """Mark the run failed with the error."""
@@ -161,14 +168,14 @@ def _outputs(previous: Any) -> dict[str, dict[str, Any]]:
 
 @app.task(name="agents.verify", bind=True, base=StageTask, **TRANSIENT)
 def verify(self: Task, run_id: str) -> dict[str, Any]:
-    """RUNE: check the run; returns the final run record (the producer's result)."""
+    """RUNE: check the run; returns the run record, also stored as the result of the run id (the producer's)."""
     with AGENT_STAGE_DURATION.labels("verify").time(), fleet_logging.bound(run_id=run_id):
         record = runner.verify(run_id, build_ports(), self.request.id)
     if record.status in runner.IN_FLIGHT:
-        # Sent before the run was ready (a duplicate): no result, so the producer's id (this task's, the run
-        # id) resolves only when the run rests. (Celery's own "ignored" line is not written: worker.logging.)
+        # Sent before the run was ready (a duplicate): nothing for the producer, whose id (the run id) resolves
+        # only when the run rests; this task ends as a stage report.
         log.info("verify of run %s arrived before the run was ready (a duplicate): ignored", run_id)
-        raise Ignore()
+        return runner.report(run_id, "verify", record.status)
     if record.finished:
         AGENT_REQUESTS.labels(record.request.mode, record.status).inc()
         level = logging.INFO if record.status == "succeeded" else logging.WARNING
@@ -179,7 +186,11 @@ def verify(self: Task, run_id: str) -> dict[str, Any]:
             record.status,
             extra={"category": "agent", "run_id": run_id, "error": record.error},
         )
-    return _json(record)
+    result = _json(record)
+    # The producer holds the run id (run_workflow's task id, which replaced itself): the record is its result.
+    # A stored SUCCESS or REVOKED (a cancel) is final (worker/backend.py): a late duplicate changes nothing.
+    self.backend.store_result(run_id, result, states.SUCCESS)
+    return result
 
 
 @app.task(name="agents.sweep", ignore_result=True)

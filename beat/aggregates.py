@@ -69,18 +69,28 @@ class MinuteAggregate:
         self.buckets = [a + b for a, b in zip(self.buckets, other.buckets, strict=True)]
 
 
-def quantile_from_buckets(buckets: list[int], q: float) -> float:
-    """The upper bound of the bucket holding the q-quantile; 0 for an empty histogram."""
+def quantile_from_buckets(buckets: list[int], q: float, maximum: float | None = None) -> float | None:
+    """The q-quantile, interpolated linearly within its bucket (as Prometheus' histogram_quantile does) and
+    never above `maximum` (the largest duration observed, when known); None for an empty histogram.
+
+    A bucket's upper bound alone turned one 1.2 s task into a p95 of 2.5 s.
+    """
     total = sum(buckets)
     if total == 0:
-        return 0.0
+        return None
     rank = q * total
     running = 0
     for index, count in enumerate(buckets):
+        if count and running + count >= rank:
+            lower = BUCKETS[index - 1] if index > 0 else 0.0
+            if index < len(BUCKETS):
+                upper = BUCKETS[index]
+            else:  # above the last bound: up to the largest observed, else twice the bound
+                upper = maximum if maximum is not None and maximum > lower else lower * 2
+            value = lower + (upper - lower) * (rank - running) / count
+            return min(value, maximum) if maximum is not None and maximum > 0 else value
         running += count
-        if running >= rank:
-            return BUCKETS[index] if index < len(BUCKETS) else BUCKETS[-1] * 2
-    return BUCKETS[-1] * 2
+    return None
 
 
 @dataclass(slots=True)

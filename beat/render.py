@@ -51,7 +51,7 @@ def _rows(rows: Sequence[TaskRow], w: dict[str, str], first: str) -> list[str]:
     ]
     lines += [
         f"| {r.name} | {r.queue} | {r.count} | {r.failures} | {r.retries} | {r.runtime_mean_s:.4f} | "
-        f"{r.runtime_p95_s:g} | {r.wait_mean_s:.3f} |"
+        f"{_num(r.runtime_p95_s)} | {r.wait_mean_s:.3f} |"
         for r in rows
     ]
     return lines
@@ -80,7 +80,7 @@ def issues_section(issues: Sequence[Issue], w: dict[str, str]) -> list[str]:
             f"{', '.join(issue.components)}; {w['minutes']}: {issue.minutes})"
         )
         lines += [f"- {sentence}" for sentence in issue.evidence]
-        lines.append(f"{w['actions']}:")
+        lines += ["", f"{w['actions']}:"]  # a paragraph of its own, not a continuation of the last evidence item
         lines += [f"{n}. {action}" for n, action in enumerate(issue.actions, 1)]
         lines.append("")
     return lines

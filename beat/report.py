@@ -8,12 +8,16 @@ from datetime import date, datetime
 from typing import Any
 
 from beat.aggregates import HostSample, LogEvent, MinuteAggregate
-from beat.analyzer import Evidence, Issue, Pattern, analyze
+from beat.analyzer import PRIORITY_ORDER, Evidence, Issue, Pattern, analyze
 from beat.components import Component, Health, Probe, assess, rollup
 from beat.config import ReportsConfig
+from beat.coverage import unexplained
 from beat.render import render_briefing, render_report
 from beat.summary import DaySummary, compare, describe, summarise
 from beat.thresholds import Level, classify_all
+
+# An issue of these priorities makes the health at least WARNING: "OK" never comes with one.
+URGENT = frozenset({"HIGH", "MEDIUM"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,10 +64,13 @@ def judge(
     if (workers := describe([float(len(inputs.probe.workers))])) is not None:
         summary.signals.setdefault("workers", workers)
     evidence = Evidence(signals=summary.signals, levels=levels, components=components, logs=inputs.logs)
-    issues = analyze(patterns, evidence, inputs.language)
+    matched = analyze(patterns, evidence, inputs.language)
+    # Whatever makes the health worse than OK is an issue with an action, even where no pattern matched.
+    extra = unexplained(matched, patterns, components, levels, inputs.language)
+    issues = sorted([*matched, *extra], key=lambda issue: (PRIORITY_ORDER[issue.priority], issue.id))
     health = rollup(components)
     signal_warning = any(level == Level.WARNING for level in levels.values())
-    if health == Health.OK and (signal_warning or any(i.priority == "HIGH" for i in issues)):
+    if health == Health.OK and (signal_warning or any(i.priority in URGENT for i in issues)):
         health = Health.WARNING
     return levels, components, health, issues
 

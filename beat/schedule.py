@@ -98,11 +98,18 @@ def is_late(now_local: datetime, config: ReportsConfig) -> bool:
     return now_local > due + timedelta(minutes=config.late_grace_minutes)
 
 
-def missed_report_due(now_local: datetime, has_report_today: bool, config: ReportsConfig) -> date | None:
-    """Today's date when its report time has passed without a report (the fleet was down), else None."""
+def missed_report_due(
+    now_local: datetime, has_report_today: bool, config: ReportsConfig, fleet_since: datetime | None
+) -> date | None:
+    """Today's date when its report time has passed without a report (the fleet was down), else None.
+
+    `fleet_since` is the fleet's first trace (a metrics sample or a report): a fleet first seen after
+    today's report time, or never (a brand-new one), has missed nothing.
+    """
     if has_report_today or in_offline_window(now_local.time(), config.window):
         return None
-    if now_local.time() < report_time(config):
+    due = datetime.combine(now_local.date(), report_time(config), tzinfo=now_local.tzinfo)
+    if now_local < due or fleet_since is None or fleet_since > due:
         return None
     return now_local.date()
 

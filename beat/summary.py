@@ -77,7 +77,7 @@ class TaskRow:
     failures: int
     retries: int
     runtime_mean_s: float
-    runtime_p95_s: float
+    runtime_p95_s: float | None
     wait_mean_s: float
 
 
@@ -129,7 +129,7 @@ def _rollup(rows: Iterable[MinuteAggregate]) -> list[TaskRow]:
             failures=m.failures,
             retries=m.retries,
             runtime_mean_s=m.runtime_sum / m.count if m.count else 0.0,
-            runtime_p95_s=quantile_from_buckets(m.buckets, 0.95),
+            runtime_p95_s=quantile_from_buckets(m.buckets, 0.95, m.runtime_max),
             wait_mean_s=m.wait_sum / m.wait_count if m.wait_count else 0.0,
         )
         for m in merged.values()
@@ -150,7 +150,8 @@ def _kind_signals(rows: list[MinuteAggregate], prefix: str) -> dict[str, Stat]:
     minutes = _per_minute(rows)
     values: dict[str, list[float]] = defaultdict(list)
     for m in minutes.values():
-        values[f"{prefix}_p95_s"].append(quantile_from_buckets(m.buckets, 0.95))
+        if (p95 := quantile_from_buckets(m.buckets, 0.95, m.runtime_max)) is not None:
+            values[f"{prefix}_p95_s"].append(p95)
     return {name: stat for name, vals in values.items() if (stat := describe(vals)) is not None}
 
 
@@ -170,9 +171,14 @@ def _task_series(ordered: Sequence[MinuteAggregate]) -> tuple[dict[str, list[Any
         "minute": [m.minute.isoformat() for m in ordered],
         "throughput": [m.count for m in ordered],
         "failure_rate_pct": [100.0 * m.failures / m.count if m.count else 0.0 for m in ordered],
-        "runtime_p95_s": [quantile_from_buckets(m.buckets, 0.95) for m in ordered],
+        # None for a minute without a measured execution: the chart leaves a gap rather than drawing a bound.
+        "runtime_p95_s": [quantile_from_buckets(m.buckets, 0.95, m.runtime_max) for m in ordered],
     }
-    signals = {name: stat for name in list(series)[1:] if (stat := describe(series[name])) is not None}
+    signals = {
+        name: stat
+        for name in list(series)[1:]
+        if (stat := describe(v for v in series[name] if v is not None)) is not None
+    }
     if (wait := describe(m.wait_sum / m.wait_count for m in ordered if m.wait_count)) is not None:
         signals["queue_wait_s"] = wait
     return series, signals

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import anyio
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import SQLAlchemyError
 
 from agents.errors import AgentError
@@ -30,6 +31,8 @@ from worker.telemetry import http_latency_middleware
 
 log = logging.getLogger("fleet.api")
 
+# Where the documentation pages' scripts and styles are served (open, like /docs).
+DOCS_STATIC = "/docs-static"
 # How often buffered audit records are written.
 AUDIT_FLUSH_S = 1.0
 ROUTERS = (
@@ -93,7 +96,8 @@ def create_app() -> FastAPI:
             flusher.cancel()
             await anyio.to_thread.run_sync(audit.flush)
 
-    api = FastAPI(title="Agent Fleet", version="0.1.0", lifespan=lifespan)
+    # /docs and /redoc load Swagger UI and ReDoc from this package's own copies, not a CDN: they work offline.
+    api = FastAPIOffline(title="Agent Fleet", version="0.1.0", lifespan=lifespan, static_url=DOCS_STATIC)
     for router in ROUTERS:
         api.include_router(router)
     # One handler, registered for each root it maps: an error left to the catch-all `Exception` entry

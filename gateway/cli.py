@@ -55,6 +55,9 @@ def up(
     beat: bool = typer.Option(True, help="Run Celery Beat (exactly one per fleet)."),
     flower: bool = typer.Option(True, help="Run Flower."),
     api: bool = typer.Option(True, help="Run the HTTP API."),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Print every log line here (default: start-up, warnings, errors)."
+    ),
 ) -> None:
     """Run the whole fleet here: broker (bundled if none answers), database, workers, beat, Flower, API."""
     from worker.runner import Fleet, FleetOptions
@@ -70,6 +73,7 @@ def up(
         api=api,
         api_port=api_port,
         flower_port=flower_port,
+        verbose=verbose,
     )
     Fleet(get_settings(), options, announce=_development_key).run()
 

@@ -9,28 +9,19 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import Counter as PromCounter
-from prometheus_client import Histogram
 from sqlalchemy.exc import OperationalError
 
 from ledger.config import LedgerConfig, load_config
 from ledger.quickrun import run
 from worker.application import app
 from worker.masking import mask_identifier
+from worker.metrics import LEDGER_EVENTS, LEDGER_QUICK_RUN_SECONDS
 from worker.settings import get_settings
 from worker.signals import correlation_of
 from worker.stores.ledger import SqlLedgerStore
 
 log = logging.getLogger("fleet.ledger")
 
-EVENTS_TOTAL = PromCounter(
-    "ledger_events_total", "Ledger events processed, by status and deciding code.", ["status", "code"]
-)
-QUICK_RUN_SECONDS = Histogram(
-    "ledger_quick_run_duration_seconds",
-    "Time to process one ledger task.",
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
-)
 _ACCOUNT_KEYS = ("account", "sender", "receiver")
 
 
@@ -107,9 +98,9 @@ def process(
         if not (quiet and result["status"] == "accepted"):
             _log(raw, result, config)
     for (status, code), count in counts.items():
-        EVENTS_TOTAL.labels(status, code).inc(count)
+        LEDGER_EVENTS.labels(status, code).inc(count)
     elapsed = time.perf_counter() - started
-    QUICK_RUN_SECONDS.observe(elapsed)
+    LEDGER_QUICK_RUN_SECONDS.observe(elapsed)
     if batch:
         log.info(
             "ledger batch done",

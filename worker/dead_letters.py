@@ -106,6 +106,18 @@ class FleetConsumer(Consumer):
         except Exception as exc:  # noqa: BLE001  (the broker may be gone: events are best effort)
             log.debug("task events not flushed at stop: %s", exc)
 
+    def on_unknown_task(self, body: Any, message: Any, exc: Exception) -> None:
+        """Name the refused task for monitors, then let Celery refuse it and report it failed.
+
+        Celery sends only `task-failed` for it: Flower listed a FAILURE without a name. A `task-received`
+        carrying the name the producer gave goes first (the same buffered batch keeps the order).
+        """
+        headers = getattr(message, "headers", None) or {}
+        if self.event_dispatcher is not None and headers.get("id"):
+            name = str(headers.get("task") or "(no task name)")[:256]
+            self.event_dispatcher.send("task-received", uuid=str(headers["id"])[:64], name=name, args="", kwargs="")
+        super().on_unknown_task(body, message, exc)
+
     def on_decode_error(self, message: Any, exc: Exception) -> None:
         """Record, then let Celery log and acknowledge so the message does not loop."""
         headers = message.headers or {}

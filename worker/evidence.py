@@ -19,7 +19,7 @@ from beat.components import Probe
 from worker.constants import REDIS_KEY_PREFIX
 from worker.db import check
 from worker.errors import DatabaseUnavailable
-from worker.fleet_status import queue_depths, workers_online
+from worker.fleet_status import queue_depths, registered_services, workers_online
 
 log = logging.getLogger("fleet.reports")
 
@@ -169,14 +169,16 @@ def probe(app: Any, redis_client: Any, config: Any, beat_last_seen: datetime | N
     except DatabaseUnavailable as exc:
         database_ms, database_error = None, str(exc)
     workers = tuple(workers_online(app, timeout=1.0)) if broker_ms is not None else ()
+    # Configured URLs win; else those `agent up` recorded for the services it started.
+    started = registered_services(redis_client) if broker_ms is not None else {}
     return Probe(
         broker_ms=broker_ms,
         database_ms=database_ms,
         workers=workers,
         expected_workers=config.expected_workers,
         beat_last_seen=beat_last_seen,
-        flower_ok=_http_ok(config.flower_url),
-        api_ok=_http_ok(config.api_url),
+        flower_ok=_http_ok(config.flower_url or started.get("flower")),
+        api_ok=_http_ok(config.api_url or started.get("api")),
         broker_error=broker_error,
         database_error=database_error,
     )

@@ -30,3 +30,31 @@ def workers_online(app: Any, timeout: float = 1.0) -> dict[str, list[str]]:
     inspector = app.control.inspect(timeout=timeout)
     replies = inspector.active_queues() or {}
     return {name: sorted(queue["name"] for queue in queues) for name, queues in sorted(replies.items())}
+
+
+# The URLs of the services `agent up` started (Flower, the API), for the briefing and the report's probe.
+SERVICES_KEY = "fleet:up:services"
+
+
+def register_services(client: redis.Redis, urls: dict[str, str]) -> None:
+    """Record the health URL of each service `agent up` runs (replacing what an earlier run recorded)."""
+    pipe = client.pipeline()
+    pipe.delete(SERVICES_KEY)
+    if urls:
+        pipe.hset(SERVICES_KEY, mapping=urls)
+    pipe.execute()
+
+
+def forget_services(client: redis.Redis) -> None:
+    """`agent up` stopped: its services are gone."""
+    client.delete(SERVICES_KEY)
+
+
+def registered_services(client: redis.Redis) -> dict[str, str]:
+    """The service URLs `agent up` recorded: {"flower": url, "api": url}, each when it runs."""
+    raw = client.hgetall(SERVICES_KEY)
+    return {_text(k): _text(v) for k, v in raw.items()}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

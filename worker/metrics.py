@@ -45,13 +45,21 @@ API_AUTH_FAILURES = Counter(
 )
 DB_DURATION = Histogram("fleet_db_query_duration_seconds", "SQL statement latency.", ["verb"], buckets=BUCKETS)
 
-# Agent workflow metrics: defined here so the agents adapters import them instead of redefining.
+# Agent workflow metrics: defined here, after the multiprocess switch above, for the agents adapters.
 AGENT_REQUESTS = Counter("agent_requests", "Workflow requests by mode and final status.", ["mode", "status"])
 AGENT_TOOL_CALLS = Counter("agent_tool_calls", "Tool calls by tool and outcome.", ["tool", "status"])
 AGENT_STAGE_DURATION = Histogram(
     "agent_stage_duration_seconds", "Duration of one agent stage.", ["stage"], buckets=BUCKETS
 )
 AGENT_TOKENS = Counter("agent_tokens_used", "Tokens used by stage and kind (prompt, completion).", ["stage", "kind"])
+
+# Ledger quick-run metrics, for the ledger adapters (ledger/tasks.py).
+LEDGER_EVENTS = Counter("ledger_events", "Ledger events processed, by status and deciding code.", ["status", "code"])
+LEDGER_QUICK_RUN_SECONDS = Histogram(
+    "ledger_quick_run_duration_seconds",
+    "Time to process one ledger task.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+)
 
 
 def multiprocess_mode() -> bool:

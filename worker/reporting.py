@@ -106,7 +106,9 @@ def _write_files(report: Report, ctx: Context) -> dict[str, str]:
     day = report.day.isoformat()
     files = {"markdown": str(folder / f"{day}.md"), "latest": str(folder / "latest.md")}
     if report.figures.get("chart"):
-        files["chart"] = str(render_chart(report.figures["summary"]["series"], folder / f"{day}.png", f"Fleet {day}"))
+        summary = report.figures["summary"]
+        period = (datetime.fromisoformat(summary["start"]), datetime.fromisoformat(summary["end"]))
+        files["chart"] = str(render_chart(summary["series"], folder / f"{day}.png", f"Fleet {day}", period))
     (folder / f"{day}.md").write_text(report.markdown, encoding="utf-8")
     (folder / "latest.md").write_text(report.markdown, encoding="utf-8")
     (folder / f"{day}.json").write_text(json.dumps(report.figures, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -173,4 +175,5 @@ def missed_report_check(now: datetime | None = None) -> date | None:
 
     ctx = context()
     now_local = (now or datetime.now(UTC)).astimezone(ctx.zone)
-    return missed_report_due(now_local, store.get_report(now_local.date()) is not None, ctx.config)
+    has_report = store.get_report(now_local.date()) is not None
+    return missed_report_due(now_local, has_report, ctx.config, store.first_seen())

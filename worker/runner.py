@@ -17,7 +17,10 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
-from worker import redis_server
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import RedisError
+
+from worker import console, prometheus_env, redis_server
 from worker.errors import BrokerUnavailable
 from worker.settings import Settings, mask_url
 
@@ -28,6 +31,8 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 # Longer than the worker's soft shutdown (20 s) so tasks in flight finish or are requeued first.
 STOP_GRACE_S = 40.0
 MAX_RESTARTS = 5
+# How long Flower's start waits for the workers to answer (its first inspection finds them then).
+WORKERS_READY_S = 60.0
 
 
 @dataclass
@@ -40,6 +45,7 @@ class Child:
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     started_at: float = 0.0
+    env: dict[str, str] | None = None  # the fleet's environment when None
     pump: threading.Thread | None = field(default=None, repr=False)
 
 
@@ -62,6 +68,7 @@ class FleetOptions:
     api_port: int = 8000
     flower_port: int = 5555
     var_dir: Path = Path("var")
+    verbose: bool = False  # print every line of every process, not only start-up, warnings and errors
 
 
 class Fleet:
@@ -150,18 +157,20 @@ class Fleet:
         if self.options.beat:
             schedule = str(self.options.var_dir / "celerybeat-schedule")
             children.append(Child("beat", [*celery, "beat", "-s", schedule, "--loglevel", "INFO"], "93"))
-        if self.options.flower:
-            children.append(Child("flower", [*celery, "flower", f"--port={self.options.flower_port}"], "94"))
         if self.options.api:
             api = [sys.executable, "-m", "gateway.cli", "api", "--port", str(self.options.api_port)]
             children.append(Child("api", api, "97"))
+        if self.options.flower:
+            # Flower's own metrics stay in its memory, served at its /metrics, as when it is started by hand.
+            env = {k: v for k, v in self.env.items() if k != prometheus_env.ENV}
+            children.append(Child("flower", [*celery, "flower", f"--port={self.options.flower_port}"], "94", env=env))
         return children
 
     def spawn(self, child: Child) -> None:
         """Start one child with its output pumped through our prefix."""
         child.process = subprocess.Popen(
             child.command,
-            env=self.env,
+            env=child.env if child.env is not None else self.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -175,7 +184,9 @@ class Fleet:
     def _pump(self, child: Child, process: subprocess.Popen[bytes]) -> None:
         assert process.stdout is not None
         for raw in iter(process.stdout.readline, b""):
-            self.say(child.name, raw.decode(errors="replace").rstrip(), child.colour)
+            line = raw.decode(errors="replace").rstrip()
+            if self.options.verbose or console.for_terminal(line):
+                self.say(child.name, line, child.colour)
 
     def start(self) -> None:
         """Broker, database, then every process."""
@@ -183,9 +194,14 @@ class Fleet:
         self.ensure_broker()
         self.ensure_database()
         auth = self.ensure_flower_auth()
+        # Every child writes its metrics to this folder, whatever it imported first (worker/prometheus_env.py).
+        self.env[prometheus_env.ENV] = str(prometheus_env.ensure_multiproc_dir())
         self.children = self.plan()
         for child in self.children:
+            if child.name == "flower":
+                self.wait_for_workers()
             self.spawn(child)
+        self.register_services()
         if self.options.flower:
             user, _, password = auth.partition(":")
             self.say("fleet", f"Flower: http://127.0.0.1:{self.options.flower_port}  user {user}  password {password}")
@@ -193,7 +209,48 @@ class Fleet:
             self.say("fleet", f"API: http://127.0.0.1:{self.options.api_port}/docs")
             for line in self.announce() if self.announce else []:
                 self.say("fleet", line)
-        self.say("fleet", f"logs: {self.settings.log_dir}/  (Ctrl-C stops everything)")
+        quiet = "" if self.options.verbose else "; per-event lines there only, --verbose prints them here"
+        self.say("fleet", f"logs: {self.settings.log_dir}/{quiet}  (Ctrl-C stops everything)")
+
+    def wait_for_workers(self) -> None:
+        """Until every worker answers a ping (bounded): Flower started earlier warns that none answers."""
+        from worker.application import app
+        from worker.fleet_status import workers_online
+
+        deadline = time.monotonic() + WORKERS_READY_S
+        workers = [c for c in self.children if c.name.startswith("worker") and c.process is not None]
+        while not self._stopping.is_set() and time.monotonic() < deadline:
+            if any(c.process is not None and c.process.poll() is not None for c in workers):
+                return  # a worker exited: the supervisor says so; Flower need not wait for it
+            try:
+                if len(workers_online(app, timeout=1.0)) >= len(workers):
+                    return
+            except (OSError, KombuOperationalError) as exc:
+                self.say("fleet", f"workers not reachable ({exc}); starting Flower anyway")
+                return
+        self.say("fleet", f"workers did not all answer within {WORKERS_READY_S:.0f}s; starting Flower anyway")
+
+    def service_urls(self) -> dict[str, str]:
+        """What this fleet serves, for the briefing and the report (`reports.flower_url`/`api_url` win)."""
+        urls = {}
+        if self.options.flower:
+            urls["flower"] = f"http://127.0.0.1:{self.options.flower_port}/healthcheck"
+        if self.options.api:
+            urls["api"] = f"http://127.0.0.1:{self.options.api_port}/health/live"
+        return urls
+
+    def register_services(self, forget: bool = False) -> None:
+        """Record (or, at stop, forget) the service URLs in the broker, where every process reads them."""
+        from worker.fleet_status import forget_services, register_services
+        from worker.redis_client import get_redis
+
+        try:
+            if forget:
+                forget_services(get_redis())
+            else:
+                register_services(get_redis(), self.service_urls())
+        except (RedisError, OSError) as exc:
+            self.say("fleet", f"warning: service URLs not recorded in the broker: {exc}")
 
     def supervise(self) -> None:
         """Restart a child that died, with backoff, until asked to stop."""
@@ -238,6 +295,8 @@ class Fleet:
         for child in self.children:
             if child.pump is not None:
                 child.pump.join(timeout=2)
+        if self.children:
+            self.register_services(forget=True)
         if self.redis is not None:
             self.redis.stop()
             self.say("fleet", "bundled Redis stopped")

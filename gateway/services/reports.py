@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -54,6 +55,23 @@ def report_by_date(day: date) -> dict[str, Any]:
     if row is None:
         raise ReportNotFound(f"no report for {day.isoformat()}")
     return _record(row)
+
+
+def report_page(day: date | None = None) -> str:
+    """The stored report of a date (the newest without one) as an HTML page, its chart inlined."""
+    from beat.html import report_html
+    from worker.settings import get_settings
+    from worker.stores import reports as store
+
+    row = store.get_report(day) if day is not None else store.latest_report()
+    if row is None:
+        raise ReportNotFound(f"no report for {day.isoformat()}" if day else "no report has been made yet")
+    chart = (row.figures or {}).get("chart")
+    png = None
+    if isinstance(chart, str) and chart:
+        chart_path = get_settings().report_dir / Path(chart).name  # a bare file name beside the report
+        png = chart_path.read_bytes() if chart_path.is_file() else None
+    return report_html(row.markdown, f"Fleet status report {row.report_date.isoformat()}", chart, png)
 
 
 def briefing(hours: float = 1.0) -> dict[str, Any]:

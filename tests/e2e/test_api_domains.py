@@ -164,6 +164,37 @@ def test_a_report_is_made_on_demand_then_read_as_latest_and_by_date(api_server: 
         key_service.revoke_key(info.key_id)
 
 
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+def test_a_browser_reads_a_report_as_a_page_with_its_chart_under_the_same_key(api_server: ApiServer) -> None:
+    info, token = key_service.create_key("e2e-report-page", ["admin"])
+    try:
+        with httpx.Client(base_url=api_server.url, headers={"X-API-Key": token}, timeout=180) as http:
+            # Given a report made through the API
+            made = http.post("/api/v1/reports/run", json={})
+            assert made.status_code == 201, made.text
+            day = made.json()["date"]
+            # When a browser asks for it (its Accept header prefers HTML)
+            page = http.get(f"/api/v1/reports/{day}", headers={"Accept": BROWSER_ACCEPT})
+            # Then it gets a page: headings, tables and the chart inlined, not raw Markdown
+            assert page.status_code == 200, page.text
+            assert page.headers["content-type"].startswith("text/html") and "Accept" in page.headers["vary"]
+            assert f"<h1>Fleet status report: {day}</h1>" in page.text and "<table>" in page.text
+            assert '<img src="data:image/png;base64,' in page.text and "**" not in page.text
+            latest = http.get("/api/v1/reports/latest", headers={"Accept": "text/html"})
+            assert latest.status_code == 200 and latest.headers["content-type"].startswith("text/html")
+            # And a client that asks for JSON, or for anything, still gets the JSON record
+            for accept in ("application/json", "*/*", "text/html;q=0.5, application/json"):
+                record = http.get(f"/api/v1/reports/{day}", headers={"Accept": accept})
+                assert record.headers["content-type"] == "application/json" and record.json()["date"] == day
+        # And the page needs the same key as the JSON
+        anonymous = httpx.get(f"{api_server.url}/api/v1/reports/{day}", headers={"Accept": BROWSER_ACCEPT})
+        assert anonymous.status_code == 401
+    finally:
+        key_service.revoke_key(info.key_id)
+
+
 def test_making_a_report_needs_the_admin_scope(client: httpx.Client) -> None:
     answer = client.post("/api/v1/reports/run", json={})
     assert answer.status_code == 403 and answer.json()["required_scope"] == "admin"

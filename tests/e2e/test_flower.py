@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -73,3 +74,70 @@ def test_flowers_metrics_need_its_credentials_and_its_healthcheck_says_only_ok(f
     assert metrics.status_code == 200 and "flower_" in metrics.text
     health = httpx.get(flower + "/healthcheck", timeout=10)
     assert health.status_code == 200 and health.text == "OK"
+
+
+FINAL = {"SUCCESS", "FAILURE", "REVOKED", "REJECTED"}
+
+
+def _flower_tasks(flower: str) -> dict[str, dict[str, Any]]:
+    user, password = os.environ["FLEET_FLOWER_AUTH"].split(":", 1)
+    answer = httpx.get(flower + "/api/tasks", params={"limit": 5000}, auth=(user, password), timeout=30)
+    assert answer.status_code == 200, answer.text
+    tasks: dict[str, dict[str, Any]] = answer.json()
+    return tasks
+
+
+def _flower_listening(flower: str, celery_app: Any) -> None:
+    """Flower receives this worker's events: a ping it sees (its receiver connects after its HTTP server)."""
+    probe = celery_app.send_task("fleet.ping", queue="agents", priority=0)
+    probe.get(timeout=60)
+    wait_for(lambda: _flower_tasks(flower).get(probe.id, {}).get("state") == "SUCCESS", 60, 0.5, "Flower's events")
+
+
+def test_flower_shows_a_finished_workflow_as_finished_under_its_own_names(
+    flower: str, fleet_worker: WorkerProcess, celery_app: Any
+) -> None:
+    _flower_listening(flower, celery_app)
+    # Given a workflow whose executor fans out two subtasks (a chord), run to its end
+    request = {"input": "how many runs by status? then summarise", "mode": "planner", "profile": "local", "options": {}}
+    result = celery_app.send_task("agents.run_workflow", args=[request], queue="agents", priority=5)
+    record = result.get(timeout=120)
+    assert record["status"] == "succeeded" and record["run_id"] == result.id
+
+    # Then Flower lists the run's root task under its own name, and every task of the run in a final state
+    def settled() -> dict[str, dict[str, Any]] | None:
+        mine = {k: v for k, v in _flower_tasks(flower).items() if k == result.id or v.get("root_id") == result.id}
+        names = {t.get("name") for t in mine.values()}
+        stages = {"agents.analyze", "agents.gate", "agents.execute", "agents.run_subtask", "agents.verify"}
+        done = stages <= names and all(t.get("state") in FINAL for t in mine.values())
+        return mine if done else None
+
+    try:
+        mine = wait_for(settled, 60, 0.5, "every task of the run final in Flower")
+    except AssertionError:
+        mine = {k: v for k, v in _flower_tasks(flower).items() if k == result.id or v.get("root_id") == result.id}
+        raise AssertionError({k: (v.get("name"), v.get("state")) for k, v in mine.items()}) from None
+    root = mine[result.id]
+    assert (root["name"], root["state"]) == ("agents.run_workflow", "SUCCESS")
+    assert [t["state"] for t in mine.values() if t["name"] == "agents.execute"] == ["SUCCESS"]
+    assert sum(t["name"] == "agents.run_subtask" for t in mine.values()) == 2
+
+
+def test_flower_names_a_refused_message_for_an_unknown_task(
+    flower: str, fleet_worker: WorkerProcess, celery_app: Any
+) -> None:
+    _flower_listening(flower, celery_app)
+    # Given a message for a task no worker knows, from another app's producer (it sends no task-sent event)
+    from gateway.client import make_app
+
+    producer = make_app(os.environ["FLEET_BROKER_URL"])
+    sent = producer.send_task("billing.no_such_task", args=[1], queue="ledger", priority=5)
+
+    # Then Flower lists it failed under the name it was sent with, saying why
+    def listed() -> dict[str, Any] | None:
+        task = _flower_tasks(flower).get(sent.id)
+        return task if task and task.get("state") == "FAILURE" else None
+
+    task = wait_for(listed, 60, 0.5, "the refused task in Flower")
+    assert task["name"] == "billing.no_such_task"
+    assert "NotRegistered" in str(task.get("exception"))

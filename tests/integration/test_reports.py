@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -171,9 +171,14 @@ def test_beat_with_its_clock_at_0959_sends_the_report_at_1000_and_it_is_made_onc
 def test_two_real_beats_started_after_a_missed_report_time_make_one_late_report(
     fleet_worker: WorkerProcess, celery_app, session_dir: Path, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    # Given a fleet that was down at its report time (00:00 here, so it has always passed today)
+    # Given a fleet that ran yesterday and was down at its report time (00:00 here, so it has always passed today)
     today = datetime.now(UTC).date().isoformat()
     _forget_report(today)
+    from beat.aggregates import HostSample
+    from worker.stores import reports as store
+
+    yesterday = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(days=1)
+    store.save_host_sample(HostSample(minute=yesterday))
     config = tmp_path / "fleet.yaml"
     config.write_text("reports:\n  report_time: '00:00'\n  offline_window: null\n")
     env = {**os.environ, "FLEET_CONFIG": str(config)}

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import yaml
 
 from tests.support import ROOT
 
-# Metric families the fleet defines (worker/metrics.py) plus the ledger package's own ledger_* metrics.
+# Metric families the fleet defines (worker/metrics.py), each by its exported name; the e2e test
+# (tests/e2e/test_fleet_as_documented.py) scrapes a running fleet for every name deploy_metric_names() finds.
 KNOWN = re.compile(
     r"^(celery_task_(succeeded|failed|retried)_total|celery_task_(runtime|queue_wait)_seconds_(bucket|count|sum)"
     r"|celery_queue_length|celery_worker_up|agent_(requests|tool_calls|tokens_used)_total"
-    r"|agent_stage_duration_seconds_bucket|fleet_(http_request|db_query)_duration_seconds_bucket|ledger_\w+)$"
+    r"|agent_stage_duration_seconds_bucket|fleet_(http_request|db_query)_duration_seconds_bucket"
+    r"|ledger_events_total|ledger_quick_run_duration_seconds_(bucket|count|sum))$"
 )
 FUNCTIONS = {
     "sum",
@@ -41,16 +44,33 @@ def _metrics(expr: str) -> set[str]:
     return {n for n in names if n not in FUNCTIONS}
 
 
-def test_the_grafana_dashboard_queries_only_exported_metrics() -> None:
+def _dashboard_exprs() -> list[str]:
     dashboard = json.loads((ROOT / "deploy" / "grafana-dashboard.json").read_text())
-    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    return [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+
+
+def _alert_rules() -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = yaml.safe_load((ROOT / "deploy" / "prometheus-alerts.yml").read_text())["groups"][0][
+        "rules"
+    ]
+    return rules
+
+
+def deploy_metric_names() -> set[str]:
+    """Every metric family the dashboard and the alert rules query (histogram suffixes dropped)."""
+    exprs = [*_dashboard_exprs(), *(rule["expr"] for rule in _alert_rules())]
+    return {re.sub(r"_(bucket|count|sum)$", "", name) for expr in exprs for name in _metrics(expr)}
+
+
+def test_the_grafana_dashboard_queries_only_exported_metrics() -> None:
+    exprs = _dashboard_exprs()
     assert len(exprs) >= 10
     unknown = {name for expr in exprs for name in _metrics(expr) if not KNOWN.match(name)}
     assert unknown == set()
 
 
 def test_the_alert_rules_parse_and_each_says_what_to_do() -> None:
-    rules = yaml.safe_load((ROOT / "deploy" / "prometheus-alerts.yml").read_text())["groups"][0]["rules"]
+    rules = _alert_rules()
     assert {"FleetNoWorkerUp", "FleetTaskFailureRatioHigh", "FleetQueueBacklog"} <= {r["alert"] for r in rules}
     for rule in rules:
         assert rule["annotations"]["action"] and rule["labels"]["severity"] in {"critical", "warning"}

@@ -56,13 +56,25 @@ def test_describe_gives_mean_min_max_stdev_and_nearest_rank_p95() -> None:
     assert describe([]) is None
 
 
-def test_quantiles_come_from_the_histogram_buckets() -> None:
+def test_quantiles_interpolate_within_the_histogram_bucket() -> None:
     buckets = empty_buckets()
     buckets[bucket_index(0.004)] = 95
     buckets[bucket_index(2.0)] = 5
     assert quantile_from_buckets(buckets, 0.95) == BUCKETS[0]
-    assert quantile_from_buckets(buckets, 0.99) == 2.5
-    assert quantile_from_buckets(empty_buckets(), 0.95) == 0.0
+    # rank 99 is the 4th of 5 in (1.0, 2.5]: 1.0 + 1.5 * 4/5, not the bucket's bound
+    assert quantile_from_buckets(buckets, 0.99) == pytest.approx(2.2)
+    assert quantile_from_buckets(buckets, 0.99, maximum=2.0) == 2.0
+
+
+def test_a_minute_with_one_task_has_that_tasks_time_as_p95_and_an_empty_one_has_none() -> None:
+    # Given one collect_metrics of 1.2 s in a minute (its bucket's bound is 2.5 s)
+    one = _task(0, 1, runtime=1.2)
+    # Then its p95 is 1.2 s, and a histogram without executions has no p95 at all
+    assert quantile_from_buckets(one.buckets, 0.95, one.runtime_max) == pytest.approx(1.2)
+    assert quantile_from_buckets(empty_buckets(), 0.95) is None
+    summary = summarise([one], [], T0, T0 + timedelta(hours=1))
+    assert summary.series["runtime_p95_s"] == [pytest.approx(1.2)]
+    assert summary.per_task[0].runtime_p95_s == pytest.approx(1.2)
 
 
 def test_summarise_counts_tasks_and_failures_per_minute_and_per_task() -> None:

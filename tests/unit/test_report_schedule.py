@@ -85,9 +85,20 @@ def test_a_report_made_past_the_grace_period_is_late(now: time, late: bool) -> N
 def test_a_missed_report_is_due_once_at_the_next_start_after_10() -> None:
     config = reports_config({})
     day = date(2026, 11, 21)
-    assert missed_report_due(datetime(2026, 11, 21, 9, 30, tzinfo=SEOUL), False, config) is None
-    assert missed_report_due(datetime(2026, 11, 21, 11, 0, tzinfo=SEOUL), False, config) == day
-    assert missed_report_due(datetime(2026, 11, 21, 11, 0, tzinfo=SEOUL), True, config) is None
+    yesterday = datetime(2026, 11, 20, 15, 0, tzinfo=SEOUL)
+    assert missed_report_due(datetime(2026, 11, 21, 9, 30, tzinfo=SEOUL), False, config, yesterday) is None
+    assert missed_report_due(datetime(2026, 11, 21, 11, 0, tzinfo=SEOUL), False, config, yesterday) == day
+    assert missed_report_due(datetime(2026, 11, 21, 11, 0, tzinfo=SEOUL), True, config, yesterday) is None
+
+
+@pytest.mark.parametrize(
+    "since", [None, datetime(2026, 11, 21, 10, 30, tzinfo=SEOUL)], ids=["brand-new", "first-seen-after-10"]
+)
+def test_a_fleet_that_did_not_exist_at_report_time_missed_nothing(since: datetime | None) -> None:
+    # Given a fleet first started today at 11:00 (no sample and no report before), or first seen at 10:30
+    now = datetime(2026, 11, 21, 11, 0, tzinfo=SEOUL)
+    # Then its first start does not call today's report missed
+    assert missed_report_due(now, False, reports_config({}), since) is None
 
 
 def test_a_past_day_covers_the_24_hours_before_its_report_time() -> None:

@@ -122,6 +122,15 @@ def last_sample_at(engine: Engine | None = None) -> datetime | None:
     return _utc(value) if value is not None else None
 
 
+def first_seen(engine: Engine | None = None) -> datetime | None:
+    """The fleet's first trace: its oldest metrics sample or report; None for a brand-new fleet."""
+    with session_scope(engine) as session:
+        sample = session.scalar(select(func.min(HostMinute.minute)))
+        report = session.scalar(select(func.min(StatusReport.created_at)))
+    found = [_utc(value) for value in (sample, report) if value is not None]
+    return min(found) if found else None
+
+
 def get_report(day: date, engine: Engine | None = None) -> StatusReport | None:
     """The stored report of a date."""
     with session_scope(engine) as session:
