@@ -83,8 +83,70 @@ def test_the_sql_tool_connection_reads_but_cannot_write_even_past_the_parser(url
     runner = ReadOnlySql(url)
     try:
         assert runner.run_select("SELECT COUNT(*) AS n FROM agent_runs", 1000)[0]["n"] >= 0
-        with pytest.raises(ToolError, match=r"(?i)read.only|readonly"):
+        with pytest.raises(ToolError, match=r"(?i)read.only|readonly|not authorized"):
             runner.run_select("DELETE FROM agent_runs", 1000)
+    finally:
+        runner.engine.dispose()
+
+
+def test_the_sql_tool_connection_refuses_a_table_outside_the_allow_list_even_past_the_parser(
+    database_url: str,
+) -> None:
+    from agents.errors import ToolError
+    from worker.stores.agents_live import ReadOnlySql
+
+    runner = ReadOnlySql(database_url, tables=("agent_runs",))
+    try:
+        assert runner.run_select("WITH r AS (SELECT status FROM agent_runs) SELECT COUNT(*) AS n FROM r", 1000)
+        for query in (
+            "SELECT token_sha256 FROM api_keys",
+            "SELECT sql FROM sqlite_master",
+            "PRAGMA table_info(api_keys)",
+        ):
+            with pytest.raises(ToolError, match=r"not authorized|prohibited"):
+                runner.run_select(query, 1000)
+    finally:
+        runner.engine.dispose()
+
+
+def test_a_string_grown_by_concatenation_stops_at_the_size_limit_not_at_the_timeout(database_url: str) -> None:
+    from agents.errors import ToolError
+    from agents.tools.sql import check_select
+    from worker.stores.agents_live import ReadOnlySql
+
+    # Given CTEs that each repeat the string before eight times (16 bytes to 32 MB in seven steps): the parser
+    # accepts them, there is no recursion
+    steps = ["a(x) AS (SELECT '0123456789abcdef')"]
+    steps += [
+        f"{n}(x) AS (SELECT {' || '.join(['x'] * 8)} FROM {p})" for p, n in zip("abcdefg", "bcdefgh", strict=True)
+    ]
+    query = check_select(f"WITH {', '.join(steps)} SELECT length(x) AS size FROM h", ("agent_runs",), 10)
+    runner = ReadOnlySql(database_url, max_bytes=100_000)
+    try:
+        # Then it fails on the length limit, with a timeout far longer than it needs (a bound for a hang)
+        with pytest.raises(ToolError, match="exceed 100000 bytes"):
+            runner.run_select(query, 60_000)
+        # And the recursive doubling of the report is refused by the connection as by the parser
+        doubling = "WITH RECURSIVE r(x) AS (SELECT 'ab' UNION ALL SELECT x || x FROM r) SELECT max(length(x)) FROM r"
+        with pytest.raises(ToolError, match="not authorized"):
+            runner.run_select(doubling, 60_000)
+    finally:
+        runner.engine.dispose()
+
+
+def test_a_result_larger_than_the_limit_is_refused_not_returned(url: str) -> None:
+    from agents.errors import ToolError
+    from worker.stores.agents_live import ReadOnlySql
+
+    runner = ReadOnlySql(url, max_bytes=2_000)
+
+    def rows_of(size: int) -> str:
+        return "SELECT v FROM (" + " UNION ALL ".join(f"SELECT '{c * size}' AS v" for c in "abc") + ") AS t"
+
+    try:
+        assert len(runner.run_select(rows_of(9), 1000)) == 3
+        with pytest.raises(ToolError, match="result exceeds 2000 bytes"):
+            runner.run_select(rows_of(900), 1000)
     finally:
         runner.engine.dispose()
 
