@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from agents.errors import RunNotFound
-from agents.models import StageOutput, SubtaskResult, WorkflowRequest
+from agents.models import Plan, StageOutput, Subtask, SubtaskResult, WorkflowRequest
+from agents.ports import SubtaskState
 from worker.db import make_engine
 from worker.stores.agents import SqlRunStore
 
@@ -186,16 +187,22 @@ def test_a_run_recorded_again_under_its_own_id_is_the_first_one_not_an_error(sto
     assert (again.run_id, again.status) == (run_id, "analyzing")
 
 
-def test_a_subtask_state_is_the_runs_status_and_that_subtasks_stored_result(store: SqlRunStore) -> None:
+def test_a_subtask_state_is_the_runs_status_its_plan_and_the_results_that_subtask_needs(store: SqlRunStore) -> None:
     run_id = str(uuid.uuid4())
     store.create_run(run_id, WorkflowRequest(input="x"), "agents")
-    assert store.subtask_state(run_id, "s1") == ("pending", None)
-    result = SubtaskResult(subtask_id="s1", tool="t", version="v1", status="succeeded", output={"v": 1})
-    store.save_result(run_id, result)
-    store.save_result(run_id, SubtaskResult(subtask_id="s2", tool="t", version="v1", status="failed", error="e"))
+    assert store.subtask_state(run_id, "s2") == SubtaskState("pending", None, {})
+    plan = Plan(intent="t", subtasks=(Subtask(id="s1", tool="t"), Subtask(id="s2", tool="t", depends_on=("s1",)),
+                                      Subtask(id="s3", tool="t")))  # fmt: skip
+    store.save_stage(run_id, StageOutput(stage="analyze", status="succeeded", output={"plan": plan.model_dump()}))
+    results = [
+        SubtaskResult(subtask_id=i, tool="t", version="v1", status="succeeded", output={"v": i}) for i in ["s1", "s3"]
+    ]
+    for result in results:
+        store.save_result(run_id, result)
     store.transition(run_id, "executing", frozenset({"pending"}))
 
-    assert store.subtask_state(run_id, "s1") == ("executing", result)
+    assert store.subtask_state(run_id, "s2") == SubtaskState("executing", plan, {"s1": results[0]})
+    assert store.subtask_state(run_id, "s3") == SubtaskState("executing", plan, {"s3": results[1]})
     with pytest.raises(RunNotFound):
         store.subtask_state("no-such-run", "s1")
 
