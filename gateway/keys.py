@@ -46,6 +46,11 @@ class Principal:
         """Whether one of the key's scopes grants `scope`."""
         return any(scope in IMPLIED.get(held, frozenset()) for held in self.scopes)
 
+    @property
+    def granted(self) -> tuple[str, ...]:
+        """Every scope the key's scopes grant, in canonical order (what a run it submits may do)."""
+        return tuple(scope for scope in SCOPES if self.allows(scope))
+
 
 # Who calls when no key exists at all (development mode): everything is allowed.
 ANONYMOUS = Principal(key_id="anonymous", name="open API (no keys configured)", scopes=frozenset({"admin"}))

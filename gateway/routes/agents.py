@@ -51,9 +51,9 @@ def accepted(run_id: str) -> JSONResponse:
 
 
 @router.post("/agent/run", status_code=status.HTTP_202_ACCEPTED, responses={200: {"description": "run finished"}})
-def run(request: WorkflowRequest, config: Config, _who: RunKey, wait: bool = False) -> JSONResponse:
+def run(request: WorkflowRequest, config: Config, who: RunKey, wait: bool = False) -> JSONResponse:
     """Start a workflow; with `?wait=true`, the run record once it rests (within gateway.wait_timeout_s)."""
-    run_id = service.submit(request)
+    run_id = service.submit(request, who.granted)
     if not wait:
         return accepted(run_id)
     try:
@@ -80,13 +80,13 @@ def _events(run_id: str, last_event_id: str, timeout_s: float) -> Iterator[bytes
 def run_stream(
     request: WorkflowRequest,
     config: Config,
-    _who: RunKey,
+    who: RunKey,
     last_event_id: Annotated[str | None, Header(max_length=200)] = None,
 ) -> StreamingResponse:
     """Start a workflow and stream its stage and subtask events (SSE); `Last-Event-ID` resumes the same run."""
     run_id, _, entry = (last_event_id or "").partition("/")
     if not (run_id and entry):
-        run_id, entry = service.submit(request), "0"
+        run_id, entry = service.submit(request, who.granted), "0"
     elif not entry.replace("-", "").isdigit():
         entry = "0"
     return StreamingResponse(
@@ -119,9 +119,9 @@ def run_events(
 
 
 @router.post("/agent/batch", status_code=status.HTTP_202_ACCEPTED)
-def batch(body: BatchRequest, _who: RunKey) -> dict[str, Any]:
+def batch(body: BatchRequest, who: RunKey) -> dict[str, Any]:
     """Start several workflows; their run ids in order."""
-    return {"run_ids": [service.submit(request) for request in body.requests]}
+    return {"run_ids": [service.submit(request, who.granted) for request in body.requests]}
 
 
 @router.get("/agent/status/{run_id}")

@@ -25,9 +25,9 @@ def legacy_health(config: Config) -> JSONResponse:
 
 
 @router.post("/workflow", status_code=202)
-def legacy_workflow(request: WorkflowRequest, _who: RunKey) -> JSONResponse:
+def legacy_workflow(request: WorkflowRequest, who: RunKey) -> JSONResponse:
     """Same as POST /api/v1/agent/run without waiting."""
-    return accepted(agents.submit(request))
+    return accepted(agents.submit(request, who.granted))
 
 
 @router.get("/workflow/{run_id}")
