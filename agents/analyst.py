@@ -27,6 +27,10 @@ _TASK = re.compile(r"summari[sz]\w*|summary|tl;?dr|요약|translat\w*|번역|ana
 # "요약해줘"); longer, it is text to work on.
 _REFERENCE_WORDS = 4
 _WORDS = re.compile(r"\w+")
+NOTHING_TO_SUMMARISE = (
+    "there is nothing to summarise: put the text after a colon, or ask for data first (`check the balances and "
+    "summarise them`)"
+)
 _CALC_WORDS = re.compile(r"comput|calculat|what is|how much is|계산|얼마", re.IGNORECASE)
 _BALANCE = re.compile(r"\bbalances?\b|잔액|잔고", re.IGNORECASE)
 _RUNS = re.compile(r"\bruns?\b.*\b(status|count|how many)\b|how many runs|실행 (현황|건수|통계)", re.IGNORECASE)
@@ -159,8 +163,7 @@ def plan_locally(text: str) -> Plan:
     summary = _summary_step(request, found)
     steps = sorted(found, key=lambda f: f.position) + ([summary] if summary else [])
     if not steps and request.task == "summarize":
-        why = "there is nothing to summarise: put the text after a colon, or ask for data first (`check the balances and summarise them`)"
-        return _no_tool(text, language, why)
+        return _no_tool(text, language, NOTHING_TO_SUMMARISE)
     if not steps:
         return _no_tool(text, language, "no registered tool matches what it asks")
     subtasks: list[Subtask] = []
@@ -179,6 +182,21 @@ def _reason(subtask: Subtask) -> str:
     return f"{subtask.id}: {subtask.tool_ref} for {json.dumps(subtask.args, ensure_ascii=False)[:80]}"
 
 
+# The reasons the planner gives, as a Korean request reads them.
+_KO_REASONS = {
+    "it asks for a calculation but holds no arithmetic expression": "계산을 요청했지만 계산식이 없습니다",
+    "no registered tool matches what it asks": "요청에 맞는 등록된 도구가 없습니다",
+    "no registered tool can translate text": "텍스트를 번역하는 도구가 없습니다",
+    "no registered tool can analyze text": "텍스트를 분석하는 도구가 없습니다",
+    NOTHING_TO_SUMMARISE: "요약할 내용이 없습니다: 콜론 뒤에 글을 넣거나 먼저 데이터를 조회해 주세요 (`잔액 조회하고 요약해줘`)",
+}
+
+
 def _no_tool(text: str, language: str, why: str) -> Plan:
-    rationale = f"no tool fits: {why}" if language == "en" else f"맞는 도구가 없습니다 (no tool fits): {why}"
-    return Plan(intent="unsupported", language="ko" if language == "ko" else "en", rationale=rationale)
+    if language == "ko":
+        return Plan(
+            intent="unsupported",
+            language="ko",
+            rationale=f"맞는 도구가 없습니다 (no tool fits): {_KO_REASONS.get(why, why)}",
+        )
+    return Plan(intent="unsupported", language="en", rationale=f"no tool fits: {why}")

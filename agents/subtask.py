@@ -24,8 +24,9 @@ def run(run_id: str, subtask_id: str, ports: Ports, spec: Subtask | dict[str, An
         state = ports.store.subtask_state(run_id, subtask_id)
     except RunNotFound:
         raise _refused(ports, run_id, subtask_id, spec, "there is no such run", known=False) from None
-    approved = next((s for s in state.plan.subtasks if s.id == subtask_id), None) if state.plan else None
-    if approved is None:
+    plan = state.plan
+    approved = next((s for s in plan.subtasks if s.id == subtask_id), None) if plan else None
+    if plan is None or approved is None:
         raise _refused(ports, run_id, subtask_id, spec, f"{subtask_id} is not a subtask of the run's plan")
     if why := _mismatch(spec, approved):
         raise _refused(ports, run_id, subtask_id, spec, why)
@@ -40,13 +41,15 @@ def run(run_id: str, subtask_id: str, ports: Ports, spec: Subtask | dict[str, An
     if missing:
         error = f"dependency {', '.join(missing)} did not succeed"
         return _save(ports, run_id, executor.result_of(approved, approved.args, started, status="skipped", error=error))
-    return _call(ports, run_id, approved, outputs, started)
+    return _call(ports, run_id, approved, outputs, started, plan.language)
 
 
-def _call(ports: Ports, run_id: str, spec: Subtask, outputs: dict[str, Any], started: float) -> SubtaskResult:
+def _call(
+    ports: Ports, run_id: str, spec: Subtask, outputs: dict[str, Any], started: float, language: str
+) -> SubtaskResult:
     """Call the approved subtask's tool with its arguments (and its predecessors' outputs); save the result."""
     tool = ports.registry.get(spec.tool, spec.version)
-    args = executor.resolve_args(spec, tool, outputs)
+    args = executor.resolve_args(spec, tool, outputs, language)
     try:
         output, cached, attempts = executor.call_tool(
             run_id, spec, args, ports.registry, ports.context, ports.store, ports.cache
