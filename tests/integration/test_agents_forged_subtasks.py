@@ -1,7 +1,9 @@
-"""A plain Celery producer forging `agents.run_subtask` against a real worker: only the approved plan runs."""
+"""A plain Celery producer against a real worker: a forged `agents.run_subtask` runs nothing but the approved plan,
+and a workflow without an API key's scopes waits for approval before any side effect."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,8 @@ from sqlalchemy import select
 
 from agents.errors import RunNotFound
 from gateway.services import agents as service
+from gateway.services import ledger as ledger_service
+from tests.ledger_cases import event
 from tests.support import WorkerProcess, wait_for
 from worker.db import session_scope
 from worker.models.core import AuditEvent
@@ -100,3 +104,21 @@ def test_forged_subtasks_are_refused_and_audited_while_the_approved_plan_runs_on
     assert record["status"] == "succeeded", record["error"]
     assert [(s["subtask_id"], s["tool"]) for s in record["subtasks"]] == [("s1", "test.hold"), ("s2", "text.summarize")]
     assert record["output"]["results"]["s2"]["summary"] == '{"released": true}'
+
+
+def test_a_workflow_from_a_plain_producer_waits_for_approval_before_any_side_effect(
+    forged_worker: WorkerProcess, producer: Celery
+) -> None:
+    # Given a workflow sent by another application (no API key, so no scopes) that would write the ledger
+    opening = event(f"plain-{uuid.uuid4().hex[:8]}", "account_opened", {"account": "plain-acc", "currency": "EUR"})
+    request = {"input": "open it", "options": {"queue": QUEUE, "subtasks": [
+        {"id": "s1", "tool": "ledger.quick_run", "args": {"event": opening}}]}}  # fmt: skip
+    run_id = str(uuid.uuid4())
+    producer.send_task("agents.run_workflow", args=[request], task_id=run_id, queue=QUEUE, priority=5)
+    # Then the gatekeeper holds it for a person, and the ledger has not seen the event
+    wait_for(lambda: _status(run_id) == "awaiting_approval", timeout=60, what="the run to be held")
+    gate = next(s for s in service.run_status(run_id)["stages"] if s["stage"] == "gate")
+    assert gate["output"]["verdict"]["reasons"] == [
+        "s1: ledger.quick_run:v1 has side effects and the run names no API key's scopes"
+    ]
+    assert ledger_service.get_result(opening["event_id"]) is None
