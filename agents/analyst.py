@@ -22,7 +22,15 @@ _WORD_OPERATORS = [
 ]
 _EXPRESSION = re.compile(r"(?:sqrt|abs|round|min|max|pi|[0-9.+\-*/()%^×÷, ])+")
 _OPERATOR = re.compile(r"[+\-*/%^×÷]|sqrt|abs|round|min|max")
-_SUMMARY = re.compile(r"summari[sz]e|summary|tl;?dr|요약", re.IGNORECASE)
+_TASK = re.compile(r"summari[sz]\w*|summary|tl;?dr|요약|translat\w*|번역|analy[sz]\w*|분석", re.IGNORECASE)
+# Words after the verb that only point back at what the instruction produces ("summarise it", "the results",
+# "요약해줘"); longer, it is text to work on.
+_REFERENCE_WORDS = 4
+_WORDS = re.compile(r"\w+")
+NOTHING_TO_SUMMARISE = (
+    "there is nothing to summarise: put the text after a colon, or ask for data first (`check the balances and "
+    "summarise them`)"
+)
 _CALC_WORDS = re.compile(r"comput|calculat|what is|how much is|계산|얼마", re.IGNORECASE)
 _BALANCE = re.compile(r"\bbalances?\b|잔액|잔고", re.IGNORECASE)
 _RUNS = re.compile(r"\bruns?\b.*\b(status|count|how many)\b|how many runs|실행 (현황|건수|통계)", re.IGNORECASE)
@@ -43,17 +51,37 @@ class _Found:
     notes: list[str] = field(default_factory=list)
 
 
-def _split_payload(text: str) -> tuple[str, str | None, int]:
-    """The instruction part, the text to summarise (after the colon that follows 'summarise'), its position."""
-    match = _SUMMARY.search(text)
+@dataclass(frozen=True)
+class _Request:
+    """A request split at its task verb: the instruction before it, what the task is, and the text it works on."""
+
+    instruction: str
+    task: str | None = None  # "summarize", "translate", "analyze"
+    task_at: int = -1
+    payload: str | None = None  # the text the task works on: data, never planned from
+
+
+def _task_of(verb: str) -> str:
+    lowered = verb.lower()
+    return "translate" if lowered.startswith("translat") or verb == "번역" else (
+        "analyze" if lowered.startswith("analy") or verb == "분석" else "summarize"
+    )  # fmt: skip
+
+
+def split_request(text: str) -> _Request:
+    """The instruction (planned from) and the object of summarise/translate/analyse (data): after the colon or
+    line break that follows the verb, however long the lead-in, or else the rest of the sentence when it is more
+    than a short reference such as `it` or `해줘`."""
+    match = _TASK.search(text)
     if not match:
-        return text, None, -1
-    colon = re.search(r"[:：]", text[match.end() :])
-    # "summarise: ...", "summarize the following text: ...", "요약해줘: ..." (a short lead-in before the colon)
-    if colon and re.fullmatch(r"[\w\s]{0,30}", text[match.end() : match.end() + colon.start()]):
-        start = match.end() + colon.end()
-        return text[: match.start()] + text[match.start() : start], text[start:].strip() or None, match.start()
-    return text, None, match.start()
+        return _Request(text)
+    instruction, rest = text[: match.start()], text[match.end() :]
+    lead_in = re.search(r"[:：\n]", rest)
+    if lead_in:
+        payload = rest[lead_in.end() :].strip()
+    else:
+        payload = rest.strip() if len(_WORDS.findall(rest)) > _REFERENCE_WORDS else ""
+    return _Request(instruction, _task_of(match.group(0)), match.start(), payload or None)
 
 
 def _pad(symbol: str, match: re.Match[str]) -> str:
@@ -78,54 +106,64 @@ def _expressions(text: str) -> list[tuple[int, str]]:
 
 def _find_tools(instruction: str) -> list[_Found]:
     found: list[_Found] = []
-    for position, expression in _expressions(instruction):
+    event, (start, end) = _json_object(instruction)
+    # The event's own text (amounts, timestamps, words) asks for nothing: blank it out for the other tools.
+    scan = instruction[:start] + " " * (end - start) + instruction[end:]
+    for position, expression in _expressions(scan):
         found.append(_Found(position, "math.calculate", {"expression": expression}))
-    if select := _SELECT.search(instruction):
+    if select := _SELECT.search(scan):
         found.append(_Found(select.start(), "sql.query", {"query": select.group(0).strip()}))
-    elif balance := _BALANCE.search(instruction):
+    elif balance := _BALANCE.search(scan):
         found.append(_Found(balance.start(), "sql.query", {"query": BALANCE_QUERY}))
-    elif runs := _RUNS.search(instruction):
+    elif runs := _RUNS.search(scan):
         found.append(_Found(runs.start(), "sql.query", {"query": RUNS_QUERY}))
-    if status := _STATUS.search(instruction):
+    if status := _STATUS.search(scan):
         found.append(_Found(status.start(), "system.status", {}))
-    if (ledger := _LEDGER.search(instruction)) and (event := _json_object(instruction)) is not None:
+    if (ledger := _LEDGER.search(scan)) and event is not None:
         found.append(_Found(ledger.start(), "ledger.quick_run", {"event": event}))
     return found
 
 
-def _json_object(text: str) -> dict[str, Any] | None:
+def _json_object(text: str) -> tuple[dict[str, Any] | None, tuple[int, int]]:
+    """The first JSON object in the text and its span; (None, (0, 0)) when there is none."""
     start = text.find("{")
     if start < 0:
-        return None
+        return None, (0, 0)
     try:
-        value, _end = json.JSONDecoder().raw_decode(text[start:])
+        value, length = json.JSONDecoder().raw_decode(text[start:])
     except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
+        return None, (0, 0)
+    return (value, (start, start + length)) if isinstance(value, dict) else (None, (0, 0))
 
 
-def _summary_step(instruction: str, payload: str | None, position: int, others: list[_Found]) -> _Found | None:
-    if position < 0:
+def _summary_step(request: _Request, others: list[_Found]) -> _Found | None:
+    if request.task != "summarize":
         return None
-    if payload:
-        return _Found(position, "text.summarize", {"text": payload}, summary=True)
+    if request.payload:
+        return _Found(request.task_at, "text.summarize", {"text": request.payload}, summary=True)
     if others:
-        return _Found(position, "text.summarize", {}, takes_input=True, summary=True)
-    before = instruction[:position].strip(" :,")
+        return _Found(request.task_at, "text.summarize", {}, takes_input=True, summary=True)
+    before = request.instruction.strip(" :,")
     if len(before) >= 40:
         return _Found(0, "text.summarize", {"text": before}, summary=True)
     return None
 
 
 def plan_locally(text: str) -> Plan:
-    """A deterministic plan for a Korean or English request; no subtasks when no tool fits."""
-    language = "ko" if is_korean(text) else "en"
-    instruction, payload, summary_at = _split_payload(text)
-    found = _find_tools(instruction)
-    if not found and not payload and summary_at < 0 and _CALC_WORDS.search(text):
+    """A deterministic plan for a Korean or English request; no subtasks when no tool fits. The text a request
+    asks to summarise, translate or analyse is data: only the instruction before the verb plans tools."""
+    request = split_request(text)
+    spoken = text if request.payload is None else text[: len(text) - len(request.payload)]
+    language = "ko" if is_korean(spoken) else "en"
+    if request.task in {"translate", "analyze"}:
+        return _no_tool(text, language, f"no registered tool can {request.task} text")
+    found = _find_tools(request.instruction)
+    if not found and request.task is None and _CALC_WORDS.search(text):
         return _no_tool(text, language, "it asks for a calculation but holds no arithmetic expression")
-    summary = _summary_step(instruction, payload, summary_at, found)
+    summary = _summary_step(request, found)
     steps = sorted(found, key=lambda f: f.position) + ([summary] if summary else [])
+    if not steps and request.task == "summarize":
+        return _no_tool(text, language, NOTHING_TO_SUMMARISE)
     if not steps:
         return _no_tool(text, language, "no registered tool matches what it asks")
     subtasks: list[Subtask] = []
@@ -144,6 +182,21 @@ def _reason(subtask: Subtask) -> str:
     return f"{subtask.id}: {subtask.tool_ref} for {json.dumps(subtask.args, ensure_ascii=False)[:80]}"
 
 
+# The reasons the planner gives, as a Korean request reads them.
+_KO_REASONS = {
+    "it asks for a calculation but holds no arithmetic expression": "계산을 요청했지만 계산식이 없습니다",
+    "no registered tool matches what it asks": "요청에 맞는 등록된 도구가 없습니다",
+    "no registered tool can translate text": "텍스트를 번역하는 도구가 없습니다",
+    "no registered tool can analyze text": "텍스트를 분석하는 도구가 없습니다",
+    NOTHING_TO_SUMMARISE: "요약할 내용이 없습니다: 콜론 뒤에 글을 넣거나 먼저 데이터를 조회해 주세요 (`잔액 조회하고 요약해줘`)",
+}
+
+
 def _no_tool(text: str, language: str, why: str) -> Plan:
-    rationale = f"no tool fits: {why}" if language == "en" else f"맞는 도구가 없습니다 (no tool fits): {why}"
-    return Plan(intent="unsupported", language="ko" if language == "ko" else "en", rationale=rationale)
+    if language == "ko":
+        return Plan(
+            intent="unsupported",
+            language="ko",
+            rationale=f"맞는 도구가 없습니다 (no tool fits): {_KO_REASONS.get(why, why)}",
+        )
+    return Plan(intent="unsupported", language="en", rationale=f"no tool fits: {why}")

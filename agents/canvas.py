@@ -52,7 +52,8 @@ def execution(
     """One group per dependency level, chained (a chord per level): a level starts when the one before it
     finished, and its subtasks receive that level's results as their first argument. `then` (the rest of the
     pipeline, that is verify) becomes the last level's chord body; without it a barrier takes that place.
-    `specs` (the approved subtasks by id) go into the messages, so a subtask need not read the plan."""
+    `specs` (the approved subtasks by id) go into the messages; a subtask runs only when its spec is the stored
+    plan's (agents/subtask.py)."""
     steps = []
     for index, level in enumerate(levels):
         members = [

@@ -53,6 +53,8 @@ class AgentsConfig(BaseModel):
     sql_tables: tuple[str, ...] = DEFAULT_TABLES
     sql_row_limit: int = Field(default=100, ge=1, le=10_000)
     sql_timeout_ms: int = Field(default=2_000, ge=10)
+    # The most JSON one sql.query result may hold, and (SQLite) the longest string or blob a statement may build.
+    sql_max_result_bytes: int = Field(default=1_000_000, ge=1_000, le=100_000_000)
     cache_ttl_s: int = Field(default=600, ge=0)
     subtask_time_limit_s: int = Field(default=30, ge=1, le=300)
     tool_retries: int = Field(default=3, ge=0, le=10)

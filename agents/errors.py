@@ -38,6 +38,10 @@ class InvalidTransition(AgentError):
     """The run is not in a state that allows this action."""
 
 
+class SubtaskRefused(AgentError):
+    """The subtask message is not a subtask of the run's approved plan; nothing ran."""
+
+
 class ToolError(AgentError):
     """The tool failed; retrying will not help."""
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Mapping
 from typing import Any
 
+from agents.answer import describe, render
 from agents.models import Plan, Subtask, SubtaskResult
 from agents.ports import RunStore, ToolCache
 from agents.tools import Registry, Tool, ToolContext, canonical_json
@@ -24,27 +24,14 @@ def idempotency_key(run_id: str, subtask_id: str) -> str:
     return f"{run_id}:{subtask_id}"
 
 
-def render(output: Mapping[str, Any]) -> str:
-    """A tool's output as text, for a dependent tool (such as the summary) and the final answer."""
-    if "summary" in output:
-        return str(output["summary"])
-    if "value" in output and "expression" in output:
-        return f"{output['expression']} = {output['value']}"
-    if "rows" in output:
-        rows = output["rows"]
-        lines = [", ".join(f"{k}: {v}" for k, v in row.items()) + "." for row in rows[:20]]
-        return f"{len(rows)} rows. " + " ".join(lines)
-    if "host" in output:
-        host = output["host"]
-        return f"CPU {host['cpu_percent']}%. Memory {host['memory_percent']}%. Disk {host['disk_percent']}%. Load {host['load_1m']}."
-    return json.dumps(dict(output), ensure_ascii=False, sort_keys=True, default=str)
-
-
-def resolve_args(subtask: Subtask, tool: Tool, predecessors: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """The approved arguments, plus the tool's input argument filled from its predecessors' outputs."""
+def resolve_args(
+    subtask: Subtask, tool: Tool, predecessors: Mapping[str, Mapping[str, Any]], language: str = "en"
+) -> dict[str, Any]:
+    """The approved arguments, plus the tool's input argument filled from its predecessors' outputs (described in
+    the request's language: rows as their digest)."""
     args = dict(subtask.args)
     if subtask.depends_on and tool.input_arg and tool.input_arg not in args:
-        args[tool.input_arg] = "\n".join(render(predecessors[d]) for d in subtask.depends_on)
+        args[tool.input_arg] = "\n".join(describe(predecessors[d], language) for d in subtask.depends_on)
     return args
 
 
@@ -95,13 +82,13 @@ def result_of(subtask: Subtask, args: dict[str, Any], started: float, **fields: 
 
 
 def answer(plan: Plan, results: list[SubtaskResult]) -> dict[str, Any]:
-    """The run's output: one line per subtask and every output by subtask id."""
+    """The run's output: one line per subtask, in the request's language, and every output by subtask id."""
     by_id = {r.subtask_id: r for r in results}
     lines = []
     for subtask in plan.subtasks:
         result = by_id.get(subtask.id)
         if result is not None and result.output is not None:
-            lines.append(render(result.output))
+            lines.append(render(result.output, plan.language))
     return {
         "answer": "\n".join(lines),
         "results": {r.subtask_id: r.output for r in results if r.output is not None},

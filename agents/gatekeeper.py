@@ -46,6 +46,26 @@ def _subtask_problems(plan: Plan, registry: Registry, config: AgentsConfig) -> l
     return reasons
 
 
+def _scope_problems(plan: Plan, request: WorkflowRequest, registry: Registry) -> tuple[list[str], list[str]]:
+    """Side effects need the scope on the run: rejections for a key without it, reviews for a run that names no
+    scopes (sent by a producer that is not the API, which a person must approve)."""
+    rejections: list[str] = []
+    reviews: list[str] = []
+    for subtask in plan.subtasks:
+        if not registry.has(subtask.tool, subtask.version):
+            continue
+        tool = registry.get(subtask.tool, subtask.version)
+        needed = tool.required_scope
+        if needed is None:
+            continue
+        if request.scopes is None:
+            reviews.append(f"{subtask.id}: {tool.ref} has side effects and the run names no API key's scopes")
+        elif needed not in request.scopes:
+            held = ", ".join(request.scopes) or "none"
+            rejections.append(f"{subtask.id}: {tool.ref} needs the {needed!r} scope; the submitting key has {held}")
+    return rejections, reviews
+
+
 def _rejections(
     plan: Plan, request: WorkflowRequest, registry: Registry, config: AgentsConfig, usage: Usage
 ) -> list[str]:
@@ -58,6 +78,7 @@ def _rejections(
         reasons.append(f"planning used {usage.total_tokens} tokens; the budget is {config.max_budget_tokens}")
     reasons.extend(graph.problems(plan.subtasks))
     reasons.extend(_subtask_problems(plan, registry, config))
+    reasons.extend(_scope_problems(plan, request, registry)[0])
     reasons.extend(
         f"the request matches the blocked pattern {p!r}" for p in config.blocked_patterns if re.search(p, request.input)
     )
@@ -67,8 +88,9 @@ def _rejections(
     return reasons
 
 
-def _reviews(plan: Plan, request: WorkflowRequest, config: AgentsConfig) -> list[str]:
-    reasons = [
+def _reviews(plan: Plan, request: WorkflowRequest, registry: Registry, config: AgentsConfig) -> list[str]:
+    reasons = _scope_problems(plan, request, registry)[1]
+    reasons += [
         f"{s.id}: tool {s.tool} needs a person's approval"
         for s in plan.subtasks
         if s.tool in config.review_tools or s.tool_ref in config.review_tools
@@ -88,7 +110,7 @@ def check(plan: Plan, request: WorkflowRequest, registry: Registry, config: Agen
     level = priority if isinstance(priority, int) else PRIORITY_LEVELS["normal"]
     if rejections:
         return Verdict(decision="reject", reasons=tuple(rejections), priority=level)
-    reviews = _reviews(plan, request, config)
+    reviews = _reviews(plan, request, registry, config)
     if reviews:
         return Verdict(decision="needs_human", reasons=tuple(reviews), priority=level)
     return Verdict(decision="approve", reasons=("every subtask is registered, valid and allowed",), priority=level)

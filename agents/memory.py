@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agents.errors import RunNotFound
-from agents.models import RunRecord, StageOutput, SubtaskResult, WorkflowRequest
+from agents.models import Plan, RunRecord, StageOutput, SubtaskResult, WorkflowRequest
+from agents.ports import SubtaskState
 
 
 class MemoryStore:
@@ -20,6 +21,7 @@ class MemoryStore:
         self.tasks: dict[str, list[str]] = {}
         self.changed: dict[str, datetime] = {}
         self.resumed: dict[str, int] = {}
+        self.refused: list[dict[str, Any]] = []
 
     def _changed_at(self, run_id: str) -> datetime:
         # When the run, a stage or a result of it last changed.
@@ -75,10 +77,17 @@ class MemoryStore:
         self.runs[run_id] = record.model_copy(update={"subtasks": tuple(sorted(results, key=lambda r: r.subtask_id))})
         self.changed[run_id] = datetime.now(UTC)
 
-    def subtask_state(self, run_id: str, subtask_id: str) -> tuple[str, SubtaskResult | None]:
-        """The run's status and the subtask's result."""
+    def subtask_state(self, run_id: str, subtask_id: str) -> SubtaskState:
+        """The run's status, its plan and the results of the subtask and of those it depends on."""
         record = self.get_run(run_id)
-        return record.status, next((r for r in record.subtasks if r.subtask_id == subtask_id), None)
+        analyzed = record.stage("analyze")
+        plan = Plan.model_validate(analyzed.output["plan"]) if analyzed and "plan" in analyzed.output else None
+        wanted = {subtask_id} | {d for s in (plan.subtasks if plan else ()) if s.id == subtask_id for d in s.depends_on}
+        return SubtaskState(record.status, plan, {r.subtask_id: r for r in record.subtasks if r.subtask_id in wanted})
+
+    def note_refused(self, run_id: str, subtask_id: str, reason: str, **details: Any) -> None:
+        """Remember a refused subtask message."""
+        self.refused.append({"run_id": run_id, "subtask_id": subtask_id, "reason": reason, **details})
 
     def add_task_ids(self, run_id: str, task_ids: list[str]) -> None:
         """Remember task ids."""

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from agents.models import RunRecord, StageOutput, SubtaskResult, WorkflowRequest
+from agents.models import Plan, RunRecord, StageOutput, SubtaskResult, WorkflowRequest
+
+
+@dataclass(frozen=True)
+class SubtaskState:
+    """What running one subtask needs: the run's status, the plan the analyst stored (None before it did), and
+    the stored results of the subtask and of the subtasks the plan says it depends on, by subtask id."""
+
+    status: str
+    plan: Plan | None
+    results: dict[str, SubtaskResult] = field(default_factory=dict)
 
 
 class RunStore(Protocol):
@@ -33,8 +44,12 @@ class RunStore(Protocol):
         """Insert or replace one subtask's result."""
         ...
 
-    def subtask_state(self, run_id: str, subtask_id: str) -> tuple[str, SubtaskResult | None]:
-        """The run's status and one subtask's stored result (None when it has none); RunNotFound when absent."""
+    def subtask_state(self, run_id: str, subtask_id: str) -> SubtaskState:
+        """The run's status, its stored plan and the results one subtask needs; RunNotFound when absent."""
+        ...
+
+    def note_refused(self, run_id: str, subtask_id: str, reason: str, **details: Any) -> None:
+        """Audit a subtask message that was refused (not the approved plan's subtask)."""
         ...
 
     def add_task_ids(self, run_id: str, task_ids: list[str]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace as dc_replace
 from typing import Any
 
-from agents import runner
+from agents import runner, subtask
 from agents.errors import AgentError, ToolTransientError
 from agents.memory import MemoryEvents, MemoryStore
 from agents.models import STAGES, RunRecord, WorkflowRequest
@@ -17,14 +17,14 @@ def run_inline(run_id: str, ports: runner.Ports) -> RunRecord:
     runner.analyze(run_id, ports)
     runner.gate(run_id, ports)
     record, levels = runner.begin_execute(run_id, ports)
-    # As the canvas does: each subtask gets its approved spec (and reads older predecessors' outputs itself).
+    # As the canvas does: each subtask gets its approved spec (and reads its predecessors' outputs itself).
     specs = {s.id: s for s in runner.plan_of(record).subtasks} if levels else {}
     for level in levels or []:
         for subtask_id in level:
             try:
-                runner.run_subtask(run_id, subtask_id, ports, spec=specs[subtask_id])
+                subtask.run(run_id, subtask_id, ports, spec=specs[subtask_id])
             except ToolTransientError as exc:
-                runner.fail_subtask(run_id, subtask_id, str(exc), 1, ports)
+                subtask.fail(run_id, subtask_id, str(exc), 1, ports)
     return runner.verify(run_id, ports)
 
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from agents import executor, gatekeeper, graph, verifier
 from agents.config import AgentsConfig
-from agents.errors import AgentError, InvalidTransition, ToolError, ToolTransientError
-from agents.models import TERMINAL_STATUSES, Plan, RunRecord, StageOutput, Subtask, SubtaskResult, Usage, Verdict
+from agents.errors import AgentError, InvalidTransition
+from agents.models import TERMINAL_STATUSES, Plan, RunRecord, StageOutput, Usage, Verdict
 from agents.ports import EventSink, RunStore, ToolCache
 from agents.profiles import Profile
 from agents.tools import Registry, ToolContext
@@ -156,80 +156,6 @@ def begin_execute(run_id: str, ports: Ports, task_id: str | None = None) -> tupl
                                                output={"levels": levels}))  # fmt: skip
     ports.events.publish(run_id, {"type": "stage_started", "stage": "execute", "levels": levels})
     return record.model_copy(update={"status": "executing"}), levels
-
-
-def run_subtask(
-    run_id: str,
-    subtask_id: str,
-    ports: Ports,
-    previous: dict[str, dict[str, Any]] | None = None,
-    spec: Subtask | None = None,
-) -> SubtaskResult:
-    """Run one subtask once; ToolTransientError propagates so the caller can retry with backoff. With `spec` (the
-    approved subtask, sent in the message) it reads only the run's status and its own stored result, and the
-    whole run only for a predecessor's output the message did not bring; without it (an older message), the run."""
-    record: RunRecord | None = None
-    status: str
-    if spec is None:
-        record = ports.store.get_run(run_id)
-        spec = _spec_of(record, subtask_id)
-        status, done = record.status, next((r for r in record.subtasks if r.subtask_id == subtask_id), None)
-    else:
-        status, done = ports.store.subtask_state(run_id, subtask_id)
-    started = time.perf_counter()
-    if done is not None and done.status == "succeeded":
-        return done
-    if status != "executing":
-        return _save(
-            ports, run_id, executor.result_of(spec, spec.args, started, status="skipped", error=f"the run is {status}")
-        )
-    outputs = dict(previous or {})
-    if any(d not in outputs for d in spec.depends_on):
-        # Only the level just before sends its outputs along: older predecessors' come from the run context.
-        record = record or ports.store.get_run(run_id)
-        stored = {r.subtask_id: r.output for r in record.subtasks if r.status == "succeeded" and r.output is not None}
-        outputs = {**stored, **outputs}
-    missing = [d for d in spec.depends_on if d not in outputs]
-    if missing:
-        error = f"dependency {', '.join(missing)} did not succeed"
-        return _save(ports, run_id, executor.result_of(spec, spec.args, started, status="skipped", error=error))
-    tool = ports.registry.get(spec.tool, spec.version)
-    args = executor.resolve_args(spec, tool, outputs)
-    try:
-        output, cached, attempts = executor.call_tool(
-            run_id, spec, args, ports.registry, ports.context, ports.store, ports.cache
-        )
-    except ToolTransientError:
-        raise
-    except ToolError as exc:
-        return _save(ports, run_id, executor.result_of(spec, args, started, status="failed", error=str(exc)))
-    result = executor.result_of(spec, args, started, status="succeeded", output=output, cached=cached, attempts=attempts,
-                                idempotency_key=executor.idempotency_key(run_id, spec.id) if tool.side_effect else None)  # fmt: skip
-    return _save(ports, run_id, result)
-
-
-def _spec_of(record: RunRecord, subtask_id: str) -> Subtask:
-    return next(s for s in plan_of(record).subtasks if s.id == subtask_id)
-
-
-def fail_subtask(
-    run_id: str, subtask_id: str, error: str, attempts: int, ports: Ports, spec: Subtask | None = None
-) -> SubtaskResult:
-    """Record that a subtask failed for good (retries exhausted or timed out)."""
-    spec = spec or _spec_of(ports.store.get_run(run_id), subtask_id)
-    return _save(
-        ports,
-        run_id,
-        executor.result_of(spec, spec.args, time.perf_counter(), status="failed", error=error, attempts=attempts),
-    )
-
-
-def _save(ports: Ports, run_id: str, result: SubtaskResult) -> SubtaskResult:
-    ports.store.save_result(run_id, result)
-    ports.events.publish(run_id, {"type": "subtask_finished", "subtask_id": result.subtask_id, "tool": result.tool,
-                                  "status": result.status, "cached": result.cached, "error": result.error,
-                                  "duration_ms": result.duration_ms})  # fmt: skip
-    return result
 
 
 def _close_execute(ports: Ports, record: RunRecord) -> RunRecord:

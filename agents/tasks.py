@@ -10,9 +10,9 @@ from celery.exceptions import SoftTimeLimitExceeded
 from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 
-from agents import canvas, runner
-from agents.errors import AgentError, RequestInvalid, ToolTransientError
-from agents.models import TERMINAL_STATUSES, Subtask, WorkflowRequest
+from agents import canvas, runner, subtask
+from agents.errors import AgentError, RequestInvalid, SubtaskRefused, ToolTransientError
+from agents.models import TERMINAL_STATUSES, WorkflowRequest
 from worker import logging as fleet_logging
 from worker.application import app
 from worker.metrics import AGENT_REQUESTS, AGENT_STAGE_DURATION, AGENT_TOKENS, AGENT_TOOL_CALLS
@@ -124,28 +124,23 @@ def execute(self: Task, run_id: str) -> dict[str, Any]:
 def run_subtask(
     self: Task, previous: Any = None, *, run_id: str, subtask_id: str, spec: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Run one subtask; transient tool errors retry with exponential backoff, then the subtask fails."""
+    """Run one subtask of the approved plan (`previous`, the level before's results, is not trusted: outputs come
+    from the run context); transient tool errors retry with exponential backoff, then the subtask fails."""
     ports = build_ports()
-    approved = Subtask.model_validate(spec) if spec is not None else None
     with fleet_logging.bound(run_id=run_id, subtask_id=subtask_id):
         try:
-            result = runner.run_subtask(run_id, subtask_id, ports, _outputs(previous), approved)
+            result = subtask.run(run_id, subtask_id, ports, spec)
+        except SubtaskRefused as exc:
+            log.warning("%s", exc, extra={"category": "security", "run_id": run_id, "subtask_id": subtask_id})
+            return {"subtask_id": subtask_id, "status": "refused", "output": None, "error": str(exc)}
         except ToolTransientError as exc:
             if self.request.retries < ports.config.tool_retries:
                 raise self.retry(exc=exc, countdown=ports.config.retry_backoff_s * 2**self.request.retries) from None
-            result = runner.fail_subtask(
-                run_id,
-                subtask_id,
-                f"{exc} (after {self.request.retries + 1} attempts)",
-                self.request.retries + 1,
-                ports,
-                approved,
-            )
+            attempts = self.request.retries + 1
+            result = subtask.fail(run_id, subtask_id, f"{exc} (after {attempts} attempts)", attempts, ports)
         except SoftTimeLimitExceeded:
             limit = ports.config.subtask_time_limit_s
-            result = runner.fail_subtask(
-                run_id, subtask_id, f"timed out after {limit} s", self.request.retries + 1, ports, approved
-            )
+            result = subtask.fail(run_id, subtask_id, f"timed out after {limit} s", self.request.retries + 1, ports)
     AGENT_TOOL_CALLS.labels(f"{result.tool}:{result.version}", "cached" if result.cached else result.status).inc()
     if result.status != "succeeded":
         extra = {
@@ -158,12 +153,6 @@ def run_subtask(
             "subtask %s %s: %s", subtask_id, result.status, result.error, extra={**extra, "attempts": result.attempts}
         )
     return {"subtask_id": result.subtask_id, "status": result.status, "output": result.output}
-
-
-def _outputs(previous: Any) -> dict[str, dict[str, Any]]:
-    """The outputs a level passed on (one result, or a list of them), by subtask id."""
-    items = previous if isinstance(previous, list) else [previous] if isinstance(previous, dict) else []
-    return {i["subtask_id"]: i["output"] for i in items if isinstance(i, dict) and i.get("status") == "succeeded"}
 
 
 @app.task(name="agents.verify", bind=True, base=StageTask, **TRANSIENT)

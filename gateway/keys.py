@@ -52,6 +52,11 @@ class Principal:
         """Whether the key may see and act on a run submitted by `owner`: its own, or any with `operator`."""
         return self.allows("operator") or (owner is not None and owner == self.key_id)
 
+    @property
+    def granted(self) -> tuple[str, ...]:
+        """Every scope the key's scopes grant, in canonical order (what a run it submits may do)."""
+        return tuple(scope for scope in SCOPES if self.allows(scope))
+
 
 # Who calls when no key exists at all (development mode): everything is allowed.
 ANONYMOUS = Principal(key_id="anonymous", name="open API (no keys configured)", scopes=frozenset({"admin"}))

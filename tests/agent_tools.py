@@ -40,9 +40,18 @@ def _effect(args: dict[str, Any], context: ToolContext) -> dict[str, Any]:
     return {"key": key, "applied_now": not applied}
 
 
+def _hold(args: dict[str, Any], _context: ToolContext) -> dict[str, Any]:
+    """Holds its subtask (and so its run, `executing`) until the test creates the file `release`, or 60 s pass."""
+    release, deadline = Path(args["release"]), time.monotonic() + 60
+    while not release.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return {"released": release.exists()}
+
+
 TOOLS = [
     Tool("test.flaky", "v1", "Always fails with a transient error.", OBJECT, _flaky, cacheable=False),
     Tool("test.sleep", "v1", "Sleeps `ms` milliseconds.", OBJECT, _sleep, cacheable=False),
+    Tool("test.hold", "v1", "Holds until the file `release` exists.", OBJECT, _hold, cacheable=False),
     Tool(
         "test.effect",
         "v1",

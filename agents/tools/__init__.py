@@ -12,6 +12,9 @@ from agents.config import AgentsConfig
 from agents.errors import ToolInputError, ToolNotFound
 from agents.schema import validate
 
+# The scope a side-effecting tool needs when it names none: only a key that may do anything may cause it.
+SIDE_EFFECT_SCOPE = "admin"
+
 
 class SqlRunner(Protocol):
     """Runs one checked, read-only SELECT and returns its rows."""
@@ -61,6 +64,13 @@ class Tool:
     # The argument filled from predecessors' outputs when a subtask depends on others.
     input_arg: str | None = None
     cacheable: bool = True
+    # The API scope whoever submits a run needs for this tool; a side-effecting tool without one needs admin.
+    scope: str | None = None
+
+    @property
+    def required_scope(self) -> str | None:
+        """The scope a run's submitter needs for this tool; None for a tool without side effects."""
+        return self.scope or (SIDE_EFFECT_SCOPE if self.side_effect else None)
 
     @property
     def ref(self) -> str:
@@ -85,6 +95,7 @@ class Tool:
             "version": self.version,
             "description": self.description,
             "side_effect": self.side_effect,
+            "scope": self.required_scope,
             "schema": self.schema,
             "schema_hash": self.schema_hash,
         }

@@ -53,4 +53,5 @@ TOOL = Tool(
     run=_run,
     side_effect=True,
     cacheable=False,
+    scope="ledger:write",
 )

@@ -63,7 +63,7 @@ def accepted(run_id: str) -> JSONResponse:
 @router.post("/agent/run", status_code=status.HTTP_202_ACCEPTED, responses={200: {"description": "run finished"}})
 def run(request: WorkflowRequest, config: Config, who: RunKey, _slot: WaitSlot, wait: bool = False) -> JSONResponse:
     """Start a workflow; with `?wait=true`, the run record once it rests (within gateway.wait_timeout_s)."""
-    run_id = service.submit(request, owner=who.key_id)
+    run_id = service.submit(request, who.granted, owner=who.key_id)
     if not wait:
         return accepted(run_id)
     try:
@@ -101,7 +101,7 @@ def run_stream(
     slot = waits.slot()  # before submitting: a refused stream starts nothing
     try:
         if not (run_id and entry):
-            run_id, entry = service.submit(request, owner=who.key_id), "0"
+            run_id, entry = service.submit(request, who.granted, owner=who.key_id), "0"
         elif not entry.replace("-", "").isdigit():
             entry = "0"
     except BaseException:
@@ -141,7 +141,7 @@ def run_events(
 @router.post("/agent/batch", status_code=status.HTTP_202_ACCEPTED)
 def batch(body: BatchRequest, who: RunKey) -> dict[str, Any]:
     """Start several workflows; their run ids in order."""
-    return {"run_ids": [service.submit(request, owner=who.key_id) for request in body.requests]}
+    return {"run_ids": [service.submit(request, who.granted, owner=who.key_id) for request in body.requests]}
 
 
 @router.get("/agent/status/{run_id}")

@@ -28,7 +28,7 @@ def legacy_health(request: Request, config: Config) -> JSONResponse:
 @router.post("/workflow", status_code=202)
 def legacy_workflow(request: WorkflowRequest, who: RunKey) -> JSONResponse:
     """Same as POST /api/v1/agent/run without waiting."""
-    return accepted(agents.submit(request, owner=who.key_id))
+    return accepted(agents.submit(request, who.granted, owner=who.key_id))
 
 
 @router.get("/workflow/{run_id}")

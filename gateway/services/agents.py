@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +17,7 @@ from agents.errors import AgentError, IdempotencyKeyConflict, InvalidTransition,
 from agents.models import TERMINAL_STATUSES, WorkflowRequest
 from agents.snapshot import diff
 from agents.tools import ToolContext
+from gateway.keys import SCOPES
 from worker.stores.agents_live import TERMINAL_EVENT, build_ports
 
 # A run stops moving on its own in these states: a waiter can stop waiting.
@@ -29,10 +30,18 @@ def _app() -> Any:
     return app
 
 
-def submit(request: WorkflowRequest | dict[str, Any], owner: str | None = None) -> str:
+# In-process callers (the `agent` CLI, `agent eval`) act as the operator, who holds the database and the broker.
+OPERATOR_SCOPES = SCOPES
+
+
+def submit(
+    request: WorkflowRequest | dict[str, Any], scopes: Sequence[str] = OPERATOR_SCOPES, owner: str | None = None
+) -> str:
     """Send the request to the fleet (`agents.run_workflow`); the run id (an earlier run's, for a known key).
-    `owner`: the submitting API key's id, stored on the run (runs belong to their key)."""
+    `scopes` (those of the API key that submits it, replacing any in the request) decide its side effects;
+    `owner`, the submitting API key's id, is stored on the run (runs belong to their key)."""
     parsed = request if isinstance(request, WorkflowRequest) else WorkflowRequest.model_validate(request)
+    parsed = parsed.model_copy(update={"scopes": tuple(scopes)})
     ports = build_ports()
     if parsed.idempotency_key:
         existing = ports.store.find_by_key(parsed.idempotency_key)  # type: ignore[attr-defined]

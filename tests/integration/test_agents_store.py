@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from agents.errors import RunNotFound
-from agents.models import StageOutput, SubtaskResult, WorkflowRequest
+from agents.models import Plan, StageOutput, Subtask, SubtaskResult, WorkflowRequest
+from agents.ports import SubtaskState
 from worker.db import make_engine
 from worker.stores.agents import SqlRunStore
 
@@ -83,8 +84,70 @@ def test_the_sql_tool_connection_reads_but_cannot_write_even_past_the_parser(url
     runner = ReadOnlySql(url)
     try:
         assert runner.run_select("SELECT COUNT(*) AS n FROM agent_runs", 1000)[0]["n"] >= 0
-        with pytest.raises(ToolError, match=r"(?i)read.only|readonly"):
+        with pytest.raises(ToolError, match=r"(?i)read.only|readonly|not authorized"):
             runner.run_select("DELETE FROM agent_runs", 1000)
+    finally:
+        runner.engine.dispose()
+
+
+def test_the_sql_tool_connection_refuses_a_table_outside_the_allow_list_even_past_the_parser(
+    database_url: str,
+) -> None:
+    from agents.errors import ToolError
+    from worker.stores.agents_live import ReadOnlySql
+
+    runner = ReadOnlySql(database_url, tables=("agent_runs",))
+    try:
+        assert runner.run_select("WITH r AS (SELECT status FROM agent_runs) SELECT COUNT(*) AS n FROM r", 1000)
+        for query in (
+            "SELECT token_sha256 FROM api_keys",
+            "SELECT sql FROM sqlite_master",
+            "PRAGMA table_info(api_keys)",
+        ):
+            with pytest.raises(ToolError, match=r"not authorized|prohibited"):
+                runner.run_select(query, 1000)
+    finally:
+        runner.engine.dispose()
+
+
+def test_a_string_grown_by_concatenation_stops_at_the_size_limit_not_at_the_timeout(database_url: str) -> None:
+    from agents.errors import ToolError
+    from agents.tools.sql import check_select
+    from worker.stores.agents_live import ReadOnlySql
+
+    # Given CTEs that each repeat the string before eight times (16 bytes to 32 MB in seven steps): the parser
+    # accepts them, there is no recursion
+    steps = ["a(x) AS (SELECT '0123456789abcdef')"]
+    steps += [
+        f"{n}(x) AS (SELECT {' || '.join(['x'] * 8)} FROM {p})" for p, n in zip("abcdefg", "bcdefgh", strict=True)
+    ]
+    query = check_select(f"WITH {', '.join(steps)} SELECT length(x) AS size FROM h", ("agent_runs",), 10)
+    runner = ReadOnlySql(database_url, max_bytes=100_000)
+    try:
+        # Then it fails on the length limit, with a timeout far longer than it needs (a bound for a hang)
+        with pytest.raises(ToolError, match="exceed 100000 bytes"):
+            runner.run_select(query, 60_000)
+        # And the recursive doubling of the report is refused by the connection as by the parser
+        doubling = "WITH RECURSIVE r(x) AS (SELECT 'ab' UNION ALL SELECT x || x FROM r) SELECT max(length(x)) FROM r"
+        with pytest.raises(ToolError, match="not authorized"):
+            runner.run_select(doubling, 60_000)
+    finally:
+        runner.engine.dispose()
+
+
+def test_a_result_larger_than_the_limit_is_refused_not_returned(url: str) -> None:
+    from agents.errors import ToolError
+    from worker.stores.agents_live import ReadOnlySql
+
+    runner = ReadOnlySql(url, max_bytes=2_000)
+
+    def rows_of(size: int) -> str:
+        return "SELECT v FROM (" + " UNION ALL ".join(f"SELECT '{c * size}' AS v" for c in "abc") + ") AS t"
+
+    try:
+        assert len(runner.run_select(rows_of(9), 1000)) == 3
+        with pytest.raises(ToolError, match="result exceeds 2000 bytes"):
+            runner.run_select(rows_of(900), 1000)
     finally:
         runner.engine.dispose()
 
@@ -124,16 +187,22 @@ def test_a_run_recorded_again_under_its_own_id_is_the_first_one_not_an_error(sto
     assert (again.run_id, again.status) == (run_id, "analyzing")
 
 
-def test_a_subtask_state_is_the_runs_status_and_that_subtasks_stored_result(store: SqlRunStore) -> None:
+def test_a_subtask_state_is_the_runs_status_its_plan_and_the_results_that_subtask_needs(store: SqlRunStore) -> None:
     run_id = str(uuid.uuid4())
     store.create_run(run_id, WorkflowRequest(input="x"), "agents")
-    assert store.subtask_state(run_id, "s1") == ("pending", None)
-    result = SubtaskResult(subtask_id="s1", tool="t", version="v1", status="succeeded", output={"v": 1})
-    store.save_result(run_id, result)
-    store.save_result(run_id, SubtaskResult(subtask_id="s2", tool="t", version="v1", status="failed", error="e"))
+    assert store.subtask_state(run_id, "s2") == SubtaskState("pending", None, {})
+    plan = Plan(intent="t", subtasks=(Subtask(id="s1", tool="t"), Subtask(id="s2", tool="t", depends_on=("s1",)),
+                                      Subtask(id="s3", tool="t")))  # fmt: skip
+    store.save_stage(run_id, StageOutput(stage="analyze", status="succeeded", output={"plan": plan.model_dump()}))
+    results = [
+        SubtaskResult(subtask_id=i, tool="t", version="v1", status="succeeded", output={"v": i}) for i in ["s1", "s3"]
+    ]
+    for result in results:
+        store.save_result(run_id, result)
     store.transition(run_id, "executing", frozenset({"pending"}))
 
-    assert store.subtask_state(run_id, "s1") == ("executing", result)
+    assert store.subtask_state(run_id, "s2") == SubtaskState("executing", plan, {"s1": results[0]})
+    assert store.subtask_state(run_id, "s3") == SubtaskState("executing", plan, {"s3": results[1]})
     with pytest.raises(RunNotFound):
         store.subtask_state("no-such-run", "s1")
 

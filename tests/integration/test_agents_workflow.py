@@ -44,7 +44,8 @@ def test_a_dependent_subtask_receives_its_predecessors_output(fleet_worker: Work
     assert record["status"] == "succeeded", record["error"]
     query, summary = record["subtasks"]
     assert query["tool"] == "sql.query" and query["output"]["row_count"] >= 1
-    assert summary["args"]["text"].startswith(f"{query['output']['row_count']} rows.")
+    # The rows' digest (how many, the total), not their listing
+    assert summary["args"]["text"].startswith(f"{query['output']['row_count']} rows; total runs: ")
 
 
 def test_a_request_no_tool_fits_is_rejected_with_the_reason(fleet_worker: WorkerProcess) -> None:
@@ -156,4 +157,6 @@ def test_a_ledger_event_goes_through_the_ledger_once_and_the_balance_query_then_
     assert result["output"]["status"] == "accepted", result["output"]
     assert result["output"]["event_id"] == result["idempotency_key"] == f"{record['run_id']}:s1"
     assert balances["status"] == "succeeded", balances["error"]
-    assert f"account: {account}, currency: EUR, balance: 12.50" in balances["subtasks"][1]["args"]["text"]
+    query, summary = balances["subtasks"]
+    assert {"account": account, "currency": "EUR", "balance": "12.50"} in query["output"]["rows"]
+    assert summary["args"]["text"].startswith(f"{query['output']['row_count']}건, 잔액 합계 ")

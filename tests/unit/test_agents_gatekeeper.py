@@ -94,3 +94,39 @@ def test_the_request_sets_the_runs_priority(priority: Any, level: int) -> None:
 
 def test_an_unknown_priority_is_rejected() -> None:
     assert _verdict([CALC], options={"priority": "urgent"}).decision == "reject"
+
+
+LEDGER_WRITE = Subtask(id="s1", tool="ledger.quick_run", args={"event": {"event_type": "account_opened", "data": {}}})
+
+
+@pytest.mark.parametrize(
+    ("scopes", "decision", "reason"),
+    [
+        (
+            ("run", "read"),
+            "reject",
+            "s1: ledger.quick_run:v1 needs the 'ledger:write' scope; the submitting key has run, read",
+        ),
+        ((), "reject", "s1: ledger.quick_run:v1 needs the 'ledger:write' scope; the submitting key has none"),
+        (None, "needs_human", "s1: ledger.quick_run:v1 has side effects and the run names no API key's scopes"),
+        (("run", "read", "ledger:write"), "approve", "every subtask is registered, valid and allowed"),
+    ],
+)
+def test_a_side_effect_needs_its_scope_on_the_run_or_a_persons_approval(
+    scopes: tuple[str, ...] | None, decision: str, reason: str
+) -> None:
+    verdict = _verdict([CALC.model_copy(update={"id": "s0"}), LEDGER_WRITE], scopes=scopes)
+
+    assert (verdict.decision, verdict.reasons) == (decision, (reason,))
+
+
+def test_a_side_effecting_tool_that_names_no_scope_needs_admin() -> None:
+    from agents.tools import Tool
+
+    effect = Tool("test.effect", "v1", "effect", {"type": "object"}, lambda a, c: {}, side_effect=True)
+    registry = default_registry([effect])
+    plan = Plan(intent="test", subtasks=(Subtask(id="s1", tool="test.effect"),))
+
+    for scopes, decision in [(("run", "read", "ledger:write"), "reject"), (("admin",), "approve")]:
+        verdict = check(plan, WorkflowRequest(input="x", scopes=scopes), registry, AgentsConfig(), Usage())
+        assert verdict.decision == decision, verdict.reasons

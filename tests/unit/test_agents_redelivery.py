@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from agents import runner
+from agents import runner, subtask
 from agents.config import AgentsConfig
 from agents.memory import MemoryCache, MemoryEvents, MemoryStore
 from agents.models import StageOutput, WorkflowRequest
@@ -79,7 +79,7 @@ def test_a_gate_that_died_after_storing_its_verdict_applies_it_without_judging_a
 def test_an_execute_delivered_again_sends_only_the_subtasks_without_a_result(ports: runner.Ports) -> None:
     run_id, levels = _executing(ports)
     assert levels == [["s1", "s2", "s3"]]
-    runner.run_subtask(run_id, "s2", ports)
+    subtask.run(run_id, "s2", ports)
 
     _record, again = runner.begin_execute(run_id, ports)
 
@@ -92,7 +92,7 @@ def test_an_execute_delivered_again_after_every_result_sends_nothing_and_verify_
 ) -> None:
     run_id, levels = _executing(ports)
     for subtask_id in (levels or [[]])[0]:
-        runner.run_subtask(run_id, subtask_id, ports)
+        subtask.run(run_id, subtask_id, ports)
 
     assert runner.begin_execute(run_id, ports)[1] is None
     assert runner.verify(run_id, ports).status == "succeeded"
@@ -100,7 +100,7 @@ def test_an_execute_delivered_again_after_every_result_sends_nothing_and_verify_
 
 def test_a_verify_sent_before_every_subtask_ran_leaves_the_run_executing(ports: runner.Ports) -> None:
     run_id, _levels = _executing(ports)
-    runner.run_subtask(run_id, "s1", ports)
+    subtask.run(run_id, "s1", ports)
 
     record = runner.verify(run_id, ports)
 
@@ -148,7 +148,7 @@ def test_a_run_the_sweep_resumed_max_resumes_times_without_progress_is_failed_wi
 
 def test_a_resumed_stalled_run_completes(ports: runner.Ports) -> None:
     run_id, _levels = _executing(ports)
-    runner.run_subtask(run_id, "s1", ports)
+    subtask.run(run_id, "s1", ports)
     [(record, action)] = runner.sweep(ports, _later(ports))  # type: ignore[arg-type]
 
     assert (record.status, action) == ("executing", "resume")

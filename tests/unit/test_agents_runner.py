@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
-from agents import actions, runner
-from agents.errors import InvalidTransition, ToolTransientError
+from agents import actions, runner, subtask
+from agents.errors import InvalidTransition, SubtaskRefused, ToolTransientError
 from agents.memory import MemoryCache, MemoryEvents, MemoryStore
 from agents.models import WorkflowRequest
 from agents.profiles import LocalProfile
@@ -40,7 +41,8 @@ def ports() -> runner.Ports:
 
 
 def _start(ports: runner.Ports, text: str, run_id: str = "r1", **options: Any) -> str:
-    ports.store.create_run(run_id, WorkflowRequest(input=text, options=options), "agents")
+    # Submitted with every scope, as the operator's CLI does: the side effects below need no approval.
+    ports.store.create_run(run_id, WorkflowRequest(input=text, options=options, scopes=("admin",)), "agents")
     return run_id
 
 
@@ -109,7 +111,7 @@ def test_a_side_effect_redelivered_after_it_finished_is_not_called_again(ports: 
     runner.analyze(run_id, ports), runner.gate(run_id, ports), runner.begin_execute(run_id, ports)
     ports.store.calls["r1:s1"] = (1, {"done": 1})  # the first attempt finished the call, then its worker died
 
-    result = runner.run_subtask(run_id, "s1", ports)
+    result = subtask.run(run_id, "s1", ports)
 
     assert CALLS == []
     assert (result.status, result.output, result.attempts) == ("succeeded", {"done": 1}, 2)
@@ -119,9 +121,9 @@ def test_a_subtask_redelivered_with_its_spec_after_it_succeeded_returns_the_stor
     run_id = _start(ports, "effect", subtasks=[{"id": "s1", "tool": "test.effect", "args": {"n": 1}}])
     runner.analyze(run_id, ports), runner.gate(run_id, ports)
     spec = runner.plan_of(runner.begin_execute(run_id, ports)[0]).subtasks[0]
-    first = runner.run_subtask(run_id, "s1", ports, spec=spec)
+    first = subtask.run(run_id, "s1", ports, spec=spec)
 
-    again = runner.run_subtask(run_id, "s1", ports, spec=spec)
+    again = subtask.run(run_id, "s1", ports, spec=spec)
 
     assert CALLS == ["r1:s1"]
     assert again == first
@@ -141,7 +143,7 @@ class ReadCounting:
         return getattr(self.inner, name)
 
 
-def test_a_subtask_sent_with_its_spec_reads_the_run_only_for_an_older_predecessors_output(
+def test_a_subtask_reads_its_predecessors_outputs_from_the_run_context_never_the_whole_run(
     ports: runner.Ports,
 ) -> None:
     store = ReadCounting()
@@ -154,15 +156,55 @@ def test_a_subtask_sent_with_its_spec_reads_the_run_only_for_an_older_predecesso
     specs = {s.id: s for s in runner.plan_of(runner.begin_execute(run_id, ports)[0]).subtasks}
     store.reads = 0
 
-    a = runner.run_subtask(run_id, "a", ports, spec=specs["a"])
-    b = runner.run_subtask(run_id, "b", ports, {"a": a.output or {}}, spec=specs["b"])
-    reads_before_c = store.reads
-    c = runner.run_subtask(run_id, "c", ports, {"b": b.output or {}}, spec=specs["c"])
+    a = subtask.run(run_id, "a", ports, spec=specs["a"])
+    b = subtask.run(run_id, "b", ports, spec=specs["b"])
+    c = subtask.run(run_id, "c", ports, spec=specs["c"])
 
-    assert reads_before_c == 0  # a level's own spec and the level before's outputs came with the messages
-    assert store.reads == 1  # c's output of a (two levels back) is in the run context
-    assert (b.status, c.status) == ("succeeded", "succeeded")
-    assert c.args["text"].startswith("1+1 = 2\n")  # a's output, read from the run, then b's from the message
+    assert store.reads == 0  # each read its plan and the results it needs, not the whole run
+    assert (a.status, b.status, c.status) == ("succeeded", "succeeded", "succeeded")
+    assert c.args["text"] == f"1+1 = 2\n{b.output['summary']}"  # type: ignore[index]
+
+
+def _executing(ports: runner.Ports, subtasks: list[dict[str, Any]]) -> str:
+    run_id = _start(ports, "approved", subtasks=subtasks)
+    runner.analyze(run_id, ports), runner.gate(run_id, ports), runner.begin_execute(run_id, ports)
+    return run_id
+
+
+@pytest.mark.parametrize(
+    ("subtask_id", "spec", "why"),
+    [
+        ("s9", {"id": "s9", "tool": "test.effect", "args": {"n": 9}}, "s9 is not a subtask of the run's plan"),
+        ("s1", {"id": "s1", "tool": "test.effect", "args": {"n": 9}}, "in tool, args$"),
+        ("s1", {"id": "s1", "tool": "math.calculate", "args": {"expression": "6*6"}}, "in args$"),
+        ("s1", {"id": "s1", "tool": "math.calculate", "version": "v2", "args": {"expression": "6*7"}}, "in version$"),
+        ("s1", {"id": "s2", "tool": "math.calculate", "args": {"expression": "6*7"}}, "in id$"),
+        ("s1", {"tool": ["not", "a", "name"]}, "its spec is not a subtask"),
+        ("s9", None, "s9 is not a subtask of the run's plan"),
+    ],
+)
+def test_a_subtask_message_that_is_not_the_approved_plans_runs_nothing_and_is_audited(
+    ports: runner.Ports, subtask_id: str, spec: dict[str, Any] | None, why: str
+) -> None:
+    # Given a run executing its approved plan (one calculation)
+    run_id = _executing(ports, [{"id": "s1", "tool": "math.calculate", "args": {"expression": "6*7"}}])
+    # When a message names another subtask, or the approved one with another tool, version or arguments
+    with pytest.raises(SubtaskRefused, match=why):
+        subtask.run(run_id, subtask_id, ports, spec=spec)
+    # Then nothing ran, nothing was stored, and the refusal is audited and told to the run's followers
+    assert CALLS == [] and ports.store.get_run(run_id).subtasks == ()
+    assert [(r["subtask_id"], bool(re.search(why, r["reason"]))) for r in ports.store.refused] == [(subtask_id, True)]  # type: ignore[attr-defined]
+    assert ports.events.events[-1][1]["type"] == "subtask_refused"  # type: ignore[attr-defined]
+    # And the approved subtask still runs as planned
+    assert subtask.run(run_id, "s1", ports).output == {"expression": "6*7", "value": "42"}
+
+
+def test_a_subtask_message_for_a_run_that_does_not_exist_is_refused_and_audited(ports: runner.Ports) -> None:
+    with pytest.raises(SubtaskRefused, match="no such run"):
+        subtask.run("no-run", "s1", ports, spec={"id": "s1", "tool": "test.effect", "args": {"n": 1}})
+
+    assert CALLS == [] and ports.store.refused[0]["tool"] == "test.effect"  # type: ignore[attr-defined]
+    assert ports.events.events == []  # type: ignore[attr-defined]
 
 
 def test_a_side_effect_is_called_with_its_idempotency_key(ports: runner.Ports) -> None:
@@ -179,7 +221,7 @@ def test_a_transient_error_propagates_so_the_task_can_retry(ports: runner.Ports)
     runner.analyze(run_id, ports), runner.gate(run_id, ports), runner.begin_execute(run_id, ports)
 
     with pytest.raises(ToolTransientError):
-        runner.run_subtask(run_id, "s1", ports)
+        subtask.run(run_id, "s1", ports)
 
 
 @pytest.mark.parametrize("stage", ["analyze", "gate", "execute", "verify"])

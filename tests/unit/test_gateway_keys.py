@@ -59,6 +59,19 @@ def test_scopes_grant_what_they_imply_and_nothing_more(held: set[str], asked: st
     assert Principal("k", "n", frozenset(held)).allows(asked) is allowed
 
 
+@pytest.mark.parametrize(
+    ("held", "granted"),
+    [
+        ({"run"}, ("run", "read")),
+        ({"run", "ledger:write"}, ("run", "ledger:write", "read")),
+        ({"read"}, ("read",)),
+        ({"admin"}, ("run", "ledger:write", "read", "admin")),
+    ],
+)
+def test_a_key_grants_its_runs_every_scope_its_scopes_imply(held: set[str], granted: tuple[str, ...]) -> None:
+    assert Principal("k", "n", frozenset(held)).granted == granted
+
+
 def test_scopes_are_validated_and_put_in_canonical_order() -> None:
     assert validate_scopes(["read", "run", "read"]) == ["run", "read"]
     with pytest.raises(UnknownScope, match="'write'"):

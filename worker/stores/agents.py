@@ -28,7 +28,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert, Update
 
 from agents.errors import RunNotFound
-from agents.models import TERMINAL_STATUSES, RunRecord, StageOutput, SubtaskResult, Usage, WorkflowRequest
+from agents.models import TERMINAL_STATUSES, Plan, RunRecord, StageOutput, SubtaskResult, Usage, WorkflowRequest
+from agents.ports import SubtaskState
 from agents.snapshot import snapshot_id_of
 from worker import audit
 from worker.db import get_engine, session_scope
@@ -107,10 +108,13 @@ def _upsert_sql(dialect: str, table: Table, keys: tuple[str, ...], columns: tupl
 _RUN_SQL = select(_RUNS).where(_RUNS.c.run_id == bindparam("p_run_id"))
 _STAGES_SQL = select(_STAGES).where(_STAGES.c.run_id == bindparam("p_run_id")).order_by(_STAGES.c.id)
 _RESULTS_SQL = select(_RESULTS.c.data).where(_RESULTS.c.run_id == bindparam("p_run_id")).order_by(_RESULTS.c.subtask_id)
-_SUBTASK_STATE_SQL = (
-    select(_RUNS.c.status, _RESULTS.c.data)
-    .outerjoin(_RESULTS, and_(_RESULTS.c.run_id == _RUNS.c.run_id, _RESULTS.c.subtask_id == bindparam("p_subtask_id")))
+_PLAN_SQL = (
+    select(_RUNS.c.status, _STAGES.c.output)
+    .outerjoin(_STAGES, and_(_STAGES.c.run_id == _RUNS.c.run_id, _STAGES.c.stage == "analyze"))
     .where(_RUNS.c.run_id == bindparam("p_run_id"))
+)
+_SOME_RESULTS_SQL = select(_RESULTS.c.data).where(
+    _RESULTS.c.run_id == bindparam("p_run_id"), _RESULTS.c.subtask_id.in_(bindparam("p_ids", expanding=True))
 )
 
 
@@ -210,13 +214,24 @@ class SqlRunStore:
                "status": result.status, "updated_at": datetime.now(UTC)}  # fmt: skip
         self._upsert(_RESULTS, ("run_id", "subtask_id"), row)
 
-    def subtask_state(self, run_id: str, subtask_id: str) -> tuple[str, SubtaskResult | None]:
-        """The run's status and the subtask's stored result, in one SELECT; RunNotFound when the run is absent."""
+    def subtask_state(self, run_id: str, subtask_id: str) -> SubtaskState:
+        """The run's status and stored plan, then the results of the subtask and of those the plan says it depends
+        on (two SELECTs on one connection); RunNotFound when the run is absent."""
         with self.engine.connect() as connection:
-            row = connection.execute(_SUBTASK_STATE_SQL, {"p_run_id": run_id, "p_subtask_id": subtask_id}).first()
-        if row is None:
-            raise RunNotFound(f"no run {run_id}")
-        return row.status, SubtaskResult.model_validate(row.data) if row.data is not None else None
+            row = connection.execute(_PLAN_SQL, {"p_run_id": run_id}).first()
+            if row is None:
+                raise RunNotFound(f"no run {run_id}")
+            plan = Plan.model_validate(row.output["plan"]) if row.output and "plan" in row.output else None
+            deps = next((s.depends_on for s in plan.subtasks if s.id == subtask_id), ()) if plan else ()
+            found = connection.execute(_SOME_RESULTS_SQL, {"p_run_id": run_id, "p_ids": [subtask_id, *deps]}).all()
+        results = (SubtaskResult.model_validate(r.data) for r in found)
+        return SubtaskState(row.status, plan, {r.subtask_id: r for r in results})
+
+    def note_refused(self, run_id: str, subtask_id: str, reason: str, **details: Any) -> None:
+        """An audit event `subtask_refused` for the run (actor: whoever has the broker)."""
+        with session_scope(self.engine) as session:
+            audit.record(session, "agent", "subtask_refused", run_id, actor="broker", subtask_id=subtask_id,
+                         reason=reason, **details)  # fmt: skip
 
     def add_task_ids(self, run_id: str, task_ids: list[str]) -> None:
         """Remember Celery task ids of the run (already known ones are skipped)."""

@@ -11,7 +11,7 @@ import re
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -23,12 +23,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from agents import snapshot
-from agents.config import AgentsConfig, load_config
+from agents.config import DEFAULT_TABLES, AgentsConfig, load_config
 from agents.errors import AgentError, ToolError, ToolTransientError
 from agents.models import AGENT_QUEUE_PATTERN, RunRecord, WorkflowRequest
 from agents.profiles import Profile, make_profile
 from agents.runner import Ports
 from agents.tools import Registry, Tool, ToolContext, default_registry
+from agents.tools.sql import sqlite_authorizer
 from worker.constants import REDIS_KEY_PREFIX
 from worker.db import make_engine, normalise_url
 from worker.redis_client import get_redis
@@ -117,11 +118,28 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-class ReadOnlySql:
-    """Runs checked SELECTs on a read-only connection (SQLite mode=ro, PostgreSQL read-only transaction)."""
+# A statement's SQL text is at most the tool's 4000 characters plus the LIMIT added; this leaves room.
+SQL_TEXT_LIMIT = 100_000
 
-    def __init__(self, database_url: str) -> None:
+
+def _lock_down(connection: sqlite3.Connection, tables: tuple[str, ...], max_bytes: int) -> None:
+    """Read-only, bounded and authorized: what a statement may build and read besides its time."""
+    # Belt and braces: even a statement that slipped past the parser cannot write.
+    connection.execute("PRAGMA query_only=ON")
+    # No string or blob (`||` doubling in a CTE) longer than a whole result may be; nothing attached.
+    connection.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, max_bytes)
+    connection.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, SQL_TEXT_LIMIT)
+    connection.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+    connection.set_authorizer(sqlite_authorizer(tables))
+
+
+class ReadOnlySql:
+    """Runs checked SELECTs on a read-only connection (SQLite mode=ro, PostgreSQL read-only transaction), within a
+    time, a value size and a result size."""
+
+    def __init__(self, database_url: str, tables: tuple[str, ...] = DEFAULT_TABLES, max_bytes: int = 1_000_000) -> None:
         url = make_url(normalise_url(database_url))
+        self.max_bytes = max_bytes
         self.sqlite = url.get_backend_name() == "sqlite"
         if self.sqlite:
             path = Path(url.database or "").resolve()
@@ -129,8 +147,7 @@ class ReadOnlySql:
             self.engine: Engine = create_engine(
                 "sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, timeout=10, check_same_thread=False)
             )
-            # Belt and braces: even a statement that slipped past the parser cannot write.
-            event.listen(self.engine, "connect", lambda conn, _record: conn.execute("PRAGMA query_only=ON"))
+            event.listen(self.engine, "connect", lambda conn, _record: _lock_down(conn, tables, max_bytes))
         else:
             self.engine = make_engine(database_url)
 
@@ -145,13 +162,25 @@ class ReadOnlySql:
                 else:
                     connection.execute(text("SET TRANSACTION READ ONLY"))
                     connection.execute(text(f"SET LOCAL statement_timeout = {int(timeout_ms)}"))
-                rows = connection.execute(text(sql)).mappings().all()
-                return [{k: _jsonable(v) for k, v in row.items()} for row in rows]
+                return self._rows(connection.execute(text(sql)).mappings())
         except DBAPIError as exc:
             message = str(exc.orig).strip().splitlines()[0]
             if isinstance(exc, OperationalError) and ("locked" in message or "busy" in message):
                 raise ToolTransientError(f"sql.query: database busy: {message}") from None
+            if "too big" in message:
+                raise ToolError(f"sql.query: a value would exceed {self.max_bytes} bytes ({message})") from None
             raise ToolError(f"sql.query: {message}") from None
+
+    def _rows(self, result: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """The rows as JSON values, fetched one by one up to `max_bytes` of JSON."""
+        rows, size = [], 0
+        for row in result:
+            item = {k: _jsonable(v) for k, v in row.items()}
+            size += len(json.dumps(item, ensure_ascii=False, default=str).encode())
+            if size > self.max_bytes:
+                raise ToolError(f"sql.query: the result exceeds {self.max_bytes} bytes; select fewer rows or columns")
+            rows.append(item)
+        return rows
 
 
 class LedgerAdapter:
@@ -209,8 +238,8 @@ def build_ports() -> Ports:
     """The live ports of this process (one per process: engines and clients are pooled)."""
     config = agents_config()
     settings = get_settings()
-    context = ToolContext(config=config, sql=ReadOnlySql(settings.database_url), ledger=LedgerAdapter(),
-                          fleet_status=_fleet_status)  # fmt: skip
+    sql = ReadOnlySql(settings.database_url, config.sql_tables, config.sql_max_result_bytes)
+    context = ToolContext(config=config, sql=sql, ledger=LedgerAdapter(), fleet_status=_fleet_status)
     return Ports(store=SqlRunStore(), events=RedisEvents(), registry=registry(), profiles=profile, config=config,
                  context=context, cache=RedisCache())  # fmt: skip
 
