@@ -65,7 +65,8 @@ def test_scopes_grant_what_they_imply_and_nothing_more(held: set[str], asked: st
         ({"run"}, ("run", "read")),
         ({"run", "ledger:write"}, ("run", "ledger:write", "read")),
         ({"read"}, ("read",)),
-        ({"admin"}, ("run", "ledger:write", "read", "admin")),
+        ({"admin"}, ("run", "ledger:write", "read", "operator", "admin")),
+        ({"operator"}, ("run", "read", "operator")),
     ],
 )
 def test_a_key_grants_its_runs_every_scope_its_scopes_imply(held: set[str], granted: tuple[str, ...]) -> None:
