@@ -42,8 +42,8 @@ def up(
     workers: int = typer.Option(1, min=1, help="Worker processes (each one core at most: scale by processes)."),
     concurrency: int = typer.Option(1, min=1, help="Pool processes per worker."),
     queues: str = typer.Option("agents,ledger,reports", help="Queues every worker consumes."),
-    api_port: int = typer.Option(8000, help="HTTP API port."),
-    flower_port: int = typer.Option(5555, help="Flower port."),
+    api_port: int = typer.Option(8000, min=1, max=65535, help="HTTP API port."),
+    flower_port: int = typer.Option(5555, min=1, max=65535, help="Flower port."),
     beat: bool = typer.Option(True, help="Run Celery Beat (exactly one per fleet)."),
     flower: bool = typer.Option(True, help="Run Flower."),
     api: bool = typer.Option(True, help="Run the HTTP API."),
@@ -140,8 +140,8 @@ def _print_status(report: dict[str, object]) -> None:
 @app.command("api")
 def api(
     host: str = typer.Option("127.0.0.1", help="Address to bind."),
-    port: int = typer.Option(8000, help="Port to listen on."),
-    workers: int = typer.Option(1, help="uvicorn worker processes."),
+    port: int = typer.Option(8000, min=1, max=65535, help="Port to listen on."),
+    workers: int = typer.Option(1, min=1, help="uvicorn worker processes."),
 ) -> None:
     """Serve the HTTP API with uvicorn."""
     import uvicorn

@@ -150,8 +150,12 @@ def _withdraw(run_id: str, request: Any, timeout: float) -> int:
     return EXIT_UNAVAILABLE
 
 
-def chat(profile: str = typer.Option("local", callback=_known_profile, help="Model profile.")) -> None:
+def chat(
+    profile: str = typer.Option("local", callback=_known_profile, help="Model profile."),
+    timeout: float = typer.Option(120.0, help="Seconds to wait for each answer."),
+) -> None:
     """Ask one request after another (empty line or Ctrl-D ends)."""
+    from agents.models import WorkflowRequest
     from gateway.services import agents as service
 
     require_broker()
@@ -161,7 +165,11 @@ def chat(profile: str = typer.Option("local", callback=_known_profile, help="Mod
         text = line.strip()
         if not text:
             break
-        record = service.run(text, profile=profile)
+        request = WorkflowRequest(input=text, profile=profile)
+        run_id = service.submit(request)
+        record = service.wait_for_run(run_id, timeout)
+        if record["status"] == "pending":
+            raise typer.Exit(_withdraw(run_id, request, timeout))
         answer = (record.get("output") or {}).get("answer") or record.get("error") or record["status"]
         console.print(f"[bold]agent[/] ({record['status']}): {answer}", highlight=False)
 
@@ -193,13 +201,14 @@ def batch(
                 "answer": (record.get("output") or {}).get("answer"), "latency_ms": round((time.perf_counter() - started) * 1000, 1)}  # fmt: skip
 
     results: list[dict[str, Any]] = []
-    with Progress(console=console) as progress, ThreadPoolExecutor(parallel) as pool:
-        bar = progress.add_task("runs", total=len(lines))
-        for future in as_completed([pool.submit(one, text) for text in lines]):
-            results.append(future.result())
-            progress.advance(bar)
-    order = {text: i for i, text in enumerate(lines)}
+    # Opened first: an output that cannot be written is said before any run, not after all of them.
     with output_path.open("w", encoding="utf-8") as out:
+        with Progress(console=console) as progress, ThreadPoolExecutor(parallel) as pool:
+            bar = progress.add_task("runs", total=len(lines))
+            for future in as_completed([pool.submit(one, text) for text in lines]):
+                results.append(future.result())
+                progress.advance(bar)
+        order = {text: i for i, text in enumerate(lines)}
         for result in sorted(results, key=lambda r: order[r["input"]]):
             out.write(json.dumps(result, ensure_ascii=False) + "\n")
     succeeded = sum(1 for r in results if r["status"] == "succeeded")

@@ -50,14 +50,16 @@ def finished_run(fleet_worker: WorkerProcess) -> str:
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Wrong files: one that does not exist, a binary one, a directory."""
+    """Wrong files: one that does not exist, a binary one, a directory; and a good file of requests."""
     folder = tmp_path_factory.mktemp("wrong-files")
     binary = folder / "events.jsonl"
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00binary")
-    return {"missing": str(folder / "missing.jsonl"), "binary": str(binary), "folder": str(folder)}
+    requests = folder / "requests.txt"
+    requests.write_text("compute 1+1\n")
+    return {"missing": str(folder / "missing"), "binary": str(binary), "folder": str(folder), "requests": str(requests)}
 
 
-# (arguments, exit code); FINISHED, MISSING, BINARY and FOLDER are filled in by the test.
+# (arguments, exit code); FINISHED, MISSING, BINARY, FOLDER and REQUESTS are filled in by the test.
 WRONG_ARGUMENTS: list[tuple[list[str], int]] = [
     (["run", ""], USAGE),
     (["run"], USAGE),
@@ -76,6 +78,7 @@ WRONG_ARGUMENTS: list[tuple[list[str], int]] = [
     (["replay", "FINISHED", "--from-stage", "nowhere"], USAGE),
     (["batch", "--input", "MISSING", "--output", "MISSING"], USAGE),
     (["batch", "--input", "BINARY", "--output", "FOLDER"], USAGE),
+    (["batch", "--input", "REQUESTS", "--output", "MISSING/out.jsonl"], USAGE),
     (["eval", "--samples", "MISSING"], USAGE),
     (["tool", "list", "--colour"], USAGE),
     (["tool", "test", "no.such_tool", "--input", "{}"], USAGE),
@@ -96,10 +99,13 @@ WRONG_ARGUMENTS: list[tuple[list[str], int]] = [
     (["briefing", "--hours", "0"], USAGE),
     (["keys", "create", "--name", "ci", "--scope", "everything"], USAGE),
     (["keys", "create", "--scope", "run"], USAGE),
+    (["keys", "create", "--name", " ", "--scope", "run"], USAGE),
     (["keys", "revoke", "no-such-key"], USAGE),
     (["up", "--queues", "agents,mail"], USAGE),
     (["up", "--workers", "0"], USAGE),
+    (["up", "--api-port", "70000"], USAGE),
     (["api", "--port", "eighty"], USAGE),
+    (["api", "--port", "0"], USAGE),
     (["db", "downgrade"], USAGE),
 ]
 
@@ -108,13 +114,10 @@ WRONG_ARGUMENTS: list[tuple[list[str], int]] = [
 def test_a_command_fed_the_wrong_thing_says_why_in_one_line(
     args: list[str], code: int, finished_run: str, files: dict[str, str]
 ) -> None:
-    names = {
-        "FINISHED": finished_run,
-        "MISSING": files["missing"],
-        "BINARY": files["binary"],
-        "FOLDER": files["folder"],
-    }
-    done = run_agent(*[names.get(arg, arg) for arg in args], timeout=120)
+    names = {name.upper(): path for name, path in files.items()} | {"FINISHED": finished_run}
+    # A placeholder may start an argument: MISSING/out.jsonl is a file in a folder that does not exist.
+    args = [re.sub(r"^[A-Z]+", lambda m: names.get(m.group(0), m.group(0)), arg) for arg in args]
+    done = run_agent(*args, timeout=120)
     assert_one_error_line(done, code)
 
 
@@ -214,6 +217,21 @@ def test_agent_run_with_no_worker_exits_3_within_its_timeout_and_the_run_never_r
         worker.stop()
     record = json.loads(run_agent("status", run_id, "--json", env=env).stdout)
     assert record["status"] == "cancelled" and record["stages"] == [], record
+
+
+def test_chat_with_no_worker_exits_3_after_its_timeout_and_cancels_the_run(redis_server, database_url: str) -> None:  # type: ignore[no-untyped-def]
+    broker = os.environ["FLEET_BROKER_URL"].rsplit("/", 1)[0] + "/6"
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "agent"), "chat", "--timeout", "2"],
+        input="compute 1+1\nnever asked\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={**os.environ, "FLEET_BROKER_URL": broker, "FLEET_RESULT_BACKEND": broker},
+    )
+    line = assert_one_error_line(done, UNAVAILABLE)
+    assert "no worker started run" in line and "cancelled" in line
 
 
 def test_agent_run_that_a_worker_finishes_in_time_exits_0(fleet_worker: WorkerProcess) -> None:
