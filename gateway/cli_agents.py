@@ -106,7 +106,7 @@ def run(
     ] = None,
     idempotency_key: str = typer.Option(None, help="A repeated request with this key maps to the same run."),
     wait: bool = typer.Option(True, help="Wait for the run and show live progress."),
-    timeout: float = typer.Option(120.0, help="Seconds to wait."),
+    timeout: float = typer.Option(120.0, min=0.0, help="Seconds to wait in all, live view included."),
     as_json: bool = typer.Option(False, "--json", help="Print the run record as JSON."),
 ) -> None:
     """Run a workflow: prints the answer, the stages with timings and the verdicts."""
@@ -152,7 +152,7 @@ def _withdraw(run_id: str, request: Any, timeout: float) -> int:
 
 def chat(
     profile: str = typer.Option("local", callback=_known_profile, help="Model profile."),
-    timeout: float = typer.Option(120.0, help="Seconds to wait for each answer."),
+    timeout: float = typer.Option(120.0, min=0.0, help="Seconds to wait for each answer."),
 ) -> None:
     """Ask one request after another (empty line or Ctrl-D ends)."""
     from agents.models import WorkflowRequest

@@ -7,6 +7,7 @@ command was fed the wrong thing), 3 the broker, database or workers are unavaila
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -42,8 +43,9 @@ def _usage(exc: Any) -> tuple[int, str]:
 
 
 def _validation(exc: Any) -> tuple[int, str]:
+    what = re.sub(r"(?<!^)(?=[A-Z])", " ", str(exc.title)).lower()  # WorkflowRequest -> workflow request
     problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors())
-    return EXIT_USAGE, f"invalid {exc.title}: {problems}"
+    return EXIT_USAGE, f"invalid {what}: {problems}"
 
 
 def _infrastructure(exc: BaseException) -> tuple[int, str] | None:
