@@ -1,5 +1,7 @@
 # The two commands of the README: `make run` and `make test`. Everything else is a step of theirs.
 PYTHON ?= python3.11
+# Options for `agent up`, e.g. make run ARGS="--workers 2 --api-port 8080"
+ARGS ?=
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -15,7 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: install
-	$(BIN)/agent up
+	$(BIN)/agent up $(ARGS)
 
 lint: install
 	$(BIN)/ruff check .

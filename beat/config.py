@@ -47,7 +47,7 @@ DEFAULT_THRESHOLDS: dict[str, Threshold] = {
 
 
 class ReportsConfig(BaseModel):
-    """Every key of the `reports` section; see the README."""
+    """Every key of the `reports` section; see docs/reports.md."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -117,7 +117,7 @@ class EmailConfig(BaseModel):
 
 
 class NotificationsConfig(BaseModel):
-    """Every key of the `notifications` section; see the README."""
+    """Every key of the `notifications` section; see docs/reports.md."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
-from gateway import cli_agents, cli_keys, cli_ledger, cli_reports
-from worker.errors import FleetError
+from gateway import cli_agents, cli_errors, cli_keys, cli_ledger, cli_reports
+from gateway.cli_errors import EXIT_OK, EXIT_UNAVAILABLE
 
 app = typer.Typer(
     help="Agent Fleet: run, watch and operate the Celery worker fleet.",
@@ -17,12 +15,6 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-
-# Exit codes, documented in the README.
-EXIT_OK = 0
-EXIT_FAILED = 1  # the work ran and found problems (rejected events, failed runs)
-EXIT_USAGE = 2  # bad arguments (typer's own)
-EXIT_UNAVAILABLE = 3  # broker, database or workers unreachable; bad settings
 
 
 @db_app.command("upgrade")
@@ -50,8 +42,8 @@ def up(
     workers: int = typer.Option(1, min=1, help="Worker processes (each one core at most: scale by processes)."),
     concurrency: int = typer.Option(1, min=1, help="Pool processes per worker."),
     queues: str = typer.Option("agents,ledger,reports", help="Queues every worker consumes."),
-    api_port: int = typer.Option(8000, help="HTTP API port."),
-    flower_port: int = typer.Option(5555, help="Flower port."),
+    api_port: int = typer.Option(8000, min=1, max=65535, help="HTTP API port."),
+    flower_port: int = typer.Option(5555, min=1, max=65535, help="Flower port."),
     beat: bool = typer.Option(True, help="Run Celery Beat (exactly one per fleet)."),
     flower: bool = typer.Option(True, help="Run Flower."),
     api: bool = typer.Option(True, help="Run the HTTP API."),
@@ -152,8 +144,8 @@ def _print_status(report: dict[str, object]) -> None:
 @app.command("api")
 def api(
     host: str = typer.Option("127.0.0.1", help="Address to bind."),
-    port: int = typer.Option(8000, help="Port to listen on."),
-    workers: int = typer.Option(1, help="uvicorn worker processes."),
+    port: int = typer.Option(8000, min=1, max=65535, help="Port to listen on."),
+    workers: int = typer.Option(1, min=1, help="uvicorn worker processes."),
 ) -> None:
     """Serve the HTTP API with uvicorn."""
     import uvicorn
@@ -181,12 +173,8 @@ for _module in (cli_ledger, cli_agents, cli_reports, cli_keys):
 
 
 def main() -> None:
-    """Console-script entry point: turn fleet errors into a message and an exit code."""
-    try:
-        app()
-    except FleetError as exc:
-        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
-        sys.exit(EXIT_UNAVAILABLE)
+    """Console-script entry point: an error a user can cause or fix is one line on stderr and its exit code."""
+    cli_errors.exit_with(app)
 
 
 if __name__ == "__main__":

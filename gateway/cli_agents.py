@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,8 +14,9 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-# The exit codes of gateway.cli (imported there, so not imported back here).
-EXIT_OK, EXIT_FAILED = 0, 1
+from gateway.cli_errors import EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE, require_broker
+
+PROFILES = ("local", "openai")
 console = Console()
 tool_app = typer.Typer(help="The agents' tools: list them, try one.", no_args_is_help=True)
 
@@ -23,6 +25,13 @@ def _emit(data: Any, as_json: bool) -> bool:
     if as_json:
         typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
     return as_json
+
+
+def _known_profile(value: str) -> str:
+    # The profiles agents.profiles.make_profile knows: caught here rather than by the worker's analyst.
+    if value not in PROFILES:
+        raise typer.BadParameter(f"unknown profile {value!r}; known: {', '.join(PROFILES)}")
+    return value
 
 
 def _options(pairs: list[str]) -> dict[str, Any]:
@@ -71,11 +80,11 @@ def _note(stage: dict[str, Any], record: dict[str, Any]) -> str:
     return output.get("error", "")
 
 
-def _follow(run_id: str) -> None:
+def _follow(run_id: str, timeout: float) -> None:
     from gateway.services import agents as service
 
     with console.status("waiting for a worker...") as status:
-        for _event_id, event in service.progress(run_id):
+        for _event_id, event in service.progress(run_id, timeout_s=timeout):
             kind = event.get("type")
             if kind == "stage_started":
                 status.update(f"{event['stage']}...")
@@ -91,13 +100,13 @@ def _follow(run_id: str) -> None:
 def run(
     text: str = typer.Argument(..., help="The request, in Korean or English."),
     mode: str = typer.Option("planner", help="planner (all four stages) or plan_only (analyze and gate)."),
-    profile: str = typer.Option("local", help="Model profile: local or openai."),
+    profile: str = typer.Option("local", callback=_known_profile, help="Model profile: local or openai."),
     option: Annotated[
         list[str] | None, typer.Option("--option", "-o", help="key=value request option (JSON value).")
     ] = None,
     idempotency_key: str = typer.Option(None, help="A repeated request with this key maps to the same run."),
     wait: bool = typer.Option(True, help="Wait for the run and show live progress."),
-    timeout: float = typer.Option(120.0, help="Seconds to wait."),
+    timeout: float = typer.Option(120.0, min=0.0, help="Seconds to wait in all, live view included."),
     as_json: bool = typer.Option(False, "--json", help="Print the run record as JSON."),
 ) -> None:
     """Run a workflow: prints the answer, the stages with timings and the verdicts."""
@@ -107,28 +116,60 @@ def run(
     request = WorkflowRequest(
         input=text, mode=mode, profile=profile, options=_options(option or []), idempotency_key=idempotency_key
     )  # type: ignore[arg-type]
+    require_broker()
     run_id = service.submit(request)
     if not wait:
         _emit({"run_id": run_id, "status": "pending"}, as_json) or typer.echo(run_id)
         return
+    deadline = time.monotonic() + timeout
     if not as_json:
-        _follow(run_id)
-    record = service.wait_for_run(run_id, timeout)
+        _follow(run_id, timeout)
+    record = service.wait_for_run(run_id, max(0.0, deadline - time.monotonic()))
+    if record["status"] == "pending":
+        raise typer.Exit(_withdraw(run_id, request, timeout))
     _emit(record, as_json) or show_record(record)
+    if record["status"] not in service.RESTING:
+        typer.secho(f"run {run_id} is still {record['status']} after {timeout:g} s and goes on: "
+                    f"'agent status {run_id}' shows it, 'agent cancel {run_id}' stops it", err=True)  # fmt: skip
     raise typer.Exit(EXIT_OK if record["status"] in {"succeeded", "awaiting_approval"} else EXIT_FAILED)
 
 
-def chat(profile: str = typer.Option("local", help="Model profile.")) -> None:
-    """Ask one request after another (empty line or Ctrl-D ends)."""
+def _withdraw(run_id: str, request: Any, timeout: float) -> int:
+    """No worker started the run in time: cancel it rather than let it run later unnoticed."""
     from gateway.services import agents as service
 
+    if service.withdraw(run_id, request, actor="cli") is None:  # a worker took it just now
+        typer.secho(f"run {run_id} started only now and goes on: 'agent status {run_id}' shows it", err=True)
+        return EXIT_FAILED
+    typer.secho(
+        f"error: no worker started run {run_id} within {timeout:g} s, so it is cancelled and will not run: "
+        f"is a worker consuming the '{request.options.get('queue') or 'agents'}' queue? (agent status)",
+        err=True,
+        fg=typer.colors.RED,
+    )
+    return EXIT_UNAVAILABLE
+
+
+def chat(
+    profile: str = typer.Option("local", callback=_known_profile, help="Model profile."),
+    timeout: float = typer.Option(120.0, min=0.0, help="Seconds to wait for each answer."),
+) -> None:
+    """Ask one request after another (empty line or Ctrl-D ends)."""
+    from agents.models import WorkflowRequest
+    from gateway.services import agents as service
+
+    require_broker()
     for line in (
         sys.stdin if not sys.stdin.isatty() else iter(lambda: typer.prompt("you", default="", show_default=False), "")
     ):
         text = line.strip()
         if not text:
             break
-        record = service.run(text, profile=profile)
+        request = WorkflowRequest(input=text, profile=profile)
+        run_id = service.submit(request)
+        record = service.wait_for_run(run_id, timeout)
+        if record["status"] == "pending":
+            raise typer.Exit(_withdraw(run_id, request, timeout))
         answer = (record.get("output") or {}).get("answer") or record.get("error") or record["status"]
         console.print(f"[bold]agent[/] ({record['status']}): {answer}", highlight=False)
 
@@ -137,14 +178,21 @@ def batch(
     input_path: Annotated[Path, typer.Option("--input", exists=True, help="One request per line.")],
     output_path: Annotated[Path, typer.Option("--output", help="JSON lines, one result per request.")],
     parallel: int = typer.Option(4, min=1, max=64, help="Runs in flight at once."),
-    profile: str = typer.Option("local", help="Model profile."),
+    profile: str = typer.Option("local", callback=_known_profile, help="Model profile."),
 ) -> None:
     """Run every line of a file as a workflow, with a progress bar."""
     import time
 
     from gateway.services import agents as service
 
-    lines = [line.strip() for line in input_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    require_broker()
+    try:
+        text = input_path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise typer.BadParameter(
+            f"{input_path} is not UTF-8 text: one request per line", param_hint="--input"
+        ) from None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
 
     def one(text: str) -> dict[str, Any]:
         started = time.perf_counter()
@@ -153,13 +201,14 @@ def batch(
                 "answer": (record.get("output") or {}).get("answer"), "latency_ms": round((time.perf_counter() - started) * 1000, 1)}  # fmt: skip
 
     results: list[dict[str, Any]] = []
-    with Progress(console=console) as progress, ThreadPoolExecutor(parallel) as pool:
-        bar = progress.add_task("runs", total=len(lines))
-        for future in as_completed([pool.submit(one, text) for text in lines]):
-            results.append(future.result())
-            progress.advance(bar)
-    order = {text: i for i, text in enumerate(lines)}
+    # Opened first: an output that cannot be written is said before any run, not after all of them.
     with output_path.open("w", encoding="utf-8") as out:
+        with Progress(console=console) as progress, ThreadPoolExecutor(parallel) as pool:
+            bar = progress.add_task("runs", total=len(lines))
+            for future in as_completed([pool.submit(one, text) for text in lines]):
+                results.append(future.result())
+                progress.advance(bar)
+        order = {text: i for i, text in enumerate(lines)}
         for result in sorted(results, key=lambda r: order[r["input"]]):
             out.write(json.dumps(result, ensure_ascii=False) + "\n")
     succeeded = sum(1 for r in results if r["status"] == "succeeded")
@@ -236,13 +285,14 @@ def tool_test(name: str, input_json: str = typer.Option(..., "--input", help="Th
 
 def evaluate(
     samples: Annotated[Path, typer.Option(help="Folder with inputs/ and expected/.")] = Path("samples/eval"),
-    profile: str = typer.Option("local", help="Model profile."),
+    profile: str = typer.Option("local", callback=_known_profile, help="Model profile."),
     parallel: int = typer.Option(4, min=1, max=64, help="Runs in flight at once."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Run the evaluation samples through the fleet and print the metrics."""
     from gateway.services import agents as service
 
+    require_broker()
     summary = service.evaluate(samples, profile=profile, parallel=parallel)
     if not _emit(summary, as_json):
         table = Table("metric", "value")
@@ -267,13 +317,8 @@ def register(app: typer.Typer) -> None:
 
 def print_run_status(run_id: str, as_json: bool) -> int:
     """Print one workflow run (`agent status RUN_ID`); the exit code: 0 succeeded or resting, 1 otherwise."""
-    from agents.errors import RunNotFound
     from gateway.services import agents as service
 
-    try:
-        record = service.run_status(run_id)
-    except RunNotFound:
-        typer.secho(f"no workflow run {run_id}", err=True)
-        return EXIT_FAILED
+    record = service.run_status(run_id)  # an unknown id: RunNotFound, exit 2 (gateway.cli_errors)
     _emit(record, as_json) or show_record(record)
     return EXIT_OK if record["status"] not in {"failed", "rejected", "cancelled"} else EXIT_FAILED

@@ -14,9 +14,15 @@ from gateway.services import keys as key_service
 keys_app = typer.Typer(help="API keys of the HTTP API (stored hashed; the token is shown once).", no_args_is_help=True)
 
 
+def _named(value: str) -> str:
+    if not value.strip():
+        raise typer.BadParameter("give the key a name: who or what it is for")
+    return value
+
+
 @keys_app.command("create")
 def create(
-    name: Annotated[str, typer.Option(help="Who or what the key is for.")],
+    name: Annotated[str, typer.Option(help="Who or what the key is for.", callback=_named)],
     scope: Annotated[list[str], typer.Option(help=f"Repeatable: {', '.join(SCOPES)}.")],
     rate_limit: Annotated[int | None, typer.Option(min=1, help="Requests per window for this key.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,6 +13,8 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+
+from gateway.cli_errors import EXIT_FAILED, EXIT_USAGE, require_broker
 
 ledger_app = typer.Typer(help="Ledger quick runs: generate, submit and check ledger events.", no_args_is_help=True)
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON for machines.")
@@ -58,11 +61,20 @@ def _send_with_progress(path: Path, quiet: bool) -> list[Any]:
 
 
 def _wait_with_progress(sent: list[Any], quiet: bool, timeout: float) -> list[dict[str, Any]]:
+    from celery.exceptions import TimeoutError as ResultTimeout
+
     from gateway.services import ledger as service
+    from worker.errors import WorkersUnavailable
 
     with Progress(console=Console(stderr=True), disable=quiet) as progress:
         task = progress.add_task("waiting for results", total=len(sent))
-        return service.wait(sent, timeout, on_done=lambda: progress.advance(task))
+        try:
+            return service.wait(sent, timeout, on_done=lambda: progress.advance(task))
+        except ResultTimeout:
+            raise WorkersUnavailable(
+                f"a result did not come within {timeout:g} s: is a worker consuming the 'ledger' queue? "
+                "(agent status). The events sent stay queued and are checked when a worker takes them."
+            ) from None
 
 
 @ledger_app.command("submit")
@@ -72,7 +84,10 @@ def submit_cmd(
     timeout: float = typer.Option(300.0, help="Seconds to wait for each result."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Route and send events with the filter and priority rules."""
+    """Route and send events with the filter and priority rules; with --wait, exit 1 when any is rejected."""
+    from gateway.services import ledger as service
+
+    require_broker()
     sent = _send_with_progress(file, as_json)
     skipped = sum(1 for s in sent if s.skipped)
     if not wait:
@@ -80,10 +95,43 @@ def submit_cmd(
         typer.echo(json.dumps(out) if as_json else f"sent {out['sent']} events, {skipped} skipped by filters")
         return
     results = _wait_with_progress(sent, as_json, timeout)
-    counts: dict[str, int] = {}
-    for result in results:
-        counts[result["status"]] = counts.get(result["status"], 0) + 1
-    typer.echo(json.dumps({"results": results}) if as_json else f"results: {counts}")
+    outcomes = service.outcomes(results)
+    if as_json:
+        typer.echo(json.dumps({"results": results, "summary": _counts(outcomes)}, ensure_ascii=False))
+    else:
+        _print_outcomes(outcomes)
+    if outcomes["rejected"]:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _counts(outcomes: dict[str, list[Any]]) -> dict[str, Any]:
+    by_code = Counter(r["codes"][0] if r["codes"] else "unknown" for r in outcomes["rejected"])
+    return {
+        "accepted": len(outcomes["accepted"]),
+        "rejected": dict(by_code.most_common()),
+        "duplicates": len(outcomes["duplicates"]),
+        "skipped": len(outcomes["skipped"]),
+    }
+
+
+def _print_outcomes(outcomes: dict[str, list[Any]]) -> None:
+    """One table: accepted, rejected by deciding code, duplicates, skipped; then the first rejected events."""
+    counts = _counts(outcomes)
+    table = Table("outcome", "events")
+    table.add_row("accepted", str(counts["accepted"]))
+    for code, count in counts["rejected"].items():
+        table.add_row(f"rejected: {code}", str(count), style="red")
+    if not counts["rejected"]:
+        table.add_row("rejected", "0")
+    table.add_row("duplicates", str(counts["duplicates"]))
+    table.add_row("skipped", str(counts["skipped"]))
+    console = Console()
+    console.print(table)
+    rejected = outcomes["rejected"]
+    if rejected:
+        shown = ", ".join(f"{r['event_id']} ({', '.join(r['codes'])})" for r in rejected[:10])
+        more = f" and {len(rejected) - 10} more" if len(rejected) > 10 else ""
+        console.print(f"rejected: {shown}{more} (agent ledger show EVENT_ID)", highlight=False)
 
 
 @ledger_app.command("quick-run")
@@ -95,6 +143,7 @@ def quick_run(
     """Send, wait and summarise; exit 1 when any event is rejected (a CI gate)."""
     from gateway.services import ledger as service
 
+    require_broker()
     started = time.perf_counter()
     sent = _send_with_progress(file, as_json)
     results = _wait_with_progress(sent, as_json, timeout)
@@ -104,7 +153,7 @@ def quick_run(
     else:
         _print_summary(summary)
     if summary.by_status.get("rejected"):
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
 
 
 def _ms(value: float | None) -> str:
@@ -133,8 +182,8 @@ def show(event_id: str = typer.Argument(..., help="The event's id.")) -> None:
 
     snapshot = service.get_snapshot(event_id)
     if snapshot is None:
-        typer.secho(f"no snapshot for event {event_id!r}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(1)
+        typer.secho(f"error: no snapshot for event {event_id!r}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(EXIT_USAGE)
     typer.echo(json.dumps(snapshot, indent=2, ensure_ascii=False))
 
 

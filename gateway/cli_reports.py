@@ -47,6 +47,8 @@ def register(app: typer.Typer) -> None:
         """A short Markdown briefing of the current state: health, open issues, actions."""
         from gateway.services import reports
 
+        if not 0 < hours <= 168:  # the API's bounds (GET /api/v1/briefing)
+            raise typer.BadParameter("must be more than 0 and at most 168 (a week)", param_hint="--hours")
         try:
             result = reports.briefing(hours=hours)
         except ReportError as exc:

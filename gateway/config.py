@@ -13,7 +13,7 @@ from worker.settings import get_settings
 
 
 class GatewayConfig(BaseModel):
-    """Settings of the HTTP API; every key is documented in the README."""
+    """Settings of the HTTP API; every key is documented in docs/gateway.md."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -147,8 +147,26 @@ def problem(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_TYPE)
 
 
+def _json_position(loc: Any, document: Any) -> str:
+    """` at line L, column C` of a JSON decode error's offset (FastAPI's loc is ('body', offset))."""
+    offset = loc[-1] if isinstance(loc, tuple | list) and loc else None
+    if not isinstance(offset, int) or not isinstance(document, str):
+        return ""
+    line = document.count("\n", 0, offset) + 1
+    column = offset - document.rfind("\n", 0, offset)
+    return f" at line {line}, column {column}"
+
+
+def _error(error: Any, body: Any) -> dict[str, str]:
+    """One validation error as `{field, message}`; a body that is not JSON is the body's error, not a field's."""
+    if error.get("type") == "json_invalid":
+        reason = (error.get("ctx") or {}).get("error") or "cannot be parsed"
+        return {"field": "body", "message": f"invalid JSON{_json_position(error.get('loc'), body)}: {reason}"}
+    return {"field": field_of(error.get("loc", ())), "message": str(error.get("msg", ""))}
+
+
 def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-    errors = [{"field": field_of(e.get("loc", ())), "message": str(e.get("msg", ""))} for e in exc.errors()]
+    errors = [_error(e, exc.body) for e in exc.errors()]
     first = errors[0] if errors else {"field": "body", "message": "invalid"}
     detail = f"{first['field']}: {first['message']}"
     return problem(request, 422, "validation_failed", detail, errors=errors)

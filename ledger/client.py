@@ -13,8 +13,9 @@ from typing import Any
 from celery import Celery
 from celery.result import AsyncResult
 
+from ledger.body import decode
 from ledger.config import LedgerConfig
-from ledger.events import LedgerEvent, parse
+from ledger.events import LedgerEvent, build
 from ledger.filters import DEFAULT_LEVEL, route
 
 TASK_NAME = "ledger.quick_run"
@@ -69,8 +70,10 @@ def submit(
     sent: list[Sent] = []
     with app.producer_or_acquire() as producer:
         for event in events:
-            parsed = parse(event, config)
-            event_id = parsed.event_id if isinstance(parsed, LedgerEvent) else None
+            decoded = decode(event, config.payload_limit_bytes)
+            parsed = build(decoded, config)
+            # The id the worker's result will carry, also for an event it is going to reject.
+            event_id = decoded.event_id
             decision = route(parsed, config) if isinstance(parsed, LedgerEvent) else None
             if decision is not None and decision.skipped:
                 item = Sent(event_id, decision.priority, decision.reason)
@@ -80,7 +83,8 @@ def submit(
                     TASK_NAME,
                     args=[event],
                     # What Celery logs and shows in Flower instead of the event (which names accounts).
-                    argsrepr=f"[<ledger event {event_id or 'unparsed'}>]",
+                    # An id that failed validation may hold anything: it stays out of logs and Flower.
+                    argsrepr=f"[<ledger event {parsed.event_id if isinstance(parsed, LedgerEvent) else 'unparsed'}>]",
                     queue=QUEUE,
                     priority=level,
                     producer=producer,

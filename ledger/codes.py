@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Code:
-    """One violation code, as documented in the README."""
+    """One violation code, as documented in docs/ledger.md."""
 
     name: str
     stage: str
@@ -55,7 +55,7 @@ def deciding(codes: list[str]) -> str:
 
 
 def markdown_table() -> str:
-    """The README table of codes, in precedence order."""
+    """The table of codes in docs/ledger.md, in precedence order."""
     rows = ["| # | stage | code | meaning |", "|---|---|---|---|"]
     rows += [f"| {i + 1} | {c.stage} | `{c.name}` | {c.meaning} |" for i, c in enumerate(CODES)]
     return "\n".join(rows)

@@ -1,4 +1,4 @@
-"""The `ledger` section of FLEET_CONFIG, validated; every key is documented in the README."""
+"""The `ledger` section of FLEET_CONFIG, validated; every key is documented in docs/ledger.md."""
 
 from __future__ import annotations
 

@@ -20,3 +20,7 @@ class BrokerUnavailable(FleetError):
 
 class DatabaseUnavailable(FleetError):
     """The database does not answer."""
+
+
+class WorkersUnavailable(FleetError):
+    """No worker consumed the queue in time."""

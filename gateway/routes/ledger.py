@@ -30,9 +30,14 @@ class EventSubmission(BaseModel):
 def submit(
     body: EventSubmission, config: Config, _who: LedgerWriteKey, _slot: WaitSlot, wait: bool = False
 ) -> dict[str, Any]:
-    """Send events as `ledger.quick_run`, each at the priority its rules give; with `wait`, their results."""
+    """Send events as `ledger.quick_run`, each at the priority its rules give; with `wait`, their results.
+
+    `queued` lists every event handed to the fleet (or skipped by a filter), each under its own id even when
+    the worker is going to reject it; with `wait`, `results` and the ids by outcome (`accepted`, `rejected`
+    with their codes, `duplicates`, `skipped`) follow, once every result came within the timeout.
+    """
     sent = service.send(list(body.events), celery_app)
-    accepted = [
+    queued = [
         {
             "event_id": s.event_id,
             "priority": s.priority,
@@ -42,12 +47,13 @@ def submit(
         for s in sent
     ]
     if not wait:
-        return {"accepted": accepted}
+        return {"queued": queued}
     try:
-        return {"accepted": accepted, "results": service.wait(sent, timeout=config.wait_timeout_s)}
+        results = service.wait(sent, timeout=config.wait_timeout_s)
     except ResultTimeout:
-        # Still queued or running: the events are accepted; their results come later on /results/{event_id}.
-        return {"accepted": accepted, "results": None}
+        # Still queued or running: their results come later on /results/{event_id}.
+        return {"queued": queued, "results": None}
+    return {"queued": queued, "results": results, **service.outcomes(results)}
 
 
 @router.get("/results/{event_id}")

@@ -18,7 +18,7 @@ from agents.models import TERMINAL_STATUSES, WorkflowRequest
 from agents.snapshot import diff
 from agents.tools import ToolContext
 from gateway.keys import SCOPES
-from worker.stores.agents_live import TERMINAL_EVENT, build_ports
+from worker.stores.agents_live import TERMINAL_EVENT, build_ports, start_run
 
 # A run stops moving on its own in these states: a waiter can stop waiting.
 RESTING = TERMINAL_STATUSES | {"awaiting_approval"}
@@ -103,8 +103,9 @@ def progress(run_id: str, last_event_id: str = "0", timeout_s: float = 300.0) ->
     """The run's progress events (id, event) from after `last_event_id`, until it rests or the timeout passes."""
     events = build_ports().events
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        batch = events.read(run_id, last_event_id, block_ms=1000)  # type: ignore[attr-defined]
+    while (left := deadline - time.monotonic()) > 0:
+        # Blocks at most a second, and never past the deadline: a caller's timeout is a bound, not a hint.
+        batch = events.read(run_id, last_event_id, block_ms=max(1, min(1000, int(left * 1000))))  # type: ignore[attr-defined]
         for event_id, event in batch:
             last_event_id = event_id
             yield event_id, event
@@ -133,6 +134,18 @@ def wait_for_run(run_id: str, timeout_s: float = 120.0) -> dict[str, Any]:
         return {"run_id": run_id, "status": "pending", "stages": [], "subtasks": [], "output": None,
                 "error": f"no worker started the run within {timeout_s:g} s"}  # fmt: skip
     return run_status(run_id)
+
+
+def withdraw(run_id: str, request: WorkflowRequest, actor: str = "operator") -> dict[str, Any] | None:
+    """Cancel a run no worker has started, so that a worker taking its message later ends it at once.
+
+    None when a worker started it meanwhile (the run goes on). A queued message cannot be taken back from
+    Redis, and a revoke reaches only the workers online: the run's record, cancelled, is what a worker obeys.
+    """
+    record, _created = start_run(run_id, request)
+    if record.run_id != run_id or record.status != "pending":
+        return None
+    return cancel(run_id, actor)
 
 
 def cancel(run_id: str, actor: str = "operator") -> dict[str, Any]:
@@ -218,6 +231,7 @@ __all__ = [
     "submit",
     "test_tool",
     "wait_for_run",
+    "withdraw",
 ]
 
 

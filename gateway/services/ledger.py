@@ -14,6 +14,7 @@ from typing import Any
 from celery import Celery
 from sqlalchemy import select
 
+from ledger import LedgerError
 from ledger.client import Sent, submit
 from ledger.config import LedgerConfig, load_config
 from ledger.versions import VersionStats, compare
@@ -32,7 +33,11 @@ def fleet_config() -> LedgerConfig:
 def read_jsonl(path: Path) -> list[dict[str, Any] | str]:
     """Events of a JSONL file; a line that is not a JSON object is kept as text (the worker rejects it)."""
     out: list[dict[str, Any] | str] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise LedgerError(f"{path} is not UTF-8 text (byte {exc.start}): give a JSONL file of events") from None
+    for line in text.splitlines():
         if not line.strip():
             continue
         try:
@@ -60,6 +65,20 @@ def wait(sent: list[Sent], timeout: float = 300.0, on_done: Callable[[], None] |
         if on_done is not None:
             on_done()
     return results
+
+
+def outcomes(results: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Results by outcome: accepted ids, rejected `{event_id, codes}`, duplicate ids, skipped ids (in order)."""
+    out: dict[str, list[Any]] = {"accepted": [], "rejected": [], "duplicates": [], "skipped": []}
+    for result in results:
+        status = result.get("status")
+        if status == "rejected":
+            out["rejected"].append({"event_id": result.get("event_id"), "codes": result.get("codes", [])})
+        elif status in ("accepted", "skipped"):
+            out[str(status)].append(result.get("event_id"))
+        elif status == "duplicate":
+            out["duplicates"].append(result.get("event_id"))
+    return out
 
 
 def get_result(event_id: str) -> dict[str, Any] | None:

@@ -107,14 +107,42 @@ def test_ledger_events_are_submitted_and_their_results_read(client: httpx.Client
     answer = client.post("/api/v1/ledger/events", params={"wait": "true"}, json={"events": events})
     assert answer.status_code == 202, answer.text
     body = answer.json()
-    assert [a["event_id"] for a in body["accepted"]] == [e["event_id"] for e in events]
+    assert [q["event_id"] for q in body["queued"]] == [e["event_id"] for e in events]
     assert [r["status"] for r in body["results"]] == ["accepted", "accepted"]
+    assert body["accepted"] == [e["event_id"] for e in events] and body["rejected"] == []
     # Then each result can be read back, and per-version counts include them
     stored = client.get(f"/api/v1/ledger/results/{events[0]['event_id']}")
     assert stored.status_code == 200 and stored.json()["status"] == "accepted"
     assert client.get("/api/v1/ledger/results/never-sent").status_code == 404
     versions = client.get("/api/v1/ledger/versions").json()
     assert any(v["api_version"] == "v1" and v["statuses"].get("accepted", 0) >= 2 for v in versions)
+
+
+def test_a_good_event_and_one_with_a_float_amount_are_listed_under_their_own_ids(client: httpx.Client) -> None:
+    # Given an account opening and a transfer whose amount is the float 5.5 (refused: floats are not money)
+    opening = setup(f"flt{uuid.uuid4().hex[:6]}")[0]
+    account = opening["data"]["account"]
+    transfer = {
+        "event_id": f"{opening['event_id']}-float",
+        "event_type": "transaction_created",
+        "timestamp": opening["timestamp"],
+        "api_version": "v1",
+        "data": {"transaction_id": f"{account}-t", "sender": account, "receiver": account, "amount": 5.5,
+                 "currency": "EUR"},
+    }  # fmt: skip
+    # When both are submitted and waited for
+    answer = client.post("/api/v1/ledger/events", params={"wait": "true"}, json={"events": [opening, transfer]})
+    assert answer.status_code == 202, answer.text
+    body = answer.json()
+    # Then each keeps its id, the accepted list holds only the good one and the rejected list the float one
+    assert [q["event_id"] for q in body["queued"]] == [opening["event_id"], transfer["event_id"]]
+    assert [r["status"] for r in body["results"]] == ["accepted", "rejected"]
+    assert body["accepted"] == [opening["event_id"]]
+    assert body["rejected"] == [{"event_id": transfer["event_id"], "codes": ["malformed_payload"]}]
+    assert body["duplicates"] == [] and body["skipped"] == []
+    # And without waiting, every event is listed as queued under its own id
+    later = client.post("/api/v1/ledger/events", json={"events": [transfer]}).json()
+    assert [q["event_id"] for q in later["queued"]] == [transfer["event_id"]] and "accepted" not in later
 
 
 def test_a_ledger_key_cannot_start_workflows_without_the_run_scope(api_server: ApiServer) -> None:

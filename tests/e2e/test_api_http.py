@@ -11,6 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from tests.e2e.conftest import AGENT, ApiServer
@@ -145,6 +147,40 @@ def test_an_invalid_body_is_refused_with_422_naming_the_field(
     assert problem["errors"][0]["field"] == "queue"
     unknown = httpx.get(api_server.url + "/api/v1/nothing-here", headers=_bearer(keys["read"]), timeout=10)
     assert unknown.status_code == 404 and unknown.json()["code"] == "not_found"
+
+
+def _decode_error(body: bytes) -> json.JSONDecodeError | None:
+    """The error the server's JSON parser meets in `body` (None: it parses, or is not text at all)."""
+    try:
+        json.loads(body)
+    except json.JSONDecodeError as exc:
+        return exc
+    except UnicodeDecodeError:
+        return None
+    return None
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(min_size=1, max_size=80).filter(lambda t: _decode_error(t.encode()) is not None))
+def test_a_body_that_is_not_json_is_a_body_error_with_its_line_and_column(
+    api_server: ApiServer, keys: dict[str, dict[str, Any]], text: str
+) -> None:
+    # Given a body the JSON parser stops in, at some line and column
+    error = _decode_error(text.encode())
+    assert error is not None
+    # When it is posted as JSON
+    answer = httpx.post(
+        api_server.url + "/api/v1/ledger/events",
+        content=text.encode(),
+        headers={**_bearer(keys["run"]), "Content-Type": "application/json"},
+        timeout=10,
+    )
+    # Then the problem is the body's, and says where the parser stopped (not a byte offset posing as a field)
+    assert answer.status_code == 422, answer.text
+    message = f"invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
+    problem = answer.json()
+    assert problem["errors"] == [{"field": "body", "message": message}]
+    assert problem["detail"] == f"body: {message}"
 
 
 def test_a_repeated_idempotency_key_returns_the_first_response_without_new_work(

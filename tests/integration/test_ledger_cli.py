@@ -53,3 +53,47 @@ def test_the_client_sends_with_only_a_broker_url(fleet_worker) -> None:
     )
     [sent] = submit([body], broker_url=os.environ["FLEET_BROKER_URL"])
     assert sent.result is not None and sent.result.get(timeout=60)["status"] == "accepted"
+
+
+def test_submit_wait_prints_a_table_and_fails_the_gate_when_an_event_is_rejected(
+    fleet_worker, session_dir: Path
+) -> None:
+    # Given a stream with injected faults (three rejections, one redelivery)
+    stream = session_dir / f"submit-{uuid.uuid4().hex[:6]}.jsonl"
+    stream.write_text(run_agent("ledger", "generate", "--events", "40", "--faults", "4", "--seed", "44").stdout)
+    # When it is submitted and waited for
+    done = run_agent("ledger", "submit", str(stream), "--wait")
+    # Then the command fails the gate and prints a table by outcome, rejections by their deciding code
+    assert done.returncode == 1, done.stdout + done.stderr
+    rows = {
+        cells[0]: int(cells[1])
+        for line in done.stdout.splitlines()
+        if len(cells := [c.strip() for c in line.strip("│┃ ").split("│")]) == 2 and cells[1].isdigit()
+    }
+    rejected = {name: count for name, count in rows.items() if name.startswith("rejected: ")}
+    assert sum(rejected.values()) == 3 and rows["duplicates"] == 1 and rows["skipped"] == 0, done.stdout
+    assert rows["accepted"] == 40 - 3 - 1
+    assert "{'" not in done.stdout and "rejected: g44-" in done.stdout
+    # And --json gives the results with the same counts, and the same exit code
+    again = run_agent("ledger", "submit", str(stream), "--wait", "--json")
+    assert again.returncode == 0, again.stderr  # a redelivered stream is all duplicates: nothing newly rejected
+    body = json.loads(again.stdout)
+    assert body["summary"] == {"accepted": 0, "rejected": {}, "duplicates": 40, "skipped": 0}
+    assert [r["status"] for r in body["results"]] == ["duplicate"] * 40
+
+
+def test_submit_wait_json_counts_rejections_by_code_and_exits_1(fleet_worker, session_dir: Path) -> None:
+    account = f"sj-{uuid.uuid4().hex[:6]}"
+    good = event(f"{account}-open", "account_opened", {"account": account, "currency": "EUR"})
+    float_amount = event(
+        f"{account}-float",
+        "transaction_created",
+        {"transaction_id": f"{account}-t1", "sender": account, "receiver": account, "amount": 5.5, "currency": "EUR"},
+    )
+    stream = session_dir / f"{account}.jsonl"
+    stream.write_text("".join(json.dumps(e) + "\n" for e in (good, float_amount)))
+    done = run_agent("ledger", "submit", str(stream), "--wait", "--json")
+    assert done.returncode == 1, done.stderr
+    body = json.loads(done.stdout)
+    assert body["summary"] == {"accepted": 1, "rejected": {"malformed_payload": 1}, "duplicates": 0, "skipped": 0}
+    assert [r["event_id"] for r in body["results"]] == [good["event_id"], float_amount["event_id"]]
