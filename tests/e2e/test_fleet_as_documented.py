@@ -180,8 +180,8 @@ def _counted(samples: list[tuple[dict[str, str], float]]) -> bool:
 
 
 def readme_metric_names() -> set[str]:
-    """The metric names the README names (a Prometheus suffix, labels in braces dropped)."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    """The metric names the README and the operations page name (a Prometheus suffix, labels in braces dropped)."""
+    text = "\n".join((ROOT / page).read_text(encoding="utf-8") for page in ("README.md", "docs/operations.md"))
     found = re.findall(
         r"`((?:celery|fleet|agent|ledger)_[a-z_]+?(?:_total|_seconds|_length|_up))(?:\{[a-z,]*\})?`", text
     )
@@ -226,7 +226,7 @@ def test_metrics_of_every_process_reach_the_api_with_every_documented_name(fleet
     assert {f"worker1@{HOST}", f"byhand@{HOST}"} <= {labels["hostname"] for labels, _ in families["celery_worker_up"]}
     assert {labels["queue"] for labels, _ in families["celery_queue_length"]} == {"agents", "ledger", "reports"}
 
-    # And every name the README, the Grafana dashboard and the alert rules use is exported
+    # And every name the README or docs/operations.md, the Grafana dashboard and the alert rules use is exported
     documented = readme_metric_names()
     assert len(documented) >= 12, documented
     assert documented <= COUNTED | PRESENT, documented - (COUNTED | PRESENT)
