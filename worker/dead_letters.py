@@ -236,7 +236,14 @@ def recent(hours: int = 24, limit: int = 5) -> dict[str, Any]:
         return {
             "counts": {str(k): int(v) for k, v in counts.items()},
             "latest": [
-                {"at": d.at.isoformat(), "reason": d.reason, "task_name": d.task_name, "detail": d.detail}
+                {
+                    "at": d.at.isoformat(),
+                    "reason": d.reason,
+                    "task_name": d.task_name,
+                    "queue": d.queue,
+                    "source": d.source,  # the Redis list junk was popped from
+                    "detail": d.detail,
+                }
                 for d in latest
             ],
         }

@@ -142,13 +142,16 @@ def _encodings(envelope: dict[str, Any], properties: dict[str, Any]) -> tuple[st
 
 
 def _deeper_than(limit: int, *values: Any) -> bool:
-    stack = [(value, 1) for value in values]
-    while stack:
-        value, depth = stack.pop()
-        children = value.values() if type(value) is dict else value if type(value) is list else None
-        if children is None:
-            continue
+    # Level by level, containers only: a fleet envelope's headers are mostly flat, so this is a few dict scans.
+    level = [value for value in values if type(value) is dict or type(value) is list]
+    depth = 1
+    while level:
         if depth > limit:
             return True
-        stack.extend((child, depth + 1) for child in children)
+        below = []
+        for value in level:
+            for child in value.values() if type(value) is dict else value:
+                if type(child) is dict or type(child) is list:
+                    below.append(child)
+        level, depth = below, depth + 1
     return False
