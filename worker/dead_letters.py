@@ -43,7 +43,9 @@ def record(
 
     `source` is the Redis list it was popped from; `raw`, the bytes as popped (kept up to RAW_BYTES).
     """
-    excerpt = mask_text(_excerpt(body))
+    # A hostile message's names may hold a lone surrogate or NUL: kept escaped, as no store or log file takes them.
+    detail, task_name, task_id, queue, source = (_text(v) for v in (detail, task_name, task_id, queue, source))
+    excerpt = mask_text(_text(_excerpt(body)))
     context = {"reason": reason, "task_name": task_name, "task_id": task_id, "queue": queue, "source": source}
     log.error("message refused: %s: %s", reason, detail, extra={"category": "security", **context})
     try:
@@ -76,6 +78,10 @@ def record(
 def keep_junk(junk: Junk, raw: bytes, queue: str, source: str) -> None:
     """Keep bytes popped from a queue's list that are no message (worker/envelope.py), with where they were."""
     record(junk.reason, junk.detail, junk.task_name, junk.task_id, queue, raw, source=source, raw=raw)
+
+
+def _text(value: str) -> str:
+    return value.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode()
 
 
 def _excerpt(body: Any) -> str:

@@ -213,9 +213,9 @@ class Fleet:
                 return
             decision = self.policy.decide(child.restarts, now)
             child.restart_at = now + decision.delay_s
-            self.say("fleet", explain(child.name, code, decision, self.policy))
             if child.pump is not None:
-                child.pump.join(timeout=2)  # its last lines
+                child.pump.join(timeout=2)  # its last lines, printed below
+            self.say("fleet", explain(child.name, code, decision, self.policy))
             for line in child.tail:
                 self.say("fleet", f"  {child.name} said: {line}")
         elif now >= child.restart_at and not self._stopping.is_set():

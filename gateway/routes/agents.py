@@ -34,7 +34,7 @@ class RejectRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(default="", max_length=2000)
+    reason: str = Field(default="", max_length=2000, pattern=r"^[^\x00]*$")  # NUL: PostgreSQL's text refuses it
 
 
 class ToolCall(BaseModel):

@@ -34,6 +34,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "/api/v1/agent/batch": {"requests": [{"input": "compute 2+2", "options": {"tag": "t"}}]},
     "/api/v1/tools/math.calculate/execute": {"args": {"expression": "6*7"}},
     "/api/workflow": {"input": "compute 3+3", "options": {"k": "v"}},
+    "/api/v1/agent/no-such-run/reject": {"reason": "not needed"},
 }
 
 

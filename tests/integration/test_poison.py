@@ -185,3 +185,18 @@ def test_generated_task_messages_celery_cannot_read_are_each_a_dead_letter_and_t
     assert reasons == ["invalid_message"] * len(messages)
     assert celery_app.send_task("fleet.ping", queue="ledger", priority=5).get(timeout=20)["queue"] == "ledger"
     assert fleet_worker.process.pid == pid and fleet_worker.process.poll() is None
+
+
+def test_a_task_name_that_is_no_text_is_recorded_escaped_and_the_worker_keeps_serving(
+    fleet_worker: WorkerProcess, celery_app: Any
+) -> None:
+    # Given a task message whose name holds a lone surrogate and NUL (strings, so Celery reads them as a name)
+    assert fleet_worker.process is not None
+    pid = fleet_worker.process.pid
+    task_id = str(uuid.uuid4())
+    marker = _pushed(celery_app, {"lang": "py", "task": "no.such\ud800\x00task", "id": task_id})
+    # Then it is an unknown task, recorded with its name escaped, and the same worker answers the next ping
+    letter = wait_for(lambda: _dead_letter_holding(marker), 20, what="a dead letter for the unknown task")
+    assert (letter.reason, letter.task_name) == ("unknown_task", "no.such\\ud800\\x00task")
+    assert celery_app.send_task("fleet.ping", queue="ledger", priority=5).get(timeout=20)["queue"] == "ledger"
+    assert fleet_worker.process.pid == pid and fleet_worker.process.poll() is None
