@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,6 +23,7 @@ from gateway.services import keys as key_service
 from tests.e2e.conftest import ApiServer
 from tests.junk import generated
 from tests.ledger_cases import event
+from tests.support import WorkerProcess, wait_for
 from tests.unstorable import BAD, _positions, spoiled_events, storable
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -75,9 +78,36 @@ def test_requests_with_unstorable_text_anywhere_are_refused_with_422(client: htt
     check()
 
 
+@pytest.fixture(scope="module")
+def postgres_api(postgres_url: str, redis_server: Any, session_dir: Path) -> Iterator[httpx.Client]:
+    """`agent api` and a worker storing in PostgreSQL, on a Redis database of their own (the API is open: its
+    database holds no key)."""
+    broker = os.environ["FLEET_BROKER_URL"].rsplit("/", 1)[0] + "/3"
+    env = {"FLEET_BROKER_URL": broker, "FLEET_RESULT_BACKEND": broker, "FLEET_DATABASE_URL": postgres_url}
+    worker = WorkerProcess(queues="ledger", name=f"pgtext-{uuid.uuid4().hex[:6]}", env=env).start()
+    config = session_dir / "gateway-text.yaml"
+    config.write_text("gateway:\n  key_cache_s: 0\n")
+    server = ApiServer(config, session_dir / "log" / "api-text-pg.out", env)
+    try:
+        wait_for(lambda: f"{worker.hostname} ready." in worker.log_path.read_text(errors="replace"), 90, 0.2)
+        server.start()
+        with httpx.Client(base_url=server.url, timeout=120) as http:
+            yield http
+    finally:
+        server.stop()
+        worker.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def ledger_api(request: pytest.FixtureRequest) -> httpx.Client:
+    """The session's API (SQLite), or one storing in PostgreSQL."""
+    return request.getfixturevalue("client" if request.param == "sqlite" else "postgres_api")
+
+
 def test_ledger_events_with_unstorable_text_each_get_a_clear_result_and_the_others_are_applied(
-    client: httpx.Client,
+    ledger_api: httpx.Client,
 ) -> None:
+    client = ledger_api
     # Given good openings around events with a lone surrogate or NUL in one to three of their strings
     prefix = f"apitext{uuid.uuid4().hex[:6]}"
     spoiled = generated(spoiled_events(prefix), 15)
