@@ -78,6 +78,7 @@ KINDS: dict[str, tuple[str, bytes]] = {
     "content-encoding-utf16": ("bad_content_encoding", _with(lambda e: e.update({"content-encoding": "utf-16"}))),
     "deeply-nested": ("too_deep", b"[" * 100_000 + b"]" * 100_000),
     "deep-headers": ("too_deep", _with(lambda e: e["headers"].update(chain=_nested(300)))),
+    "deep-extra-field": ("too_deep", _with(lambda e: e.update(extra=_nested(900)))),
 }
 # Pushed one at a time: thirty of them would hold a gigabyte in Redis at once.
 HUGE: tuple[str, bytes] = ("too_large", b"x" * (MAX_ENVELOPE_BYTES + 1))

@@ -21,9 +21,9 @@ from worker import codec
 # Larger than any message the fleet's producers send (a 10 MB ledger event is base64-encoded to 13.4 MB and
 # must still reach the ledger's own size check), small enough that junk is refused before it is parsed.
 MAX_ENVELOPE_BYTES = 32 * 1024 * 1024
-# Nesting of the envelope's headers and properties: deeper would reach Python's recursion limit in the
-# consumer's own code (json.dumps of the unacked record, reprs in log lines). Celery's canvas headers nest
-# about ten levels; task arguments travel in the body, which is a string here.
+# Nesting of the envelope: deeper would reach Python's recursion limit in the consumer's own code (json.dumps
+# of the unacked record, reprs in log lines). Celery's canvas headers nest about ten levels; task arguments
+# travel in the body, which is a string here.
 MAX_DEPTH = 200
 # kombu's delivery tags are UUIDs; the tag is a field of the `unacked` hash.
 MAX_TAG_CHARS = 256
@@ -90,8 +90,8 @@ def _shape(envelope: dict[str, Any]) -> tuple[str, str] | None:
     properties = envelope.get("properties")
     if not isinstance(properties, dict):
         return NOT_AN_ENVELOPE, "no `properties` object"
-    if _deeper_than(MAX_DEPTH, properties, envelope.get("headers")):
-        return TOO_DEEP, f"headers or properties nested deeper than {MAX_DEPTH}"
+    if _deeper_than(MAX_DEPTH, envelope):
+        return TOO_DEEP, f"nested deeper than {MAX_DEPTH} levels"
     problem = _properties(properties) or _fields(envelope)
     if problem is not None:
         return NOT_AN_ENVELOPE, problem
