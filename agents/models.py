@@ -7,7 +7,8 @@ import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 RunStatus = Literal[
     "pending",
@@ -61,6 +62,17 @@ class WorkflowRequest(Frozen):
             raise ValueError("numbers must be finite (NaN and infinity are not JSON)")
         return options
 
+    @model_validator(mode="after")
+    def _storable(self) -> WorkflowRequest:
+        """Refuse text no store can hold (it was stored, and the run's status failed for good)."""
+        for name in ("input", "options", "idempotency_key"):
+            where = unstorable_path(getattr(self, name), name)
+            if where is not None:
+                raise PydanticCustomError(
+                    "invalid_text", "{where} holds a lone surrogate or NUL, not storable text", {"where": where}
+                )
+        return self
+
 
 def _finite(value: Any) -> bool:
     """Whether every number inside a JSON-like value is finite."""
@@ -74,6 +86,28 @@ def _finite(value: Any) -> bool:
         elif isinstance(item, list | tuple):
             stack.extend(item)
     return True
+
+
+def unstorable_path(value: Any, where: str) -> str | None:
+    """The path of the first string of a JSON value (a key or a value) holding a lone surrogate or a NUL: text
+    that UTF-8 cannot encode, or that PostgreSQL's text refuses."""
+    stack = [(value, where)]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str) and ("\x00" in item or _lone_surrogate(item)):
+            return path.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode()
+        pairs = item.items() if isinstance(item, dict) else enumerate(item) if isinstance(item, list) else ()
+        for key, child in pairs:
+            stack += [(child, f"{path}.{key}"), (key, f"{path}.{key}")]
+    return None
+
+
+def _lone_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 class Subtask(Frozen):

@@ -119,7 +119,8 @@ def classify(exc: BaseException) -> tuple[int, str]:
 
 def field_of(loc: tuple[Any, ...] | list[Any]) -> str:
     """A validation error location as a dotted field name: ('body', 'input') -> 'input'."""
-    parts = [str(part) for part in loc]
+    # A key the client sent is echoed escaped when it is no text (a lone surrogate, NUL): the answer stays UTF-8.
+    parts = [str(part).replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode() for part in loc]
     if parts and parts[0] in {"body", "query", "path", "header", "cookie"} and len(parts) > 1:
         return ".".join(parts[1:]) if parts[0] == "body" else f"{parts[0]}.{'.'.join(parts[1:])}"
     return ".".join(parts) or "body"

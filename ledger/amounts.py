@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from decimal import Context, Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal, DivisionByZero, Inexact, InvalidOperation, Overflow
 
 _CTX = Context(prec=60)
+# Every amount, opening balance, overdraft limit and resulting balance stays below 10**18 minor units of its
+# currency (18 digits): computed exactly, and stored within the 48 characters of the balance column.
+MAX_DIGITS = 18
+MAX_MINOR_UNITS = 10**MAX_DIGITS
+# The context of the ledger's arithmetic (ledger/rules.py): sums of bounded values need about 21 digits, and a
+# result that is not exact raises instead of being rounded (the default context rounds to 28 digits, silently).
+LEDGER_CONTEXT = Context(prec=60, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero, Overflow, Inexact])
 
 
 def to_decimal(raw: int | str, scale: int) -> Decimal:
@@ -12,6 +19,11 @@ def to_decimal(raw: int | str, scale: int) -> Decimal:
     if isinstance(raw, int):
         return Decimal(raw).scaleb(-scale, context=_CTX)
     return Decimal(raw)
+
+
+def in_range(value: Decimal, scale: int) -> bool:
+    """Whether |value| is below MAX_MINOR_UNITS minor units of a currency of this scale (exact: no arithmetic)."""
+    return value.is_zero() or value.adjusted() < MAX_DIGITS - scale
 
 
 _QUANTA = [Decimal(1).scaleb(-scale) for scale in range(19)]

@@ -36,19 +36,26 @@ class Decoded:
     event_id: str = ""
 
     @staticmethod
-    def of(body: dict[str, Any] | None, fingerprint: str, violations: list[Violation]) -> Decoded:
-        """A decoded body with its id: the event's own, or a stable one derived from the content."""
-        value = body.get("event_id") if body else None
-        if isinstance(value, str) and value and len(value) <= 128:
+    def of(
+        body: dict[str, Any] | None,
+        fingerprint: str,
+        violations: list[Violation],
+        id_from: dict[str, Any] | None = None,
+    ) -> Decoded:
+        """A decoded body with its id: the event's own (read from `id_from`, else the body), or a stable one
+        derived from the content when it has none fit to be a key."""
+        source = body if id_from is None else id_from
+        value = source.get("event_id") if source else None
+        if isinstance(value, str) and value and len(value) <= 128 and is_text(value):
             event_id = unicodedata.normalize("NFC", value)
         else:
             event_id = f"raw-{fingerprint[:24]}"
         return Decoded(body, fingerprint, violations, event_id)
 
-    def text(self, key: str) -> str | None:
-        """A string field of the envelope, if present."""
+    def text(self, key: str, limit: int = 128) -> str | None:
+        """A string field of the envelope, if present (at most `limit` characters)."""
         value = self.body.get(key) if self.body else None
-        return value[:128] if isinstance(value, str) else None
+        return value[:limit] if isinstance(value, str) else None
 
 
 def _refuse_float(text: str) -> Any:
@@ -76,12 +83,73 @@ def _has_float(value: Any) -> bool:
     return False
 
 
-def _canonical_bytes(body: Any) -> bytes:
+def _encoded(body: Any) -> tuple[bytes, bool]:
+    """Canonical JSON bytes, and whether orjson refused the body (integers beyond 64 bits, lone surrogates)."""
     try:
-        return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
-    except TypeError:  # integers beyond 64 bits, lone surrogates: the standard library handles them
+        return orjson.dumps(body, option=orjson.OPT_SORT_KEYS), False
+    except TypeError:  # the standard library handles them
         text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return text.encode("utf-8", "surrogatepass")
+        return text.encode("utf-8", "surrogatepass"), True
+
+
+def _canonical_bytes(body: Any) -> bytes:
+    return _encoded(body)[0]
+
+
+def is_text(value: str) -> bool:
+    """Whether a string is text every store can hold: no lone surrogate (JSON allows "\\ud800", UTF-8 does
+    not) and no NUL (PostgreSQL's text refuses it)."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _why_not_text(value: str) -> str:
+    return "holds NUL (U+0000)" if "\x00" in value else "holds a lone surrogate: not Unicode text"
+
+
+# Fields where such a string is an `invalid_identifier` (anywhere else it is `schema_invalid`).
+_IDENTIFIERS = frozenset({"event_id", "account", "sender", "receiver", "transaction_id", "contract_id", "execution_id"})
+
+
+def _not_text(body: Any) -> Violation | None:
+    """The first string of the body (a key or a value, at any depth) that is not storable text, as a violation.
+
+    Such a string is valid JSON but no text: SQL drivers, log files and HTTP responses cannot encode a lone
+    surrogate (an event holding one crashed the store), and PostgreSQL refuses NUL in a text column. Called only
+    when orjson refused the body (it refuses surrogates) or its JSON holds an escaped NUL.
+    """
+    stack: list[tuple[Any, str]] = [(body, "")]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, str):
+            if not is_text(value):
+                name = where.rsplit(".", 1)[-1]
+                code = "invalid_identifier" if name in _IDENTIFIERS else "schema_invalid"
+                return Violation(code, where, _why_not_text(value))
+        elif isinstance(value, dict):
+            for key, child in value.items():
+                path = f"{where}.{key}" if where else str(key)
+                if isinstance(key, str) and not is_text(key):
+                    shown = path.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode()
+                    return Violation("schema_invalid", shown, f"a key that {_why_not_text(key)}")
+                stack.append((child, path))
+        elif isinstance(value, list):
+            stack.extend((child, f"{where}.{index}") for index, child in enumerate(value))
+    return None
+
+
+def _decoded(body: dict[str, Any], encoded: tuple[bytes, bool] | None = None) -> Decoded:
+    """A JSON object as read, or, when a string in it is no text, its violation and no body to store."""
+    canonical, refused = encoded or _encoded(body)
+    problem = _not_text(body) if refused or b"\\u0000" in canonical else None
+    if problem is not None:
+        return Decoded.of(None, _digest(canonical), [problem], id_from=body)
+    return Decoded.of(body, _digest(canonical), [])
 
 
 def canonical(body: Any) -> str:
@@ -106,10 +174,10 @@ def decode(raw: str | bytes | dict[str, Any], limit: int) -> Decoded:
     if isinstance(raw, dict):
         if _has_float(raw):
             return Decoded.of(raw, _digest(repr(raw).encode()), [Violation("malformed_payload", "", "float value")])
-        text = _canonical_bytes(raw)
-        if len(text) > limit:
-            return Decoded.of(raw, _digest(text), [_too_large(len(text), limit)])
-        return Decoded.of(raw, _digest(text), [])
+        encoded = _encoded(raw)
+        if len(encoded[0]) > limit:
+            return Decoded.of(raw, _digest(encoded[0]), [_too_large(len(encoded[0]), limit)])
+        return _decoded(raw, encoded)
     data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
     if len(data) > limit:
         return Decoded.of(None, _digest(data), [_too_large(len(data), limit)])
@@ -119,7 +187,7 @@ def decode(raw: str | bytes | dict[str, Any], limit: int) -> Decoded:
         return Decoded.of(None, _digest(data), [Violation("malformed_payload", "", f"not JSON: {exc}"[:200])])
     if not isinstance(body, dict):
         return Decoded.of(None, _digest(data), [Violation("malformed_payload", "", "not a JSON object")])
-    return Decoded.of(body, _digest(_canonical_bytes(body)), [])
+    return _decoded(body)
 
 
 def _too_large(size: int, limit: int) -> Violation:

@@ -35,6 +35,11 @@ CODES: tuple[Code, ...] = (
     Code("receiver_closed", "accounts", "the receiver account is closed"),
     Code("currency_mismatch", "accounts", "the amount's currency differs from the account's currency"),
     Code("amount_must_be_positive", "amounts", "an amount is zero or negative"),
+    Code(
+        "amount_out_of_range",
+        "amounts",
+        "an amount, or the balance it would make, is 10^18 minor units or more (beyond exact arithmetic)",
+    ),
     Code("amount_precision_exceeded", "amounts", "more decimal places than the currency's scale (default 2)"),
     Code("amount_exceeds_limit", "amounts", "the amount is above `amount_limit` (default 1000)"),
     Code("exceeds_balance", "amounts", "balance + overdraft limit of the paying account is not enough"),

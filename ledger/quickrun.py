@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from ledger import LedgerError
 from ledger.anomaly import observe
+from ledger.body import is_text
 from ledger.config import LedgerConfig
 from ledger.events import Decoded, LedgerEvent, Violation, accounts_of, build, decode, transaction_key
 from ledger.filters import route
@@ -171,7 +172,8 @@ class _Chunk:
         codes = [] if decision.status == "skipped" else decision.codes
         return {
             "event_id": decoded.event_id,
-            "event_type": event.event_type if event else decoded.text("event_type"),
+            # An unknown type is echoed within the 64 characters of the known ones (and of the stored column).
+            "event_type": event.event_type if event else decoded.text("event_type", 64),
             "status": decision.status,
             "codes": codes,
             "violations": [v.to_dict() for v in decision.violations],
@@ -256,6 +258,8 @@ def run(
 ) -> list[dict[str, Any]]:
     """Process events in order, one store transaction per chunk; the result of each, in order."""
     results: list[dict[str, Any]] = []
+    if correlation_id is not None and not is_text(correlation_id):  # a producer's header, kept readable
+        correlation_id = correlation_id.replace("\x00", "").encode("utf-8", "backslashreplace").decode()
     size = config.batch_chunk_size
     for start in range(0, len(raws), size):
         results += _run_chunk(raws[start : start + size], store, config, now, final, correlation_id)

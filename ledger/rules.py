@@ -6,10 +6,10 @@ import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, Inexact, Overflow, localcontext
 from typing import Any
 
-from ledger.amounts import fits_scale, to_decimal
+from ledger.amounts import LEDGER_CONTEXT, fits_scale, in_range, to_decimal
 from ledger.codes import PRECEDENCE
 from ledger.config import CHANGEABLE_KEYS, LedgerConfig, check_change
 from ledger.events import (
@@ -66,6 +66,9 @@ class _Check:
 
     def put(self, account: Account, **changes: Any) -> None:
         """Record the account's new state: one fresh copy per change, owned by this decision."""
+        balance = changes.get("balance")
+        if balance is not None and not in_range(balance, self.config.scale(account.currency)):
+            self.fail("amount_out_of_range", "data", f"the balance of {account.account!r} would be {balance}")
         before = self.decision.before
         if account.account not in before:
             before[account.account] = self.view.account(account.account)
@@ -75,9 +78,14 @@ class _Check:
         last = account.last_timestamp
         return self.event.timestamp if last is None or self.event.timestamp > last else last
 
+    def bounded(self, value: Decimal, scale: int, where: str) -> None:
+        if not in_range(value, scale):
+            self.fail("amount_out_of_range", where, f"{value} is beyond 10^18 minor units")
+
     def amount(self, raw: int | str, currency: str, where: str, *, positive: bool = True) -> Decimal:
         scale = self.config.scale(currency)
         value = to_decimal(raw, scale)
+        self.bounded(value, scale, where)
         if positive and value <= 0:
             self.fail("amount_must_be_positive", where, f"{value} is not positive")
         elif not positive and value < 0:
@@ -89,6 +97,7 @@ class _Check:
     def value(self, raw: int | str, currency: str, where: str) -> Decimal:
         scale = self.config.scale(currency)
         value = to_decimal(raw, scale)
+        self.bounded(value, scale, where)
         if not fits_scale(value, scale):
             self.fail("amount_precision_exceeded", where, f"{value} has more than {scale} decimals for {currency}")
         return value
@@ -128,7 +137,7 @@ def validate(
         check.fail("exists_with_different_fields", "event_id", "this event id was used with different content")
     if event.timestamp > now + _seconds(config.max_skew_seconds):
         check.fail("timestamp_in_future", "timestamp", f"{event.timestamp.isoformat()} is ahead of {now.isoformat()}")
-    _BY_TYPE[type(event.data)](check, event.data)
+    _apply(check, event)
     _regress(check)
     decision = check.decision
     if decision.status == "waiting" and final:
@@ -139,6 +148,15 @@ def validate(
     if decision.status != "accepted":
         decision.after, decision.transactions, decision.overrides, decision.amounts = {}, [], {}, []
     return decision
+
+
+def _apply(check: _Check, event: LedgerEvent) -> None:
+    """The event type's rules, computed in the ledger's context: exact, or refused."""
+    with localcontext(LEDGER_CONTEXT):
+        try:
+            _BY_TYPE[type(event.data)](check, event.data)
+        except (Inexact, Overflow) as exc:  # an amount or balance beyond the bound (one stored before it)
+            check.fail("amount_out_of_range", "data", f"not computed exactly ({type(exc).__name__})")
 
 
 @functools.lru_cache(maxsize=64)

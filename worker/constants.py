@@ -32,6 +32,9 @@ TIME_LIMITS: dict[str, tuple[int, int]] = {
 # Longest countdown a task of ours schedules (ledger sequence retries, tool backoff).
 MAX_COUNTDOWN_S = 300
 
+# Exit code of a worker whose watchdog found it stalled (EX_SOFTWARE: a supervisor restarts on a non-zero exit).
+EXIT_STALLED = 70
+
 # Redis server bundled for newcomers and tests when no broker answers.
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_DATABASE_URL = "sqlite:///var/fleet.db"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,24 +14,40 @@ from celery.worker.consumer import Consumer
 from kombu.exceptions import ContentDisallowed, DecodeError
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
+from vine import promise
 
+from worker import task_message
 from worker.db import session_scope
+from worker.envelope import Junk
 from worker.masking import mask_text
 from worker.models.core import DeadLetter
 
 log = logging.getLogger("fleet.dead_letters")
 EXCERPT_CHARS = 500
+# Bytes of a junk message kept as popped: enough to see what sent it, bounded against a flood of huge junk.
+RAW_BYTES = 64 * 1024
 
 
-def record(reason: str, detail: str, task_name: str = "", task_id: str = "", queue: str = "", body: Any = b"") -> None:
-    """Keep one refused message; when the database is down the log line is the only record."""
-    excerpt = mask_text(_excerpt(body))
-    log.error(
-        "message refused: %s: %s",
-        reason,
-        detail,
-        extra={"category": "security", "reason": reason, "task_name": task_name, "task_id": task_id, "queue": queue},
-    )
+def record(
+    reason: str,
+    detail: str,
+    task_name: str = "",
+    task_id: str = "",
+    queue: str = "",
+    body: Any = b"",
+    *,
+    source: str = "",
+    raw: bytes | None = None,
+) -> None:
+    """Keep one refused message; when the database is down the log line is the only record.
+
+    `source` is the Redis list it was popped from; `raw`, the bytes as popped (kept up to RAW_BYTES).
+    """
+    # A hostile message's names may hold a lone surrogate or NUL: kept escaped, as no store or log file takes them.
+    detail, task_name, task_id, queue, source = (_text(v) for v in (detail, task_name, task_id, queue, source))
+    excerpt = mask_text(_text(_excerpt(body)))
+    context = {"reason": reason, "task_name": task_name, "task_id": task_id, "queue": queue, "source": source}
+    log.error("message refused: %s: %s", reason, detail, extra={"category": "security", **context})
     try:
         with session_scope() as session:
             session.add(
@@ -40,17 +57,45 @@ def record(reason: str, detail: str, task_name: str = "", task_id: str = "", que
                     task_name=task_name[:256],
                     task_id=task_id[:64],
                     queue=queue[:64],
+                    source=source[:200],
                     body_excerpt=excerpt,
+                    raw=None if raw is None else raw[:RAW_BYTES],
+                    raw_size=None if raw is None else len(raw),
                 )
             )
     except SQLAlchemyError as exc:
-        log.error("dead letter not stored: %s", exc, extra={"category": "system", "reason": reason})
+        # Nothing else holds the message now: the log line says what it was, as far as it can be shown.
+        log.error(
+            "dead letter not stored: %s; %d bytes from %s lost, beginning %s",
+            exc,
+            len(raw) if raw is not None else len(excerpt),
+            source or queue or "a consumer",
+            excerpt[:200],
+            extra={"category": "system", **context},
+        )
+
+
+def keep_junk(junk: Junk, raw: bytes, queue: str, source: str) -> None:
+    """Keep bytes popped from a queue's list that are no message (worker/envelope.py), with where they were."""
+    record(junk.reason, junk.detail, junk.task_name, junk.task_id, queue, raw, source=source, raw=raw)
+
+
+def _text(value: str) -> str:
+    return value.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode()
 
 
 def _excerpt(body: Any) -> str:
     if isinstance(body, bytes | bytearray | memoryview):
         return bytes(body[:EXCERPT_CHARS]).decode("utf-8", errors="replace")
     return repr(body)[:EXCERPT_CHARS]
+
+
+def _unreadable(message: Any) -> str | None:
+    try:
+        body = message.decode()  # decoded once: Celery reads the cached value
+    except (DecodeError, ContentDisallowed):
+        return None  # Celery's own path refuses it, and on_decode_error or task_rejected records it
+    return task_message.problem(message.headers, body)
 
 
 def classify(exc: BaseException) -> str:
@@ -118,6 +163,32 @@ class FleetConsumer(Consumer):
             self.event_dispatcher.send("task-received", uuid=str(headers["id"])[:64], name=name, args="", kwargs="")
         super().on_unknown_task(body, message, exc)
 
+    def create_task_handler(self, promise: Any = promise) -> Callable[[Any], None]:
+        """Celery's handler of a received message, after a check of what Celery would trust blindly."""
+        handle = super().create_task_handler(promise)
+
+        def on_task_received(message: Any) -> None:
+            found = _unreadable(message)
+            if found is None:
+                handle(message)
+            else:
+                self.on_malformed_message(message, found)
+
+        return on_task_received
+
+    def on_malformed_message(self, message: Any, problem: str) -> None:
+        """Record a message Celery could not read as a task (worker/task_message.py), then drop it."""
+        headers = message.headers
+        record(
+            "invalid_message",
+            problem,
+            str(headers.get("task", ""))[:256],
+            str(headers.get("id", ""))[:64],
+            (message.delivery_info or {}).get("routing_key", ""),
+            message.body,
+        )
+        message.reject_log_error(log, self.connection_errors)
+
     def on_decode_error(self, message: Any, exc: Exception) -> None:
         """Record, then let Celery log and acknowledge so the message does not loop."""
         headers = message.headers or {}
@@ -183,7 +254,14 @@ def recent(hours: int = 24, limit: int = 5) -> dict[str, Any]:
         return {
             "counts": {str(k): int(v) for k, v in counts.items()},
             "latest": [
-                {"at": d.at.isoformat(), "reason": d.reason, "task_name": d.task_name, "detail": d.detail}
+                {
+                    "at": d.at.isoformat(),
+                    "reason": d.reason,
+                    "task_name": d.task_name,
+                    "queue": d.queue,
+                    "source": d.source,  # the Redis list junk was popped from
+                    "detail": d.detail,
+                }
                 for d in latest
             ],
         }

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from redis.exceptions import RedisError
 
 from worker import console, prometheus_env, redis_server
 from worker.errors import BrokerUnavailable
+from worker.restart_policy import RestartPolicy, explain
 from worker.settings import Settings, mask_url
 
 log = logging.getLogger("fleet.runner")
@@ -30,23 +32,26 @@ COLOURS = ["36", "32", "35", "33", "34", "96", "92", "95"]
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 # Longer than the worker's soft shutdown (20 s) so tasks in flight finish or are requeued first.
 STOP_GRACE_S = 40.0
-MAX_RESTARTS = 5
 # How long Flower's start waits for the workers to answer (its first inspection finds them then).
 WORKERS_READY_S = 60.0
+# Lines of a child's output kept to say why it exited.
+TAIL_LINES = 5
 
 
 @dataclass
 class Child:
-    """One supervised process: its name, command and the restarts it had."""
+    """One supervised process: its name, command, when it was restarted and when it is due to be."""
 
     name: str
     command: list[str]
     colour: str
     process: subprocess.Popen[bytes] | None = None
-    restarts: int = 0
+    restarts: list[float] = field(default_factory=list)  # monotonic times
+    restart_at: float | None = None  # set while it waits to be started again
     started_at: float = 0.0
     env: dict[str, str] | None = None  # the fleet's environment when None
     pump: threading.Thread | None = field(default=None, repr=False)
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES), repr=False)
 
 
 def _die_with_parent() -> None:
@@ -80,6 +85,7 @@ class Fleet:
         options: FleetOptions,
         out: IO[str] | None = None,
         announce: Callable[[], list[str]] | None = None,
+        policy: RestartPolicy | None = None,
     ) -> None:
         self.settings = settings
         # Lines to print once the database is ready (the gateway's development key).
@@ -89,6 +95,7 @@ class Fleet:
         self.children: list[Child] = []
         self.redis: redis_server.RedisServer | None = None
         self.env = dict(os.environ)
+        self.policy = policy or RestartPolicy()
         self._stopping = threading.Event()
         self._print_lock = threading.Lock()
         self.colour = self.out.isatty()
@@ -185,6 +192,7 @@ class Fleet:
         assert process.stdout is not None
         for raw in iter(process.stdout.readline, b""):
             line = raw.decode(errors="replace").rstrip()
+            child.tail.append(line)
             if self.options.verbose or console.for_terminal(line):
                 self.say(child.name, line, child.colour)
 
@@ -253,23 +261,29 @@ class Fleet:
             self.say("fleet", f"warning: service URLs not recorded in the broker: {exc}")
 
     def supervise(self) -> None:
-        """Restart a child that died, with backoff, until asked to stop."""
+        """Restart each child that exits, on its own schedule (worker/restart_policy.py), until asked to stop."""
         while not self._stopping.wait(0.5):
             for child in self.children:
-                assert child.process is not None
-                code = child.process.poll()
-                if code is None or self._stopping.is_set():
-                    continue
-                if child.restarts >= MAX_RESTARTS:
-                    self.say("fleet", f"{child.name} exited with {code} {child.restarts} times; giving up")
-                    self._stopping.set()
-                    break
-                child.restarts += 1
-                delay = min(2**child.restarts, 30)
-                self.say("fleet", f"{child.name} exited with {code}; restarting in {delay}s")
-                if self._stopping.wait(delay):
-                    break
-                self.spawn(child)
+                self._tend(child, time.monotonic())
+
+    def _tend(self, child: Child, now: float) -> None:
+        assert child.process is not None
+        if child.restart_at is None:
+            code = child.process.poll()
+            if code is None:
+                return
+            decision = self.policy.decide(child.restarts, now)
+            child.restart_at = now + decision.delay_s
+            if child.pump is not None:
+                child.pump.join(timeout=2)  # its last lines, printed below
+            self.say("fleet", explain(child.name, code, decision, self.policy))
+            for line in child.tail:
+                self.say("fleet", f"  {child.name} said: {line}")
+        elif now >= child.restart_at and not self._stopping.is_set():
+            child.restarts.append(now)
+            child.restart_at = None
+            child.tail.clear()
+            self.spawn(child)
 
     def request_stop(self, *_: object) -> None:
         """Signal handler: leave the supervision loop."""

@@ -13,6 +13,9 @@ kombu's Redis transport spends much of it on two things this subclass avoids:
   task runs. One connection keeps them in order. Every other reader or writer of those keys (reject,
   restore, close) first reads the replies still owed.
 
+Bytes popped from a queue are checked before kombu parses them (worker/envelope.py): junk that kombu's own read
+raised into the worker's event loop, stopping the worker and losing the bytes, is kept as a dead letter instead.
+
 The fleet app uses it through `FleetAMQP` (`Celery(amqp=...)`), so the broker URL stays `redis://...` for
 Flower and the logs, and other apps in the same process keep kombu's own transport.
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from functools import cached_property
+from queue import Empty
 from time import time
 from typing import Any
 
@@ -29,8 +33,11 @@ from kombu import Connection
 from kombu.connection import ConnectionPool, PooledConnection
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
+from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import dumps
 from redis.exceptions import ResponseError
+
+from worker.envelope import Junk, open_envelope
 
 log = logging.getLogger("fleet.transport")
 
@@ -180,10 +187,56 @@ class QoS(kombu_redis.QoS):
 
 
 class Channel(kombu_redis.Channel):
-    """kombu's Redis channel with one reusable client and the QoS above."""
+    """kombu's Redis channel with one reusable client, the QoS above, and junk kept instead of raised."""
 
     QoS = QoS
     _sync_client: tuple[Any, Any] | None = None
+
+    def _brpop_read(self, **options: Any) -> bool:
+        """kombu's read of a BRPOP reply, with the popped bytes checked before they are delivered.
+
+        Junk (bytes that are no kombu envelope) is kept as a dead letter, and the loop goes on as after a BRPOP
+        that timed out: kombu's own read raised it into the worker's event loop, which exited.
+        """
+        try:
+            try:
+                reply = self.client.parse_response(self.client.connection, "BRPOP", **options)
+            except self.connection_errors:
+                self.client.connection.disconnect()  # the next poll reconnects
+                raise
+            if not reply:
+                raise Empty()
+            key, item = reply
+            queue = bytes_to_str(key).rsplit(self.sep, 1)[0]
+            self._queue_cycle.rotate(queue)
+            self._deliver_or_keep(item, queue, bytes_to_str(key))
+            return True
+        finally:
+            self._in_poll = None
+            flush = getattr(self, "_flush_brpop_reauth", None)  # kombu 5.6+: a pending re-auth, now the line is idle
+            if flush is not None:
+                flush()
+
+    def _get(self, queue: str) -> Any:
+        """kombu's synchronous get (RPOP in priority order), skipping junk after keeping it."""
+        with self.conn_or_acquire() as client:
+            for priority in self.priority_steps:
+                key = self._q_for_pri(queue, priority)
+                while (item := client.rpop(key)) is not None:
+                    envelope = open_envelope(item)
+                    if not isinstance(envelope, Junk):
+                        self._maybe_update_queues_expire(client, queue)
+                        return envelope
+                    _keep(envelope, item, queue, key)
+            self._maybe_update_queues_expire(client, queue)
+            raise Empty()
+
+    def _deliver_or_keep(self, item: bytes, queue: str, key: str) -> None:
+        envelope = open_envelope(item)
+        if isinstance(envelope, Junk):
+            _keep(envelope, item, queue, key)
+            raise Empty()
+        self.connection._deliver(envelope, queue)
 
     def _create_client(self, asynchronous: bool = False) -> Any:
         if asynchronous:
@@ -202,6 +255,15 @@ class Channel(kombu_redis.Channel):
             except Exception as exc:  # noqa: BLE001  (closing after a lost connection: kombu's own close still runs)
                 log.warning("bookkeeping writes not confirmed at close: %s", exc, extra={"category": "system"})
         super().close()
+
+
+def _keep(junk: Junk, raw: bytes, queue: str, key: str) -> None:
+    from worker.dead_letters import keep_junk  # the database layer, loaded only once junk arrives
+
+    try:
+        keep_junk(junk, raw, queue, key)
+    except Exception:  # keeping junk must never stop the consumer; the line says what was lost
+        log.exception("junk from %s (%s, %d bytes) not kept", key, junk.reason, len(raw), extra={"category": "system"})
 
 
 class Transport(kombu_redis.Transport):

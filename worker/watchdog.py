@@ -16,9 +16,9 @@ from typing import Any
 import redis
 from celery import signals
 
-log = logging.getLogger("fleet.watchdog")
+from worker.constants import EXIT_STALLED
 
-EXIT_STALLED = 70  # EX_SOFTWARE: a supervisor restarts on a non-zero exit
+log = logging.getLogger("fleet.watchdog")
 
 
 @dataclass(frozen=True)

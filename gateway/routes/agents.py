@@ -7,10 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, status
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from agents.errors import AgentError, RunNotFound
-from agents.models import WorkflowRequest
+from agents.models import WorkflowRequest, unstorable_path
 from gateway.deps import Config, ReadKey, RunKey, Waits, WaitSlot
 from gateway.keys import Principal
 from gateway.problems import ApiProblem, classify
@@ -34,7 +35,7 @@ class RejectRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(default="", max_length=2000)
+    reason: str = Field(default="", max_length=2000, pattern=r"^[^\x00]*$")  # NUL: PostgreSQL's text refuses it
 
 
 class ToolCall(BaseModel):
@@ -43,6 +44,13 @@ class ToolCall(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     args: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _storable(self) -> ToolCall:
+        where = unstorable_path(self.args, "args")
+        if where is not None:
+            raise PydanticCustomError("invalid_text", "{where} holds a lone surrogate or NUL", {"where": where})
+        return self
 
 
 def owned(run_id: str, who: Principal) -> dict[str, Any]:

@@ -83,3 +83,120 @@ def test_wrong_arguments_are_recorded_as_bad_arguments(fleet_worker: WorkerProce
     assert letter.reason == "bad_arguments"
     assert json.dumps(letter.detail)  # readable text
     assert celery_app.send_task("fleet.ping", queue="ledger", priority=5).get(timeout=20)["queue"] == "ledger"
+
+
+def _pushed(app: Any, headers: dict[str, Any], body: Any = None) -> str:
+    """A fleet envelope with these headers and body LPUSHed onto ledger's priority-5 list; the marker in its body."""
+    import redis
+
+    from tests.junk import encode, envelope
+
+    marker = f"marker-{uuid.uuid4().hex}"
+    body = [[marker], {}, {}] if body is None else json.loads(json.dumps(body).replace("MARKER", marker))
+    value = envelope(queue="ledger", body=json.dumps(body).encode())
+    value["headers"] = headers
+    redis.Redis.from_url(app.conf.broker_url).lpush("ledger:5", encode(value))
+    return marker
+
+
+def _dead_letter_holding(marker: str) -> DeadLetter | None:
+    with session_scope() as session:
+        return session.scalars(select(DeadLetter).where(DeadLetter.body_excerpt.contains(marker))).first()
+
+
+PING = {"lang": "py", "task": "fleet.ping", "id": "set-per-test"}
+
+
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [
+        ({"lang": "py", "task": ["fleet.ping"], "id": "x"}, None),
+        ({"lang": "py", "task": {"name": "fleet.ping"}, "id": "x"}, None),
+        ({"lang": "py", "task": "fleet.ping"}, None),
+        ({"lang": "py", "task": "no.such.task"}, None),
+        ({"lang": "py", "id": "v1"}, {"task": "fleet.ping", "id": "v1", "args": ["MARKER"]}),
+        ({**PING, "eta": 5}, None),
+        ({**PING, "expires": [1]}, None),
+        ({**PING, "timelimit": [1, 2, 3]}, None),
+        ({**PING, "timelimit": ["soon", None]}, None),
+        ({**PING, "retries": "many"}, None),
+        ({**PING, "x_correlation_id": {"a": 1}}, None),
+        (PING, {"args": "MARKER"}),
+        (PING, ["MARKER", {}]),
+        (PING, [["MARKER"], [], {}]),
+        (PING, [["MARKER"], {}, {"callbacks": 5}]),
+    ],
+    ids=[
+        "task-list",
+        "task-object",
+        "no-id",
+        "unknown-task-without-id",
+        "protocol-1",
+        "eta-number",
+        "expires-list",
+        "timelimit-three",
+        "timelimit-text",
+        "retries-text",
+        "correlation-object",
+        "body-object",
+        "body-two-items",
+        "kwargs-list",
+        "callbacks-number",
+    ],
+)
+def test_an_envelope_whose_task_celery_cannot_read_is_refused_and_the_worker_keeps_serving(
+    fleet_worker: WorkerProcess, celery_app: Any, headers: dict[str, Any], body: Any
+) -> None:
+    # Given the session's worker, and a well-formed envelope whose task headers or body are not protocol 2
+    assert fleet_worker.process is not None
+    pid = fleet_worker.process.pid
+    # When it is pushed onto the ledger queue's priority-5 list
+    marker = _pushed(celery_app, {**headers, "id": str(uuid.uuid4())} if "id" in headers else headers, body)
+    # Then it is a dead letter, and the same worker process answers the next ping
+    letter = wait_for(lambda: _dead_letter_holding(marker), 20, what="a dead letter for the malformed task")
+    assert letter.reason == "invalid_message", letter.detail
+    assert celery_app.send_task("fleet.ping", queue="ledger", priority=5).get(timeout=20)["queue"] == "ledger"
+    assert fleet_worker.process.pid == pid and fleet_worker.process.poll() is None
+
+
+def test_generated_task_messages_celery_cannot_read_are_each_a_dead_letter_and_the_worker_stays(
+    fleet_worker: WorkerProcess, celery_app: Any
+) -> None:
+    import redis
+
+    from tests.junk import broken_tasks, generated
+
+    # Given the session's worker, and task messages with a header of the wrong type or a body of the wrong shape
+    assert fleet_worker.process is not None
+    pid = fleet_worker.process.pid
+    marker = f"generated-{uuid.uuid4().hex}"
+    messages = generated(broken_tasks(marker), 60)
+    # When they are pushed onto the ledger queue's lists
+    client = redis.Redis.from_url(celery_app.conf.broker_url)
+    for index, raw in enumerate(messages):
+        client.lpush("ledger" if index % 10 == 0 else f"ledger:{index % 10}", raw)
+
+    # Then each is one dead letter `invalid_message`, and the same worker process answers the next ping
+    def kept() -> list[str]:
+        with session_scope() as session:
+            return list(session.scalars(select(DeadLetter.reason).where(DeadLetter.body_excerpt.contains(marker))))
+
+    reasons = wait_for(lambda: (found := kept()) and len(found) >= len(messages) and found, 60, 0.2)
+    assert reasons == ["invalid_message"] * len(messages)
+    assert celery_app.send_task("fleet.ping", queue="ledger", priority=5).get(timeout=20)["queue"] == "ledger"
+    assert fleet_worker.process.pid == pid and fleet_worker.process.poll() is None
+
+
+def test_a_task_name_that_is_no_text_is_recorded_escaped_and_the_worker_keeps_serving(
+    fleet_worker: WorkerProcess, celery_app: Any
+) -> None:
+    # Given a task message whose name holds a lone surrogate and NUL (strings, so Celery reads them as a name)
+    assert fleet_worker.process is not None
+    pid = fleet_worker.process.pid
+    task_id = str(uuid.uuid4())
+    marker = _pushed(celery_app, {"lang": "py", "task": "no.such\ud800\x00task", "id": task_id})
+    # Then it is an unknown task, recorded with its name escaped, and the same worker answers the next ping
+    letter = wait_for(lambda: _dead_letter_holding(marker), 20, what="a dead letter for the unknown task")
+    assert (letter.reason, letter.task_name) == ("unknown_task", "no.such\\ud800\\x00task")
+    assert celery_app.send_task("fleet.ping", queue="ledger", priority=5).get(timeout=20)["queue"] == "ledger"
+    assert fleet_worker.process.pid == pid and fleet_worker.process.poll() is None

@@ -138,3 +138,31 @@ def test_a_bookkeeping_write_redis_refuses_is_logged_with_the_message_and_consum
     assert (first.payload, second.payload) == ({"n": 1}, {"n": 2})
     refused = [r.getMessage() for r in caplog.records if r.name == "fleet.transport"]
     assert any(f"the delivery of message {first.delivery_tag}" in m and "WRONGTYPE" in m for m in refused), refused
+
+
+def _dead_letter_from(source: str) -> Any:
+    from sqlalchemy import select
+
+    from worker.db import session_scope
+    from worker.models.core import DeadLetter
+
+    with session_scope() as session:
+        found = session.scalars(select(DeadLetter).where(DeadLetter.source == source)).first()
+        return None if found is None else (found.reason, found.queue, found.raw, found.raw_size)
+
+
+@pytest.mark.parametrize("path", ["brpop", "basic_get"])
+def test_junk_before_a_message_is_kept_as_a_dead_letter_and_the_message_is_delivered(
+    broker: str, database_url: str, path: str
+) -> None:
+    # Given a queue's list holding junk that arrived before a message
+    queue = _queue()
+    with _connection(broker) as connection, connection.SimpleQueue(queue) as simple:
+        redis.Redis.from_url(broker).lpush(queue.name, b"junk \xff")
+        simple.put({"n": 1})
+        # When a consumer takes from it (BRPOP, as a worker does; RPOP, as basic_get does)
+        message = simple.get(timeout=5) if path == "brpop" else connection.default_channel.basic_get(queue.name)
+        message.ack()
+    # Then it gets the message, and the junk is a dead letter with the list it came from and its bytes
+    assert message.payload == {"n": 1}
+    assert _dead_letter_from(queue.name) == ("not_json", queue.name, b"junk \xff", 6)

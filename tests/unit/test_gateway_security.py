@@ -85,9 +85,11 @@ def test_every_redis_key_the_fleet_writes_is_under_its_prefix_and_no_fleet_queue
 
 
 finite_or_not = st.floats(allow_nan=True, allow_infinity=True)
+# Storable text only: a lone surrogate or NUL is refused by a check of its own (tests/unit/test_agents_text.py).
+text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=5)
 json_like = st.recursive(
-    st.none() | st.booleans() | st.integers() | finite_or_not | st.text(max_size=5),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    st.none() | st.booleans() | st.integers() | finite_or_not | text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3),
     max_leaves=12,
 )
 

@@ -42,8 +42,10 @@ def _tx(**data: object) -> dict[str, object]:
         (_tx(sender="acc\u202e1"), "invalid_identifier"),
         (_tx(sender="acc\u200b1"), "invalid_identifier"),
         (_tx(sender="acc\n1"), "invalid_identifier"),
-        # A lone surrogate, as JSON's "\ud800" decodes in a message: refused, not a UnicodeEncodeError.
-        (_tx(sender="acc\ud8001"), "schema_invalid"),
+        # A lone surrogate, as JSON's "\ud800" decodes in a message: refused, not a UnicodeEncodeError; in an id,
+        # the id's code (docs/ledger.md, "Text no store can hold").
+        (_tx(sender="acc\ud8001"), "invalid_identifier"),
+        (_tx(currency="EU\ud800"), "schema_invalid"),
     ],
 )
 def test_bad_bodies_are_refused_with_their_code(raw: object, code: str) -> None:

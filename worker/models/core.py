@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Index, Integer, String, Text
+from sqlalchemy import JSON, DateTime, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from worker.db import Base
@@ -45,5 +45,9 @@ class DeadLetter(Base):
     reason: Mapped[str] = mapped_column(String(64))
     detail: Mapped[str] = mapped_column(Text, default="")
     body_excerpt: Mapped[str] = mapped_column(Text, default="")
+    # The Redis list a junk message was popped from, its bytes as popped (bounded) and their full size.
+    source: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    raw_size: Mapped[int | None] = mapped_column(Integer, default=None)
 
     __table_args__ = (Index("ix_dead_letters_at", "at"),)
