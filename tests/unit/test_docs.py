@@ -4,6 +4,7 @@ and tables the docs give agree with the code."""
 from __future__ import annotations
 
 import ast
+import os
 import re
 import shutil
 import subprocess
@@ -154,7 +155,14 @@ def test_the_settings_page_names_every_fleet_variable() -> None:
 def test_make_run_passes_args_to_agent_up() -> None:
     make = shutil.which("make")
     assert make is not None, "make is what the README's two commands need"
+    # Under `make test` the parent make's MAKEFLAGS/MAKELEVEL would make this one print "Entering directory".
+    env = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MAKELEVEL", "MFLAGS"}}
     dry = subprocess.run(
-        [make, "-n", "run", "ARGS=--workers 2 --api-port 8080"], cwd=ROOT, capture_output=True, text=True, check=True
+        [make, "--no-print-directory", "-n", "run", "ARGS=--workers 2 --api-port 8080"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
     )
     assert dry.stdout.strip().splitlines()[-1].endswith("/agent up --workers 2 --api-port 8080"), dry.stdout
