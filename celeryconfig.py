@@ -98,7 +98,14 @@ worker_max_memory_per_child = 512_000  # KiB
 # Our own JSON logging is configured in worker.logging; Celery must not replace the root handlers.
 worker_hijack_root_logger = False
 worker_redirect_stdouts = False
-beat_schedule_filename = "var/celerybeat-schedule"
+# Several beats may run: the one holding a lock in Redis schedules; another takes over within the lock's TTL.
+beat_scheduler = "worker.beat_scheduler:FleetScheduler"
+redbeat_redis_url = _settings.broker_url
+redbeat_redis_options: dict[str, object] = {}
+redbeat_key_prefix = "fleet:beat:"
+redbeat_lock_timeout = _settings.beat_lock_timeout_s
+# The active beat renews its lock (and a standby retries it) at least three times per TTL.
+beat_max_loop_interval = max(1, min(5, _settings.beat_lock_timeout_s // 3))
 # Collect every minute and report daily, both paused in the offline window (beat/schedule.py, pure).
 beat_schedule = {
     name: {"task": entry["task"], "schedule": crontab(**entry["cron"]), "options": entry["options"]}

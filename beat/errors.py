@@ -24,3 +24,15 @@ class ReportNotFound(ReportError):
 
 class ReportDateInvalid(ReportError):
     """A report date must lie between 2000-01-01 and tomorrow (FLEET_TIMEZONE)."""
+
+
+class ScheduleInvalid(ReportError):
+    """The schedule is invalid: a known task, a known queue and a five-field cron expression are needed."""
+
+
+class ScheduleNotFound(ReportError):
+    """No schedule has that name."""
+
+
+class ScheduleAlreadyExists(ReportError):
+    """A schedule of that name exists; remove it first or pick another name."""

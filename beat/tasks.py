@@ -6,7 +6,6 @@ import logging
 from datetime import date
 from typing import Any
 
-from celery import signals
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
 
@@ -61,14 +60,3 @@ def send_notification(self: Any, day: str, channel: str) -> dict[str, str]:
     from worker import notify
 
     return {"date": day, "channel": channel, "outcome": notify.send(date.fromisoformat(day), channel)}
-
-
-@signals.beat_init.connect
-def _send_missed_report(sender: Any = None, **_: Any) -> None:
-    """At beat start after the report time, today's report is made (late) if the fleet missed it."""
-    from worker import reporting
-
-    day = reporting.missed_report_check()
-    if day is not None:
-        log.warning("report of %s was missed; sending it now, marked late", day, extra={"category": "system"})
-        daily_status.apply_async((day.isoformat(), "missed"), queue="reports", priority=3)

@@ -7,6 +7,24 @@ QUEUES: tuple[str, ...] = ("agents", "ledger", "reports")
 ROUTE_PREFIXES: dict[str, str] = {"agents.": "agents", "ledger.": "ledger", "reports.": "reports"}
 DEFAULT_QUEUE = "agents"
 
+# Every task the fleet registers (a test checks the worker app agrees): what a schedule may send.
+TASK_NAMES: tuple[str, ...] = (
+    "agents.analyze",
+    "agents.execute",
+    "agents.gate",
+    "agents.run_subtask",
+    "agents.run_workflow",
+    "agents.sweep",
+    "agents.verify",
+    "fleet.fail",
+    "fleet.ping",
+    "ledger.quick_run",
+    "ledger.quick_run_batch",
+    "reports.collect_metrics",
+    "reports.daily_status",
+    "reports.notify",
+)
+
 # Redis priority convention: 0 is the most urgent; a message without one lands in the 0 list.
 PRIORITY_STEPS: list[int] = list(range(10))
 # A printable separator: the default "\x06\x16" makes sub-queue names unreadable in redis-cli.

@@ -162,8 +162,8 @@ class Fleet:
             ]
             children.append(Child(f"worker{index}", command, COLOURS[(index - 1) % len(COLOURS)]))
         if self.options.beat:
-            schedule = str(self.options.var_dir / "celerybeat-schedule")
-            children.append(Child("beat", [*celery, "beat", "-s", schedule, "--loglevel", "INFO"], "93"))
+            # The schedule's state lives in Redis (worker.beat_scheduler): no schedule file.
+            children.append(Child("beat", [*celery, "beat", "--loglevel", "INFO"], "93"))
         if self.options.api:
             api = [sys.executable, "-m", "gateway.cli", "api", "--port", str(self.options.api_port)]
             children.append(Child("api", api, "97"))

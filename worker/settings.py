@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     # A worker whose queues hold messages while it receives nothing for this long exits to be restarted; 0: off.
     watchdog_stall_s: float = Field(default=300.0, ge=0)
     language: str = "en"
+    # A standby beat takes over within this many seconds of the active one's death (its Redis lock's TTL).
+    beat_lock_timeout_s: int = Field(default=30, ge=3, le=3600)
     yaml_config: dict[str, Any] = Field(default_factory=dict, exclude=True)
 
     @field_validator("broker_url")

@@ -84,5 +84,6 @@ def test_workers_get_longer_than_the_longest_task_to_stop(compose: dict[str, Any
     assert _seconds(compose["services"]["worker"]["stop_grace_period"]) > longest
 
 
-def test_beat_is_never_scaled(compose: dict[str, Any]) -> None:
-    assert compose["services"]["beat"]["deploy"]["replicas"] == 1
+def test_a_standby_beat_runs_beside_the_active_one(compose: dict[str, Any]) -> None:
+    # Two beats are safe: the Redis lock lets one schedule (tests/faults/test_beat_failover.py)
+    assert compose["services"]["beat"]["deploy"]["replicas"] == 2

@@ -89,3 +89,21 @@ class Alert(Base):
     notified: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
 
     __table_args__ = (Index("ix_report_alerts_report_date", "report_date"),)
+
+
+class UserSchedule(Base):
+    """A schedule added at run time (`agent schedule add`); beat reads this table, so no restart is needed."""
+
+    __tablename__ = "user_schedules"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    task: Mapped[str] = mapped_column(String(128))
+    cron: Mapped[str] = mapped_column(String(400))
+    args: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    kwargs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    queue: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    priority: Mapped[int] = mapped_column(Integer, default=5)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,72 @@
+"""Schedules added at run time: cron entries that send a named task; beat picks them up without a restart."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Response
+from pydantic import BaseModel
+
+from beat.user_schedules import ScheduleSpec
+from gateway.deps import ReadKey, require
+from gateway.keys import Principal
+from gateway.services import schedules as service
+
+router = APIRouter(prefix="/api/v1/schedules", tags=["schedules"])
+OperatorKey = Annotated[Principal, Depends(require("operator"))]
+ScheduleName = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+class Schedule(BaseModel):
+    """A stored schedule, its cron expression read in `timezone` (FLEET_TIMEZONE)."""
+
+    name: str
+    task: str
+    cron: str
+    timezone: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    queue: str | None
+    priority: int
+    enabled: bool
+    created_by: str | None
+    created_at: str
+    updated_at: str
+
+
+class ScheduleList(BaseModel):
+    """Every user schedule (the fleet's own entries live in config: docs/reports.md)."""
+
+    timezone: str
+    schedules: list[Schedule]
+
+
+@router.get("", response_model=ScheduleList)
+def list_schedules(_who: ReadKey) -> dict[str, Any]:
+    """Every user schedule, by name."""
+    return service.list_all()
+
+
+@router.post("", response_model=Schedule, status_code=201)
+def add_schedule(spec: ScheduleSpec, who: OperatorKey) -> dict[str, Any]:
+    """Add a schedule (422 for an unknown task, queue or a bad cron expression; 409 for a taken name)."""
+    return service.add(spec, created_by=who.key_id)
+
+
+@router.delete("/{name}", status_code=204, response_class=Response)
+def remove_schedule(name: ScheduleName, _who: OperatorKey) -> Response:
+    """Remove a schedule (404 when none has that name)."""
+    service.remove(name)
+    return Response(status_code=204)
+
+
+@router.post("/{name}/pause", response_model=Schedule)
+def pause_schedule(name: ScheduleName, _who: OperatorKey) -> dict[str, Any]:
+    """Stop sending the task until resumed; the schedule is kept."""
+    return service.pause(name, True)
+
+
+@router.post("/{name}/resume", response_model=Schedule)
+def resume_schedule(name: ScheduleName, _who: OperatorKey) -> dict[str, Any]:
+    """Send the task again at its next cron time."""
+    return service.pause(name, False)
