@@ -207,6 +207,8 @@ def _unpack(path: Path, folder: Path) -> dict[str, Any]:
         raise BackupInvalid(f"no backup at {path}") from None
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         raise BackupInvalid(f"{path} is not a fleet backup or is damaged ({exc})") from None
+    if not (folder / "manifest.json").is_file():
+        raise BackupInvalid(f"{path} is not a fleet backup (no manifest)")
     try:
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
         if manifest.get("format") != FORMAT:
@@ -230,13 +232,14 @@ def _occupied(connection: Connection) -> dict[str, int]:
 
 
 def _load_table(connection: Connection, table: Table, source: Path, expected: int) -> int:
+    """Insert a table's rows; ValueError when they are not the rows the manifest counts."""
     count = 0
     with source.open(encoding="utf-8") as lines:
         for statement, batch in decode_rows(table, lines, BATCH):
             connection.execute(statement, batch)
             count += len(batch)
     if count != expected:
-        raise BackupInvalid(f"table {table.name}: {count} rows where the manifest says {expected}")
+        raise ValueError(f"table {table.name}: {count} rows where the manifest says {expected}")
     return count
 
 

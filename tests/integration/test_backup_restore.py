@@ -8,6 +8,8 @@ folder. PostgreSQL (and restores across engines) when FLEET_TEST_POSTGRES_URL is
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import tarfile
 import uuid
 from collections.abc import Iterator
@@ -15,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
 
 from tests.support import WorkerProcess, run_agent
 from worker.redis_server import RedisServer
@@ -47,22 +50,14 @@ def _tables(archive: Path) -> dict[str, bytes]:
         return {m.name: tar.extractfile(m).read() for m in tar if m.name != "manifest.json"}  # type: ignore[union-attr]
 
 
-def _lose(database: Path, reports: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        database.with_name(database.name + suffix).unlink(missing_ok=True)
-    for path in sorted(reports.rglob("*"), reverse=True):
-        path.unlink() if path.is_file() else path.rmdir()
-
-
 class Fleet:
     """A fleet of its own: broker database (no other test's worker takes its messages), database, report folder."""
 
-    def __init__(self, redis_server: RedisServer, folder: Path) -> None:
-        self.database = folder / "fleet.db"
+    def __init__(self, redis_server: RedisServer, folder: Path, database_url: str) -> None:
         self.reports = folder / "reports"
         self.env = {
             "FLEET_BROKER_URL": redis_server.url.rsplit("/", 1)[0] + "/7",
-            "FLEET_DATABASE_URL": f"sqlite:///{self.database}",
+            "FLEET_DATABASE_URL": database_url,
             "FLEET_REPORT_DIR": str(self.reports),
         }
         self.worker: WorkerProcess | None = None
@@ -77,13 +72,50 @@ class Fleet:
             self.worker.stop()
             self.worker = None
 
+    def lose_everything(self) -> None:
+        """The database and the report files are gone: an empty database is all that is left."""
+        url = make_url(self.env["FLEET_DATABASE_URL"])
+        if url.get_backend_name() == "sqlite":
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{url.database}{suffix}").unlink(missing_ok=True)
+        else:
+            _recreate(url.database or "")
+        shutil.rmtree(self.reports)
 
-@pytest.fixture
-def idle_fleet(redis_server: RedisServer, tmp_path: Path) -> Iterator[Fleet]:
-    fleet = Fleet(redis_server, tmp_path)
+
+def _admin() -> Any:
+    from worker.db import make_engine
+
+    return make_engine(os.environ["FLEET_TEST_POSTGRES_URL"], isolation_level="AUTOCOMMIT")
+
+
+def _recreate(name: str) -> None:
+    admin = _admin()
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def idle_fleet(request: pytest.FixtureRequest, redis_server: RedisServer, tmp_path: Path) -> Iterator[Fleet]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    else:
+        from tests.conftest import _postgres_wanted
+
+        name = f"fleet_backup_{uuid.uuid4().hex[:8]}"
+        url = make_url(_postgres_wanted()).set(database=name).render_as_string(hide_password=False)
+        _recreate(name)
+    fleet = Fleet(redis_server, tmp_path, url)
     _agent(fleet.env, "db", "upgrade")
     yield fleet
     fleet.stop_worker()
+    if request.param == "postgres":
+        admin = _admin()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture
@@ -122,7 +154,7 @@ def test_a_lost_database_is_restored_and_resent_events_end_at_exact_balances(fle
 
     # And the database and the report files are lost, then restored while the fleet is stopped (docs/operations.md)
     fleet.stop_worker()
-    _lose(fleet.database, reports)
+    fleet.lose_everything()
     restored = _agent(env, "restore", str(backup))
     assert "restored" in restored.stdout
     fleet.start_worker()
