@@ -8,19 +8,17 @@ plain JSON, so a SQLite backup restores into PostgreSQL and back.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import sqlite3
 import tarfile
 import tempfile
-import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from alembic.util import CommandError
@@ -28,30 +26,21 @@ from sqlalchemy import Connection, Table, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
+from worker.backup_archive import (
+    FORMAT,
+    FORMAT_VERSION,
+    BackupError,
+    BackupInvalid,
+    RestoreRefused,
+    SchemaMismatch,
+    sha256_of,
+    unpack,
+)
 from worker.backup_rows import decode_rows, encode_row, null_columns, null_flag
 from worker.db import Base, make_engine
-from worker.errors import FleetError
 
-FORMAT = "agent-fleet-backup"
-FORMAT_VERSION = 1
 # Rows per INSERT round trip on restore: large enough to be quick, small enough to bound memory.
 BATCH = 1000
-
-
-class BackupError(FleetError):
-    """The backup could not be made or restored."""
-
-
-class BackupInvalid(BackupError):
-    """The file is not a fleet backup, or it is damaged."""
-
-
-class RestoreRefused(BackupError):
-    """The database already holds data: restore with --force to replace it."""
-
-
-class SchemaMismatch(BackupError):
-    """The backup's schema revisions are not this fleet's migrations."""
 
 
 @dataclass(frozen=True)
@@ -92,14 +81,19 @@ def _snapshot(url: str, folder: Path) -> Iterator[Connection]:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         # The online backup API copies a consistent image, WAL included; the rows are then read from the copy.
+        if not Path(parsed.database or "").is_file():
+            raise BackupError(f"no database at {parsed.database}: check FLEET_DATABASE_URL")
         copy = folder / "snapshot.db"
-        source = sqlite3.connect(parsed.database or "", timeout=30)
-        target = sqlite3.connect(copy)
         try:
-            source.backup(target)
-        finally:
-            target.close()
-            source.close()
+            source = sqlite3.connect(parsed.database or "", timeout=30)
+            target = sqlite3.connect(copy)
+            try:
+                source.backup(target)
+            finally:
+                target.close()
+                source.close()
+        except sqlite3.Error as exc:
+            raise BackupError(f"cannot copy the database {parsed.database}: {exc}") from None
         engine = make_engine(f"sqlite:///{copy}")
         options: dict[str, Any] = {}
     else:
@@ -112,14 +106,6 @@ def _snapshot(url: str, folder: Path) -> Iterator[Connection]:
             yield connection
     finally:
         engine.dispose()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _dump_table(connection: Connection, table: Table, target: Path) -> int:
@@ -167,63 +153,21 @@ def backup(path: Path, url: str, report_dir: Path) -> Summary:
             "engine": make_url(url).get_backend_name(),
             "revisions": revisions,
             "rows": rows,
-            "sha256": {name: _sha256(staging / name) for name in members},
+            "sha256": {name: sha256_of(staging / name) for name in members},
         }
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
         partial = path.with_name(path.name + ".partial")
         # Owner-only: the archive holds every row, API key hashes included.
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as archive:
-            for name in ["manifest.json", *members]:
-                archive.add(staging / name, arcname=name, recursive=False)
-        os.replace(partial, path)
+        try:
+            with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as archive:
+                for name in ["manifest.json", *members]:
+                    archive.add(staging / name, arcname=name, recursive=False)
+            os.replace(partial, path)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
     return Summary(path, revisions, rows, len(members) - len(rows))
-
-
-def _safe_member(name: str, known_tables: set[str]) -> bool:
-    parts = PurePosixPath(name).parts
-    if name == "manifest.json":
-        return True
-    if len(parts) == 2 and parts[0] == "tables":
-        return parts[1].removesuffix(".jsonl") in known_tables and parts[1].endswith(".jsonl")
-    return len(parts) >= 2 and parts[0] == "reports" and not any(p in {"..", ".", ""} for p in parts)
-
-
-def _unpack(path: Path, folder: Path) -> dict[str, Any]:
-    """Extract and check the archive: only known, regular members, each matching the manifest's sha256."""
-    known = {t.name for t in tables()}
-    try:
-        with tarfile.open(path, mode="r:gz") as archive:
-            for member in archive:
-                if not member.isfile() or not _safe_member(member.name, known):
-                    raise BackupInvalid(f"{path}: unexpected member {member.name!r}: not a fleet backup")
-                source = archive.extractfile(member)
-                assert source is not None  # a regular file always has its bytes
-                target = folder / member.name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with target.open("wb") as out:
-                    shutil.copyfileobj(source, out)
-    except FileNotFoundError:
-        raise BackupInvalid(f"no backup at {path}") from None
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
-        raise BackupInvalid(f"{path} is not a fleet backup or is damaged ({exc})") from None
-    if not (folder / "manifest.json").is_file():
-        raise BackupInvalid(f"{path} is not a fleet backup (no manifest)")
-    try:
-        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-        if manifest.get("format") != FORMAT:
-            raise BackupInvalid(f"{path} is not a fleet backup (no {FORMAT} manifest)")
-        if manifest.get("version") != FORMAT_VERSION:
-            raise BackupInvalid(f"{path} is backup format {manifest.get('version')}; this fleet reads {FORMAT_VERSION}")
-        expected: dict[str, str] = manifest["sha256"]
-        present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} - {"manifest.json"}
-        if present != set(expected) or any(_sha256(folder / name) != digest for name, digest in expected.items()):
-            raise BackupInvalid(f"{path} is damaged: its members do not match their checksums")
-        if set(manifest["rows"]) != known:
-            raise BackupInvalid(f"{path} holds tables {sorted(manifest['rows'])}, this fleet has {sorted(known)}")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise BackupInvalid(f"{path} has no readable manifest ({exc})") from None
-    return dict(manifest)
 
 
 def _occupied(connection: Connection) -> dict[str, int]:
@@ -268,7 +212,7 @@ def restore(path: Path, url: str, report_dir: Path, force: bool = False) -> Summ
 
     with tempfile.TemporaryDirectory(prefix="fleet-restore-") as tmp:
         staging = Path(tmp)
-        manifest = _unpack(path, staging)
+        manifest = unpack(path, staging, {t.name for t in tables()})
         heads = migration_heads(url)
         if sorted(manifest["revisions"]) != heads:
             raise SchemaMismatch(

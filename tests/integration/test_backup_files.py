@@ -256,6 +256,19 @@ def test_a_backup_of_other_schema_revisions_is_refused(made: Path, tmp_path: Pat
         restore(tmp_path / "old.tar.gz", _sqlite(tmp_path), tmp_path / "reports")
 
 
+def test_a_database_not_at_this_fleets_schema_is_not_backed_up(tmp_path: Path) -> None:
+    from worker.backup import BackupError
+
+    url = _sqlite(tmp_path)
+    with pytest.raises(BackupError, match="no database at"):
+        backup(tmp_path / "none.tar.gz", url, tmp_path / "reports")
+    assert not Path(url.removeprefix("sqlite:///")).exists()
+    upgrade(url, "0001")
+    with pytest.raises(SchemaMismatch, match="agent db upgrade"):
+        backup(tmp_path / "old.tar.gz", url, tmp_path / "reports")
+    assert not (tmp_path / "old.tar.gz").exists()
+
+
 def test_a_bad_file_is_one_line_and_exit_2_from_the_cli(tmp_path: Path) -> None:
     from tests.support import run_agent
 

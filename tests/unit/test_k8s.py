@@ -253,3 +253,18 @@ def test_the_example_overlay_pins_the_image_and_a_namespace() -> None:
 def test_kustomize_files_name_only_files_that_exist() -> None:
     for path in Path(K8S).rglob("kustomization.yaml"):
         assert render(path.parent)
+
+
+def test_the_processes_that_write_reports_share_the_report_volume(objects: list[dict[str, Any]]) -> None:
+    # The reports workers write the daily report; the API writes one for POST /api/v1/reports/run and serves them
+    report_dir = _by_kind(objects, "ConfigMap")["fleet-config"]["data"]["FLEET_REPORT_DIR"]
+    claim = _by_kind(objects, "PersistentVolumeClaim")["fleet-reports"]
+    assert "ReadWriteMany" in claim["spec"]["accessModes"]
+    deployments = _by_kind(objects, "Deployment")
+    for name in ("fleet-api", "fleet-worker-reports"):
+        spec = pod_spec(deployments[name])
+        assert spec is not None
+        (mount,) = [m for m in spec["containers"][0]["volumeMounts"] if m["mountPath"] == report_dir]
+        assert not mount.get("readOnly")
+        (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+        assert volume["persistentVolumeClaim"]["claimName"] == "fleet-reports"
