@@ -16,7 +16,7 @@ import kubernetes_validate
 import pytest
 
 from tests import deploy_contract as contract
-from tests.kustomize import containers, pod_spec, render
+from tests.kustomize import KustomizeError, containers, pod_spec, render
 from tests.support import ROOT
 from worker.constants import QUEUES, TIME_LIMITS
 
@@ -98,7 +98,7 @@ def test_every_scaled_object_is_valid_against_the_keda_schema(objects: list[dict
 def test_the_strict_keda_schema_refuses_a_misspelt_field() -> None:
     # Given the vendored schema made strict, When a ScaledObject has a field KEDA does not know, Then it fails
     schema = _strict(json.loads((ROOT / "tests" / "schemas" / "keda-scaledobject.json").read_text()))
-    obj = render(LAYOUTS["base"])[-1]
+    obj = _by_kind(render(LAYOUTS["base"]), "ScaledObject")["fleet-worker-ledger"]
     obj["spec"]["minReplicas"] = 0
     assert any("minReplicas" in e.message for e in jsonschema.Draft7Validator(schema).iter_errors(obj))
 
@@ -250,9 +250,32 @@ def test_the_example_overlay_pins_the_image_and_a_namespace() -> None:
     assert images == {"registry.example.com/agent-fleet:0.1.0"}
 
 
-def test_kustomize_files_name_only_files_that_exist() -> None:
+def test_every_kustomization_renders() -> None:
     for path in Path(K8S).rglob("kustomization.yaml"):
         assert render(path.parent)
+
+
+@pytest.mark.parametrize(
+    ("kustomization", "refusal"),
+    [
+        ("resources: [base.yaml]\ncommonLabels: {a: b}\n", "unsupported kustomization fields"),
+        ("resources: [base.yaml]\npatches: [{path: p.yaml}]\n", "only inline JSON 6902 patches"),
+        (
+            "resources: [base.yaml]\npatches: [{target: {kind: Deployment}, patch: '[]'}]\n",
+            "matches nothing",
+        ),
+        (
+            "resources: [base.yaml]\npatches: [{target: {kind: ConfigMap}, patch: '[{op: replace, path: /data/b, value: 1}]'}]\n",
+            "replace of a missing path",
+        ),
+    ],
+)
+def test_the_renderer_refuses_what_it_does_not_handle(tmp_path: Path, kustomization: str, refusal: str) -> None:
+    # A manifest relying on a kustomize feature the renderer ignored would pass these tests untested
+    (tmp_path / "base.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: x}\n")
+    (tmp_path / "kustomization.yaml").write_text(kustomization)
+    with pytest.raises(KustomizeError, match=refusal):
+        render(tmp_path)
 
 
 def test_the_processes_that_write_reports_share_the_report_volume(objects: list[dict[str, Any]]) -> None:
