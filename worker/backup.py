@@ -36,7 +36,7 @@ from worker.backup_archive import (
     sha256_of,
     unpack,
 )
-from worker.backup_rows import decode_rows, encode_row, null_columns, null_flag
+from worker.backup_rows import decode_rows, null_columns, null_flag, row_encoder
 from worker.db import Base, make_engine
 
 # Rows per INSERT round trip on restore: large enough to be quick, small enough to bound memory.
@@ -109,13 +109,13 @@ def _snapshot(url: str, folder: Path) -> Iterator[Connection]:
 
 
 def _dump_table(connection: Connection, table: Table, target: Path) -> int:
-    nulls = null_columns(table)
-    flags = [table.c[name].is_(None).label(null_flag(name)) for name in nulls]
+    flags = [table.c[name].is_(None).label(null_flag(name)) for name in null_columns(table)]
     statement = select(table, *flags).order_by(*table.primary_key.columns)
+    encode = row_encoder(table)
     count = 0
     with target.open("w", encoding="utf-8") as out:
         for row in connection.execution_options(yield_per=BATCH).execute(statement):
-            out.write(json.dumps(encode_row(table, row._mapping), ensure_ascii=False, sort_keys=True) + "\n")
+            out.write(json.dumps(encode(row), ensure_ascii=False, sort_keys=True) + "\n")
             count += 1
     return count
 

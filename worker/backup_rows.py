@@ -8,7 +8,7 @@ base64, JSON columns as their value. A JSON column that is SQL NULL (not JSON `n
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -25,25 +25,44 @@ def null_flag(name: str) -> str:
     return f"null__{name}"
 
 
-def encode_row(table: Table, row: Mapping[str, Any]) -> dict[str, Any]:
-    """One row as JSON-ready values; a nullable JSON column that is SQL NULL is left out."""
-    out: dict[str, Any] = {}
-    for column in table.columns:
-        if row.get(null_flag(column.name)):
-            continue
-        value = row[column.name]
-        if value is None:
-            out[column.name] = None
-        elif isinstance(column.type, DateTime):
-            aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-            out[column.name] = aware.astimezone(UTC).isoformat()
-        elif isinstance(column.type, Date):
-            out[column.name] = value.isoformat()
-        elif isinstance(column.type, LargeBinary):
-            out[column.name] = base64.b64encode(value).decode("ascii")
-        else:
-            out[column.name] = value
-    return out
+def _time(value: datetime) -> str:
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat()
+
+
+def _encoder(column: Any) -> Callable[[Any], Any] | None:
+    if isinstance(column.type, DateTime):
+        return _time
+    if isinstance(column.type, Date):
+        return date.isoformat
+    if isinstance(column.type, LargeBinary):
+        return lambda value: base64.b64encode(value).decode("ascii")
+    return None
+
+
+def row_encoder(table: Table) -> Callable[[Sequence[Any]], dict[str, Any]]:
+    """Encodes a row selected as the table's columns then one `IS NULL` flag per nullable JSON column: JSON-ready
+    values, a nullable JSON column that is SQL NULL left out."""
+    nullable = null_columns(table)
+    plan = [
+        (
+            column.name,
+            _encoder(column),
+            len(table.columns) + nullable.index(column.name) if column.name in nullable else None,
+        )
+        for column in table.columns
+    ]
+
+    def encode(row: Sequence[Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for position, (name, encoder, flag) in enumerate(plan):
+            if flag is not None and row[flag]:
+                continue
+            value = row[position]
+            out[name] = value if value is None or encoder is None else encoder(value)
+        return out
+
+    return encode
 
 
 def decode_row(table: Table, encoded: Mapping[str, Any]) -> dict[str, Any]:
