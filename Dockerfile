@@ -13,8 +13,10 @@ COPY beat ./beat
 COPY gateway ./gateway
 COPY migrations ./migrations
 COPY samples ./samples
-RUN pip install '.[postgres]' && useradd --create-home fleet && mkdir -p /app/var && chown fleet /app/var
+# A numeric user, so Kubernetes' runAsNonRoot can verify it (deploy/k8s runs as this uid).
+RUN pip install '.[postgres]' && useradd --uid 10001 --user-group --create-home fleet \
+    && mkdir -p /app/var && chown fleet:fleet /app/var
 
-USER fleet
+USER 10001:10001
 EXPOSE 8000 5555
 CMD ["celery", "-A", "worker", "worker", "-Q", "agents,ledger,reports"]

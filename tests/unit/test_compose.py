@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from gateway.cli import app as cli_app
+from tests import deploy_contract as contract
 from worker.constants import QUEUES, TIME_LIMITS
 from worker.settings import Settings
 
@@ -87,3 +88,31 @@ def test_workers_get_longer_than_the_longest_task_to_stop(compose: dict[str, Any
 def test_a_standby_beat_runs_beside_the_active_one(compose: dict[str, Any]) -> None:
     # Two beats are safe: the Redis lock lets one schedule (tests/faults/test_beat_failover.py)
     assert compose["services"]["beat"]["deploy"]["replicas"] == 2
+
+
+def test_every_fleet_command_is_a_real_entry_point_with_real_options(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        command = service.get("command")
+        if isinstance(command, list) and command[0] in {"celery", "agent"}:
+            assert contract.command_problems(command) == [], name
+        test = service.get("healthcheck", {}).get("test", [])
+        if test[:1] == ["CMD-SHELL"] and test[1].startswith("celery"):
+            assert contract.command_problems(["sh", "-c", test[1]]) == [], name
+
+
+def test_health_checks_ask_paths_the_processes_serve_on_the_ports_they_listen_on(compose: dict[str, Any]) -> None:
+    served = {"api": contract.api_paths(), "flower": contract.flower_paths()}
+    for name, paths in served.items():
+        service = compose["services"][name]
+        url = re.search(r"http://127\.0\.0\.1:(\d+)(/[\w/]*)", service["healthcheck"]["test"][1])
+        assert url, name
+        assert url.group(1) == contract.option_value(service["command"], "--port"), name
+        assert url.group(2) in paths, name
+        assert f"{url.group(1)}:{url.group(1)}" in service["ports"], name
+
+
+def test_no_variable_is_unknown_to_the_fleet_or_its_libraries(compose: dict[str, Any]) -> None:
+    names = set(compose["x-fleet-env"])
+    for service in compose["services"].values():
+        names |= {n for n in service.get("environment", {}) if n.startswith(("FLEET_", "PROMETHEUS", "MPL"))}
+    assert contract.unknown_variables(names) == set()

@@ -56,9 +56,20 @@ def _alert_rules() -> list[dict[str, Any]]:
     return rules
 
 
+def _keda_queries() -> list[str]:
+    from tests.kustomize import render
+
+    return [
+        trigger["metadata"]["query"]
+        for obj in render(ROOT / "deploy" / "k8s" / "base")
+        if obj["kind"] == "ScaledObject"
+        for trigger in obj["spec"]["triggers"]
+    ]
+
+
 def deploy_metric_names() -> set[str]:
-    """Every metric family the dashboard and the alert rules query (histogram suffixes dropped)."""
-    exprs = [*_dashboard_exprs(), *(rule["expr"] for rule in _alert_rules())]
+    """Every metric family the dashboard, the alert rules and the KEDA triggers query (histogram suffixes dropped)."""
+    exprs = [*_dashboard_exprs(), *(rule["expr"] for rule in _alert_rules()), *_keda_queries()]
     return {re.sub(r"_(bucket|count|sum)$", "", name) for expr in exprs for name in _metrics(expr)}
 
 
@@ -67,6 +78,11 @@ def test_the_grafana_dashboard_queries_only_exported_metrics() -> None:
     assert len(exprs) >= 10
     unknown = {name for expr in exprs for name in _metrics(expr) if not KNOWN.match(name)}
     assert unknown == set()
+
+
+def test_the_keda_triggers_query_only_exported_metrics() -> None:
+    queries = _keda_queries()
+    assert queries and {n for q in queries for n in _metrics(q) if not KNOWN.match(n)} == set()
 
 
 def test_the_alert_rules_parse_and_each_says_what_to_do() -> None:
