@@ -11,6 +11,7 @@ from agents.config import load_config as load_agents_config
 from beat.schedule import build_schedule
 from worker.backend import backend_url
 from worker.constants import PRIORITY_SEP, PRIORITY_STEPS, QUEUES, ROUTE_PREFIXES, TIME_LIMITS
+from worker.redis_client import celery_options
 from worker.settings import get_settings
 
 
@@ -27,6 +28,8 @@ class QueueTimeLimits:
 
 
 _settings = get_settings()
+# Sentinel's master name, TLS options and RedBeat's client, from FLEET_BROKER_URL and friends (docs/settings.md).
+_redis = celery_options(_settings)
 
 broker_url = _settings.broker_url
 # Celery's Redis backend, storing a state in one atomic script call, where a SUCCESS or REVOKED is final.
@@ -55,8 +58,11 @@ broker_transport_options = {
     "sep": PRIORITY_SEP,
     # Redelivery of unacknowledged messages: longer than the longest task plus countdown (see settings).
     "visibility_timeout": _settings.visibility_timeout,
+    **_redis["broker"],
 }
-result_backend_transport_options = {"visibility_timeout": _settings.visibility_timeout}
+result_backend_transport_options = {"visibility_timeout": _settings.visibility_timeout, **_redis["backend"]}
+broker_use_ssl = _redis["broker_use_ssl"]
+redis_backend_use_ssl = _redis["backend_use_ssl"]
 # A result written while Redis restarts is retried (backoff up to 5 s, about 2 min in all), not lost.
 result_backend_always_retry = True
 result_backend_max_retries = 30
@@ -100,8 +106,9 @@ worker_hijack_root_logger = False
 worker_redirect_stdouts = False
 # Several beats may run: the one holding a lock in Redis schedules; another takes over within the lock's TTL.
 beat_scheduler = "worker.beat_scheduler:FleetScheduler"
-redbeat_redis_url = _settings.broker_url
-redbeat_redis_options: dict[str, object] = {}
+redbeat_redis_url = _redis["redbeat_redis_url"]
+redbeat_redis_options: dict[str, object] = _redis["redbeat"]
+redbeat_redis_use_ssl = _redis["broker_use_ssl"]
 redbeat_key_prefix = "fleet:beat:"
 redbeat_lock_timeout = _settings.beat_lock_timeout_s
 # The active beat renews its lock (and a standby retries it) at least three times per TTL.

@@ -6,7 +6,7 @@ from functools import cached_property
 from typing import Any
 
 from celery import states
-from celery.backends.redis import RedisBackend
+from celery.backends.redis import RedisBackend, SentinelBackend
 from celery.exceptions import BackendStoreError, TaskRevokedError
 from celery.utils.saferepr import saferepr
 from kombu.utils.encoding import bytes_to_str
@@ -120,9 +120,14 @@ class FleetRedisBackend(RedisBackend):  # type: ignore[misc]
         return self.client.register_script(STORE_RESULT_LUA)
 
 
+class FleetSentinelBackend(FleetRedisBackend, SentinelBackend):  # type: ignore[misc]
+    """The same result rules on the master that Redis Sentinels name (`sentinel://` URLs)."""
+
+
 def backend_url(url: str) -> str:
-    """The `result_backend` setting for a backend URL: ours for Redis, anything else as given."""
+    """The `result_backend` setting for a backend URL: ours for Redis and Sentinel, anything else as given."""
     scheme = url.partition("://")[0]
-    if scheme in ("redis", "rediss"):
-        return f"{FleetRedisBackend.__module__}:{FleetRedisBackend.__name__}+{url}"
+    chosen = {"redis": FleetRedisBackend, "rediss": FleetRedisBackend, "sentinel": FleetSentinelBackend}.get(scheme)
+    if chosen is not None:
+        return f"{chosen.__module__}:{chosen.__name__}+{url}"
     return url

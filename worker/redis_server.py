@@ -33,9 +33,18 @@ def find_binary() -> str:
     return str(bundled)
 
 
+def _client(url: str, timeout: float) -> redis.Redis:
+    # Only URLs the settings can read need them (Sentinel, TLS); a plain redis:// URL is read as it is.
+    if url.startswith("redis://"):
+        return redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    from worker.redis_client import client_for
+
+    return client_for(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+
+
 def answers(url: str, timeout: float = 0.5) -> bool:
     """True when a Redis server answers PING at the URL."""
-    client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    client = _client(url, timeout)
     try:
         return bool(client.ping())
     except redis.AuthenticationError:
@@ -51,7 +60,7 @@ def answers(url: str, timeout: float = 0.5) -> bool:
 
 def credentials_refused(url: str, timeout: float = 0.5) -> bool:
     """True when a Redis server at the URL answers but refuses its user and password (or wants some)."""
-    client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    client = _client(url, timeout)
     try:
         client.ping()
     except redis.AuthenticationError:

@@ -118,7 +118,8 @@ class Fleet:
             self.say("fleet", f"broker answers at {shown}")
             return
         host = urlsplit(url).hostname or ""
-        if host not in LOCAL_HOSTS:
+        # A bundled Redis stands in for a plain local one only: never for Sentinels or a TLS server.
+        if host not in LOCAL_HOSTS or not url.startswith("redis://"):
             raise BrokerUnavailable(f"no broker answers at {shown}; start Redis there or set FLEET_BROKER_URL")
         data_dir = self.options.var_dir / f"redis-{redis_server.port_of(url)}"
         # The URL's credentials, if any, become the bundled server's: the fleet connects as it always does.

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.constants import DEFAULT_BROKER_URL, DEFAULT_DATABASE_URL, MAX_COUNTDOWN_S, TIME_LIMITS
 from worker.errors import SettingsError
+from worker.redis_urls import SENTINEL_SCHEME, is_sentinel, mask, parse_sentinel, tls_options
 
 # Top-level sections of FLEET_CONFIG; each package validates its own section with its own model.
 CONFIG_SECTIONS = frozenset({"ledger", "agents", "reports", "gateway", "notifications", "logging"})
@@ -38,17 +39,42 @@ class Settings(BaseSettings):
     # A worker whose queues hold messages while it receives nothing for this long exits to be restarted; 0: off.
     watchdog_stall_s: float = Field(default=300.0, ge=0)
     language: str = "en"
+    # Redis Sentinel (broker or result backend URL `sentinel://h1:26379;sentinel://h2:26379/0`) and TLS (`rediss://`).
+    sentinel_master: str | None = None
+    sentinel_password: SecretStr | None = None
+    redis_ca_cert: Path | None = None
+    redis_client_cert: Path | None = None
+    redis_client_key: Path | None = None
     # A standby beat takes over within this many seconds of the active one's death (its Redis lock's TTL).
     beat_lock_timeout_s: int = Field(default=30, ge=3, le=3600)
     yaml_config: dict[str, Any] = Field(default_factory=dict, exclude=True)
 
-    @field_validator("broker_url")
+    @field_validator("broker_url", "result_backend")
     @classmethod
-    def _broker_is_redis(cls, value: str) -> str:
-        scheme = urlsplit(value).scheme
-        if scheme not in {"redis", "rediss", "redis+socket"}:
-            raise ValueError(f"must be a redis:// URL, got scheme {scheme!r}")
+    def _broker_is_redis(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        scheme = value.partition("://")[0]
+        if scheme not in {"redis", "rediss", "redis+socket", SENTINEL_SCHEME}:
+            raise ValueError(f"must be a redis://, rediss:// or sentinel:// URL, got scheme {scheme!r}")
+        if scheme == SENTINEL_SCHEME:
+            parse_sentinel(value)
         return value
+
+    @field_validator("redis_ca_cert", "redis_client_cert", "redis_client_key")
+    @classmethod
+    def _file_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _sentinel_has_a_master(self) -> Settings:
+        if (is_sentinel(self.broker_url) or is_sentinel(self.backend_url)) and not self.sentinel_master:
+            raise ValueError("a sentinel:// URL needs FLEET_SENTINEL_MASTER, the name the Sentinels monitor")
+        if (self.redis_client_cert is None) != (self.redis_client_key is None):
+            raise ValueError("FLEET_REDIS_CLIENT_CERT and FLEET_REDIS_CLIENT_KEY go together")
+        return self
 
     @field_validator("database_url")
     @classmethod
@@ -100,6 +126,12 @@ class Settings(BaseSettings):
         """The result backend: the broker unless set."""
         return self.result_backend or self.broker_url
 
+    def redis_tls(self, url: str) -> dict[str, Any] | None:
+        """SSL options for a `rediss://` URL (the CA and client certificate settings); None otherwise."""
+        if not url.startswith("rediss://"):
+            return None
+        return tls_options(self.redis_ca_cert, self.redis_client_cert, self.redis_client_key)
+
     @property
     def api_key_list(self) -> list[str]:
         """API keys given in the environment (comma-separated)."""
@@ -127,12 +159,8 @@ class Settings(BaseSettings):
 
 
 def mask_url(url: str) -> str:
-    """A URL with its password replaced by ***."""
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return parts._replace(netloc=netloc).geturl()
+    """A URL (each part of a Sentinel list) with its password replaced by ***."""
+    return mask(url)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
