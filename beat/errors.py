@@ -24,3 +24,7 @@ class ReportNotFound(ReportError):
 
 class ReportDateInvalid(ReportError):
     """A report date must lie between 2000-01-01 and tomorrow (FLEET_TIMEZONE)."""
+
+
+class NotificationFailed(ReportError):
+    """A notification could not be delivered (it is retried; the report itself is kept)."""

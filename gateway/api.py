@@ -14,8 +14,6 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import SQLAlchemyError
 
-from agents.errors import AgentError
-from beat.errors import ReportError
 from gateway import problems
 from gateway.audit import AuditBuffer
 from gateway.config import get_gateway_config
@@ -24,7 +22,6 @@ from gateway.middleware import BodyLimitMiddleware, CallAuditMiddleware
 from gateway.routes import agents, compat, fleet, health, ledger, reports, system
 from gateway.services.keys import key_cache
 from gateway.waits import WaitSlots
-from ledger import LedgerError
 from worker import logging as fleet_logging
 from worker.redis_client import get_redis
 from worker.telemetry import http_latency_middleware
@@ -102,7 +99,7 @@ def create_app() -> FastAPI:
         api.include_router(router)
     # One handler, registered for each root it maps: an error left to the catch-all `Exception` entry
     # would be answered, then re-raised by Starlette, and the client's keep-alive connection dropped.
-    for error in (*problems.HANDLED, *problems.DOMAIN_ERRORS, AgentError, LedgerError, ReportError):
+    for error in (*problems.HANDLED, *problems.DOMAIN_ERRORS):
         api.add_exception_handler(error, problems.handle)
     # Added innermost first: CORS sees the request first, then the body limit, audit, idempotency, latency.
     # Latency per route template for Prometheus and the daily report (the reports domain's recorder).
