@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio
 from fastapi import FastAPI
@@ -14,7 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway import problems
+from gateway import problems, responses
 from gateway.audit import AuditBuffer
 from gateway.config import get_gateway_config
 from gateway.idempotency import IdempotencyMiddleware
@@ -97,6 +98,14 @@ def create_app() -> FastAPI:
     api = FastAPIOffline(title="Agent Fleet", version="0.1.0", lifespan=lifespan, static_url=DOCS_STATIC)
     for router in ROUTERS:
         api.include_router(router)
+    document = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is None:
+            api.openapi_schema = responses.problem_media(document())
+        return api.openapi_schema
+
+    api.openapi = openapi  # type: ignore[method-assign]
     # One handler, registered for each root it maps: an error left to the catch-all `Exception` entry
     # would be answered, then re-raised by Starlette, and the client's keep-alive connection dropped.
     for error in (*problems.HANDLED, *problems.DOMAIN_ERRORS):
