@@ -32,7 +32,7 @@ class EventSubmission(BaseModel):
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Submitted,
     response_model_exclude_unset=True,
-    responses={200: {"model": Submitted, "description": "results (wait=true)"}, **problems(409, 413, 422)},
+    responses={202: {"description": "queued; with `wait`, also their results"}, **problems(409, 413, 422)},
 )
 def submit(
     body: EventSubmission, config: Config, _who: LedgerWriteKey, _slot: WaitSlot, wait: bool = False
