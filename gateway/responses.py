@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
 
 from agents.models import RunRecord, RunStatus
+from beat.analyzer import Issue
 from gateway.problems import PROBLEM_TYPE
 from worker.settings import Settings
 
@@ -303,19 +304,6 @@ class ReportMade(Shape):
     reason: str | None = None
 
 
-class Issue(Shape):
-    """A problem found and what to do about it."""
-
-    id: str
-    title: str
-    priority: str
-    category: str
-    components: list[str]
-    actions: list[str]
-    minutes: Number
-    evidence: list[str]
-
-
 class BriefingComponent(Shape):
     """A component's state in the briefing."""
 
@@ -330,7 +318,7 @@ class Briefing(Shape):
     markdown: str
     health: str
     components: list[BriefingComponent]
-    issues: list[Issue]
+    issues: list[Issue] = Field(description="Each problem found, with the actions for it.")
 
 
 __all__ = [
