@@ -114,6 +114,8 @@ DOMAIN_ERRORS: dict[type[BaseException], tuple[int, str]] = {
     BrokerOperationalError: (503, "broker_unavailable"),
     ResultTimeout: (504, "wait_timeout"),
 }
+# A FLEET_CONFIG section the operator must fix: the CLI exits with the code of unavailable infrastructure (3).
+CONFIG_ERRORS: frozenset[type[BaseException]] = frozenset({AgentConfigError, LedgerConfigError, ReportConfigError})
 # Domain errors that deliberately answer as their parent does (each named here, so none does by accident).
 INHERITED: frozenset[type[BaseException]] = frozenset()
 INFRASTRUCTURE = (SqlOperationalError, RedisConnectionError, RedisTimeoutError, BrokerOperationalError)

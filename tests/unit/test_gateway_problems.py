@@ -11,11 +11,14 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.exc import OperationalError as SqlOperationalError
 
 from agents.errors import AgentError, RunNotFound
-from beat.errors import ReportDateInvalid, ReportError, ReportNotFound
+from agents.errors import ConfigError as AgentConfigError
+from beat.errors import PatternError, ReportConfigError, ReportDateInvalid, ReportError, ReportNotFound
+from gateway.cli_errors import EXIT_UNAVAILABLE, EXIT_USAGE, outcome
 from gateway.config import parse_config
 from gateway.middleware import BodyTooLarge
 from gateway.problems import DOMAIN_ERRORS, INHERITED, ApiProblem, classify, field_of, snake
 from gateway.ratelimit import Decision
+from ledger import ConfigError as LedgerConfigError
 from ledger import LedgerError
 from worker.errors import BrokerUnavailable, DatabaseUnavailable, FleetError, SettingsError
 
@@ -175,3 +178,20 @@ def test_a_bad_gateway_setting_is_named_in_the_error() -> None:
     with pytest.raises(SettingsError, match=r"gateway\.nonsense"):
         parse_config({"nonsense": 1})
     assert parse_config({"cors_origins": ["https://a.example"]}).cors_origins == ["https://a.example"]
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (AgentConfigError(), EXIT_UNAVAILABLE),
+        (LedgerConfigError(), EXIT_UNAVAILABLE),
+        (ReportConfigError(), EXIT_UNAVAILABLE),
+        (BrokerUnavailable(), EXIT_UNAVAILABLE),
+        (PatternError(), EXIT_USAGE),
+        (ReportNotFound(), EXIT_USAGE),
+        (RunNotFound(), EXIT_USAGE),
+    ],
+)
+def test_the_cli_exit_code_of_a_domain_error_follows_the_same_table(error: Exception, code: int) -> None:
+    # A bad FLEET_CONFIG section is the operator's to fix, like unavailable infrastructure; the rest is the caller's
+    assert outcome(error) == (code, str(error))
