@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 from types import ModuleType
 
 import pytest
@@ -20,6 +21,7 @@ from gateway.problems import DOMAIN_ERRORS, INHERITED, ApiProblem, classify, fie
 from gateway.ratelimit import Decision
 from ledger import ConfigError as LedgerConfigError
 from ledger import LedgerError
+from tests.support import ROOT
 from worker.errors import BrokerUnavailable, DatabaseUnavailable, FleetError, SettingsError
 
 # The status and code each domain error had when statuses came from class-name suffixes: a user sees none change.
@@ -195,3 +197,14 @@ def test_a_bad_gateway_setting_is_named_in_the_error() -> None:
 def test_the_cli_exit_code_of_a_domain_error_follows_the_same_table(error: Exception, code: int) -> None:
     # A bad FLEET_CONFIG section is the operator's to fix, like unavailable infrastructure; the rest is the caller's
     assert outcome(error) == (code, str(error))
+
+
+def test_the_gateway_page_lists_each_status_and_code_of_the_table() -> None:
+    # Given the table rows of docs/gateway.md's errors section (`| status | codes |`)
+    text = (ROOT / "docs" / "gateway.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| (\d{3}) \| (`.*`) \|$", text, flags=re.MULTILINE))
+    # Then every entry of DOMAIN_ERRORS is named under its status
+    missing = [
+        (status, code) for status, code in set(DOMAIN_ERRORS.values()) if f"`{code}`" not in rows.get(str(status), "")
+    ]
+    assert not missing, missing
