@@ -141,3 +141,10 @@ def test_anything_else_is_refused_as_a_priority(given: Any) -> None:
 
 def test_the_python_sources_exist() -> None:
     assert all((ROOT / source).is_file() for source in PYTHON_SOURCES) and Path(NODE_PRODUCER).is_file()
+
+
+def test_the_client_needs_only_celery_until_it_speaks_http_or_applies_the_ledgers_rules() -> None:
+    code = "import sys, gateway.client; print(sorted({m.split('.')[0] for m in sys.modules}))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    loaded = set(json.loads(out.stdout.replace("'", '"')))
+    assert not loaded & {"worker", "ledger", "agents", "beat", "httpx", "pydantic", "orjson", "sqlalchemy"}, loaded
