@@ -104,6 +104,9 @@ def test_every_route_documents_the_errors_it_can_answer(item: tuple[Any, str, di
     # A route behind a key can refuse the key (401) and the scope (403); an open route documents neither
     for status in ("401", "403"):
         assert (status in responses) == needs_a_key(route), status
+    # It also counts against the key's rate limit (429), kept in Redis (503 while Redis does not answer)
+    if needs_a_key(route):
+        assert {"429", "503"} <= set(responses)
     # A route with parameters or a body can find them invalid (422, problem+json with each field)
     validated = bool(get_flat_params(route.dependant) or route.body_field)
     assert ("422" in responses) == validated
