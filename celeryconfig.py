@@ -9,8 +9,16 @@ from kombu import Exchange, Queue
 
 from agents.config import load_config as load_agents_config
 from beat.schedule import build_schedule
+from fleet_contract import (
+    BROKER_TRANSPORT_OPTIONS,
+    DEFAULT_PRIORITY,
+    DEFAULT_QUEUE,
+    QUEUES,
+    ROUTE_PREFIXES,
+    TASK_ROUTES,
+)
 from worker.backend import backend_url
-from worker.constants import PRIORITY_SEP, PRIORITY_STEPS, QUEUES, ROUTE_PREFIXES, TIME_LIMITS
+from worker.constants import TIME_LIMITS
 from worker.redis_client import celery_options
 from worker.settings import get_settings
 
@@ -46,16 +54,14 @@ event_serializer = "json"
 
 # One direct exchange per queue, named like it: what a plain Celery producer declares for `queue=name`.
 task_queues = [Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES]
-task_default_queue = "agents"
-task_routes = {f"{prefix}*": {"queue": queue} for prefix, queue in ROUTE_PREFIXES.items()}
+task_default_queue = DEFAULT_QUEUE
+task_routes = TASK_ROUTES
 # Our producers always set a priority; on Redis a message without one lands in the most urgent list.
-task_default_priority = 5
+task_default_priority = DEFAULT_PRIORITY
 
 broker_transport_options = {
     # Ten real priority lists served 0 first; producers of other apps must copy these three keys.
-    "queue_order_strategy": "priority",
-    "priority_steps": PRIORITY_STEPS,
-    "sep": PRIORITY_SEP,
+    **BROKER_TRANSPORT_OPTIONS,
     # Redelivery of unacknowledged messages: longer than the longest task plus countdown (see settings).
     "visibility_timeout": _settings.visibility_timeout,
     **_redis["broker"],

@@ -11,8 +11,7 @@ from agents.errors import ToolInputError
 from agents.models import Plan, Usage, Verdict, WorkflowRequest
 from agents.tools import Registry
 from agents.tools.sql import check_select
-
-PRIORITY_LEVELS = {"critical": 0, "high": 3, "normal": 5, "low": 8}
+from fleet_contract import PRIORITY_LEVELS
 
 
 def priority_of(options: dict[str, Any]) -> int | str:

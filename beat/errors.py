@@ -36,3 +36,7 @@ class ScheduleNotFound(ReportError):
 
 class ScheduleAlreadyExists(ReportError):
     """A schedule of that name exists; remove it first or pick another name."""
+
+
+class NotificationFailed(ReportError):
+    """A notification could not be delivered (it is retried; the report itself is kept)."""

@@ -7,11 +7,10 @@ from typing import Any
 
 from celery import Celery
 
-# The fleet's priority transport options, copied: importing anything from `worker` imports the fleet app,
-# whose signal handlers (logging, telemetry) are global and would run in this "bare" worker too.
-# tests/unit/test_bench_bare.py checks that the copy matches worker.constants.
-PRIORITY_STEPS = list(range(10))
-PRIORITY_SEP = ":"
+from fleet_contract import BROKER_TRANSPORT_OPTIONS
+
+# The fleet's transport options come from fleet_contract, not `worker`: importing anything from `worker` imports
+# the fleet app, whose signal handlers (logging, telemetry) are global and would run in this "bare" worker too.
 BROKER = os.environ.get("FLEET_BROKER_URL", "redis://127.0.0.1:6379/0")
 
 app = Celery("bare", broker=BROKER, backend=BROKER)
@@ -25,11 +24,7 @@ app.conf.update(
     task_acks_late=True,
     worker_hijack_root_logger=False,
     # The same transport options as the fleet, so the broker does the same work.
-    broker_transport_options={
-        "queue_order_strategy": "priority",
-        "priority_steps": PRIORITY_STEPS,
-        "sep": PRIORITY_SEP,
-    },
+    broker_transport_options=dict(BROKER_TRANSPORT_OPTIONS),
 )
 
 

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio
 from fastapi import FastAPI
@@ -14,9 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import SQLAlchemyError
 
-from agents.errors import AgentError
-from beat.errors import ReportError
-from gateway import problems
+from gateway import problems, responses
 from gateway.audit import AuditBuffer
 from gateway.config import get_gateway_config
 from gateway.idempotency import IdempotencyMiddleware
@@ -24,7 +23,6 @@ from gateway.middleware import BodyLimitMiddleware, CallAuditMiddleware
 from gateway.routes import agents, compat, fleet, health, ledger, reports, schedules, system
 from gateway.services.keys import key_cache
 from gateway.waits import WaitSlots
-from ledger import LedgerError
 from worker import logging as fleet_logging
 from worker.redis_client import get_redis
 from worker.telemetry import http_latency_middleware
@@ -101,9 +99,17 @@ def create_app() -> FastAPI:
     api = FastAPIOffline(title="Agent Fleet", version="0.1.0", lifespan=lifespan, static_url=DOCS_STATIC)
     for router in ROUTERS:
         api.include_router(router)
+    document = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is None:
+            api.openapi_schema = responses.problem_media(document())
+        return api.openapi_schema
+
+    api.openapi = openapi  # type: ignore[method-assign]
     # One handler, registered for each root it maps: an error left to the catch-all `Exception` entry
     # would be answered, then re-raised by Starlette, and the client's keep-alive connection dropped.
-    for error in (*problems.HANDLED, *problems.DOMAIN_ERRORS, AgentError, LedgerError, ReportError):
+    for error in (*problems.HANDLED, *problems.DOMAIN_ERRORS):
         api.add_exception_handler(error, problems.handle)
     # Added innermost first: CORS sees the request first, then the body limit, audit, idempotency, latency.
     # Latency per route template for Prometheus and the daily report (the reports domain's recorder).

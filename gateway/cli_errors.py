@@ -68,12 +68,12 @@ def _infrastructure(exc: BaseException) -> tuple[int, str] | None:
 
 def _domain(exc: BaseException) -> tuple[int, str] | None:
     """The fleet's and the domains' errors, through the API's table: a 4xx is the caller's, a 5xx the fleet's."""
-    from gateway.problems import classify
+    from gateway.problems import CONFIG_ERRORS, classify
 
     status, code = classify(exc)
     if code == "internal_error":
         return None  # a bug: its traceback is what a developer needs
-    config_error = type(exc).__name__.endswith("ConfigError")
+    config_error = type(exc) in CONFIG_ERRORS
     return (EXIT_UNAVAILABLE if status >= 500 or config_error else EXIT_USAGE), str(exc)
 
 

@@ -17,7 +17,40 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import OperationalError as SqlOperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from worker.errors import BrokerUnavailable, DatabaseUnavailable, FleetError, SettingsError
+from agents.errors import (
+    AgentError,
+    IdempotencyKeyConflict,
+    InvalidTransition,
+    PlanError,
+    ProfileError,
+    RequestInvalid,
+    RunNotFound,
+    SubtaskRefused,
+    ToolError,
+    ToolInputError,
+    ToolNotFound,
+    ToolTransientError,
+    ToolUnavailable,
+)
+from agents.errors import ConfigError as AgentConfigError
+from beat.errors import (
+    NotificationFailed,
+    PatternError,
+    ReportConfigError,
+    ReportDateInvalid,
+    ReportError,
+    ReportNotFound,
+    ScheduleAlreadyExists,
+    ScheduleInvalid,
+    ScheduleNotFound,
+)
+from gateway.keys import UnknownScope
+from gateway.services.keys import KeyNotFound
+from ledger import ConfigError as LedgerConfigError
+from ledger import LedgerError
+from ledger.quickrun import StoreConflict
+from worker.backup_archive import BackupError, BackupInvalid, RestoreRefused, SchemaMismatch
+from worker.errors import BrokerUnavailable, DatabaseUnavailable, FleetError, SettingsError, WorkersUnavailable
 
 log = logging.getLogger("fleet.api")
 
@@ -39,12 +72,53 @@ class ApiProblem(Exception):
         self.extra = extra
 
 
-# Known errors by class: (HTTP status, stable code). Checked along the MRO, most specific first.
+# Every error the API answers with, by class: (HTTP status, stable code). The code names the problem
+# `type` (TYPE_BASE + code); the status gives its `title`. A class not listed answers as its nearest listed
+# parent (looked up along the MRO); tests/unit/test_gateway_problems.py checks every domain error is listed.
 DOMAIN_ERRORS: dict[type[BaseException], tuple[int, str]] = {
+    # agents/
+    AgentError: (400, "agent_error"),
+    AgentConfigError: (400, "config_error"),
+    PlanError: (422, "plan_error"),
+    ProfileError: (422, "profile_error"),
+    RunNotFound: (404, "run_not_found"),
+    RequestInvalid: (422, "request_invalid"),
+    IdempotencyKeyConflict: (409, "idempotency_key_conflict"),
+    InvalidTransition: (409, "invalid_transition"),
+    SubtaskRefused: (400, "subtask_refused"),
+    ToolError: (400, "tool_error"),
+    ToolTransientError: (503, "tool_transient_error"),
+    ToolInputError: (422, "tool_input_error"),
+    ToolNotFound: (404, "tool_not_found"),
+    ToolUnavailable: (503, "tool_unavailable"),
+    # ledger/
+    LedgerError: (400, "ledger_error"),
+    LedgerConfigError: (400, "config_error"),
+    StoreConflict: (409, "store_conflict"),
+    # beat/ (the reports domain)
+    ReportError: (400, "report_error"),
+    ReportConfigError: (400, "report_config_error"),
+    PatternError: (400, "pattern_error"),
+    ReportNotFound: (404, "report_not_found"),
+    ReportDateInvalid: (422, "report_date_invalid"),
+    NotificationFailed: (400, "notification_failed"),
+    ScheduleInvalid: (422, "schedule_invalid"),
+    ScheduleNotFound: (404, "schedule_not_found"),
+    ScheduleAlreadyExists: (409, "schedule_already_exists"),
+    # Backups are made and restored by `agent backup|restore`: a 4xx is exit code 2, the operator's to fix.
+    BackupError: (400, "backup_error"),
+    BackupInvalid: (422, "backup_invalid"),
+    RestoreRefused: (409, "restore_refused"),
+    SchemaMismatch: (409, "schema_mismatch"),
+    # worker/: the fleet's infrastructure
+    FleetError: (503, "fleet_unavailable"),
+    SettingsError: (500, "settings_invalid"),
     BrokerUnavailable: (503, "broker_unavailable"),
     DatabaseUnavailable: (503, "database_unavailable"),
-    SettingsError: (500, "settings_invalid"),
-    FleetError: (503, "fleet_unavailable"),
+    WorkersUnavailable: (503, "workers_unavailable"),
+    # gateway/
+    KeyNotFound: (404, "key_not_found"),
+    UnknownScope: (422, "unknown_scope"),
     # Infrastructure that stopped answering mid-request: the client may retry later.
     SqlOperationalError: (503, "database_unavailable"),
     RedisConnectionError: (503, "broker_unavailable"),
@@ -52,28 +126,12 @@ DOMAIN_ERRORS: dict[type[BaseException], tuple[int, str]] = {
     BrokerOperationalError: (503, "broker_unavailable"),
     ResultTimeout: (504, "wait_timeout"),
 }
-# Domain errors whose name alone does not say their status.
-NAMED: dict[str, int] = {
-    "InvalidTransition": 409,
-    "StoreConflict": 409,
-    "ToolInputError": 422,
-    "ToolTransientError": 503,
-    "ProfileError": 422,
-    "PlanError": 422,
-}
+# A FLEET_CONFIG section the operator must fix: the CLI exits with the code of unavailable infrastructure (3).
+CONFIG_ERRORS: frozenset[type[BaseException]] = frozenset({AgentConfigError, LedgerConfigError, ReportConfigError})
+# Domain errors that deliberately answer as their parent does (each named here, so none does by accident).
+INHERITED: frozenset[type[BaseException]] = frozenset()
 INFRASTRUCTURE = (SqlOperationalError, RedisConnectionError, RedisTimeoutError, BrokerOperationalError)
-# Domain errors not listed above are mapped by their class name's ending.
-NAME_RULES: tuple[tuple[str, int], ...] = (
-    ("NotFound", 404),
-    ("Conflict", 409),
-    ("AlreadyExists", 409),
-    ("Invalid", 422),
-    ("TooLarge", 413),
-    ("Unavailable", 503),
-    ("Timeout", 504),
-)
-# Root errors of the domain packages, registered by name so this module imports none of them.
-DOMAIN_ROOTS = {"LedgerError": 400, "AgentError": 400, "ReportError": 400}
+INTERNAL = (500, "internal_error")
 
 HTTP_CODES: dict[int, str] = {
     400: "bad_request",
@@ -97,24 +155,12 @@ def snake(name: str) -> str:
 
 
 def classify(exc: BaseException) -> tuple[int, str]:
-    """The HTTP status and stable code of a domain error."""
+    """The HTTP status and stable code of an error: its own entry, its nearest listed parent's, or 500."""
     for cls in type(exc).__mro__:
-        if cls in DOMAIN_ERRORS:
-            if cls is FleetError and type(exc) is not FleetError:
-                break
-            return DOMAIN_ERRORS[cls]
-    name = type(exc).__name__
-    if name in NAMED:
-        return NAMED[name], snake(name)
-    for ending, status in NAME_RULES:
-        if name.endswith(ending):
-            return status, snake(name)
-    for cls in type(exc).__mro__:
-        if cls.__name__ in DOMAIN_ROOTS:
-            return DOMAIN_ROOTS[cls.__name__], snake(name)
-    if isinstance(exc, FleetError):
-        return 503, snake(name)
-    return 500, "internal_error"
+        found = DOMAIN_ERRORS.get(cls)
+        if found is not None:
+            return found
+    return INTERNAL
 
 
 def field_of(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -189,7 +235,7 @@ async def handle(request: Request, exc: Exception) -> JSONResponse:
     elif status >= 500:
         log.error("request failed: %s", exc, exc_info=exc, extra={"category": "api", "path": request.url.path})
     # Infrastructure errors may carry URLs or SQL: the client gets the code, the log gets the detail.
-    if code == "internal_error":
+    if (status, code) == INTERNAL:
         detail = "the server could not complete the request"
     elif isinstance(exc, INFRASTRUCTURE):
         detail = code.replace("_", " ")

@@ -11,7 +11,6 @@ from config_sections import validate_section
 from ledger import ConfigError
 
 PriorityName = Literal["critical", "high", "normal", "low"]
-PRIORITY_LEVELS: dict[str, int] = {"critical": 0, "high": 3, "normal": 5, "low": 8}
 
 # Keys a `config_changed` event may set; each maps to a field of LedgerConfig.
 CHANGEABLE_KEYS: tuple[str, ...] = (

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from fnmatch import fnmatchcase
 
+from fleet_contract import PRIORITY_LEVELS
 from ledger.amounts import to_decimal
-from ledger.config import PRIORITY_LEVELS, LedgerConfig, Match
+from ledger.config import LedgerConfig, Match
 from ledger.events import BalanceChanged, ContractExecuted, LedgerEvent, TransactionCreated, accounts_of
 
 DEFAULT_LEVEL = PRIORITY_LEVELS["normal"]

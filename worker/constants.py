@@ -1,45 +1,23 @@
-"""Names and numbers that the public contract and the processes share."""
+"""Names and numbers the fleet's processes share; the producer contract comes from fleet_contract."""
 
 from __future__ import annotations
 
-# Queues, in the order `agent up` lists them; task names are routed by their prefix.
-QUEUES: tuple[str, ...] = ("agents", "ledger", "reports")
-ROUTE_PREFIXES: dict[str, str] = {"agents.": "agents", "ledger.": "ledger", "reports.": "reports"}
-DEFAULT_QUEUE = "agents"
-
-# Every task the fleet registers (a test checks the worker app agrees): what a schedule may send.
-TASK_NAMES: tuple[str, ...] = (
-    "agents.analyze",
-    "agents.execute",
-    "agents.gate",
-    "agents.run_subtask",
-    "agents.run_workflow",
-    "agents.sweep",
-    "agents.verify",
-    "fleet.fail",
-    "fleet.ping",
-    "ledger.quick_run",
-    "ledger.quick_run_batch",
-    "reports.collect_metrics",
-    "reports.daily_status",
-    "reports.notify",
+from fleet_contract import (
+    CORRELATION_HEADER,
+    DEFAULT_PRIORITY,
+    DEFAULT_QUEUE,
+    PRIORITY_LEVELS,
+    PRIORITY_SEP,
+    PRIORITY_STEPS,
+    QUEUES,
+    ROUTE_PREFIXES,
+    TASK_NAMES,
 )
-
-# Redis priority convention: 0 is the most urgent; a message without one lands in the 0 list.
-PRIORITY_STEPS: list[int] = list(range(10))
-# A printable separator: the default "\x06\x16" makes sub-queue names unreadable in redis-cli.
-PRIORITY_SEP = ":"
-PRIORITY_LEVELS: dict[str, int] = {"critical": 0, "high": 3, "normal": 5, "low": 8}
-DEFAULT_PRIORITY = PRIORITY_LEVELS["normal"]
 
 # Every Redis key the fleet writes itself (rate limits, idempotency, progress streams, telemetry, caches) starts
 # with this. No queue the fleet accepts does: queues are `agents[-name]`, `ledger`, `reports`, and their priority
 # lists `<queue>:<digit>`, so a queue name from a request can never be one of the fleet's keys.
 REDIS_KEY_PREFIX = "fleet:"
-
-# Header carrying the producer's correlation id through every task of a canvas; not "correlation_id",
-# which Celery overwrites with the task id from the AMQP property of that name.
-CORRELATION_HEADER = "x_correlation_id"
 
 # Time limits per queue (soft, hard) in seconds; the visibility timeout must exceed the largest.
 TIME_LIMITS: dict[str, tuple[int, int]] = {
@@ -56,3 +34,22 @@ EXIT_STALLED = 70
 # Redis server bundled for newcomers and tests when no broker answers.
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_DATABASE_URL = "sqlite:///var/fleet.db"
+
+
+__all__ = [
+    "CORRELATION_HEADER",
+    "DEFAULT_BROKER_URL",
+    "DEFAULT_DATABASE_URL",
+    "DEFAULT_PRIORITY",
+    "DEFAULT_QUEUE",
+    "EXIT_STALLED",
+    "MAX_COUNTDOWN_S",
+    "PRIORITY_LEVELS",
+    "PRIORITY_SEP",
+    "PRIORITY_STEPS",
+    "QUEUES",
+    "REDIS_KEY_PREFIX",
+    "ROUTE_PREFIXES",
+    "TASK_NAMES",
+    "TIME_LIMITS",
+]

@@ -6,12 +6,12 @@ from typing import Any
 
 import redis
 
-from worker.constants import PRIORITY_SEP, PRIORITY_STEPS, QUEUES
+from fleet_contract import PRIORITY_STEPS, QUEUES, priority_list
 
 
 def priority_lists(queue: str) -> list[str]:
     """The Redis lists that hold one queue's messages: `ledger`, `ledger:1` ... `ledger:9`."""
-    return [queue if step == 0 else f"{queue}{PRIORITY_SEP}{step}" for step in PRIORITY_STEPS]
+    return [priority_list(queue, step) for step in PRIORITY_STEPS]
 
 
 def queue_depths(client: redis.Redis, queues: tuple[str, ...] = QUEUES) -> dict[str, int]:

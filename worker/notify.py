@@ -10,17 +10,13 @@ from email.message import EmailMessage
 import httpx
 
 from beat.config import NotificationsConfig, notifications_config
-from beat.errors import ReportError, ReportNotFound
+from beat.errors import NotificationFailed, ReportNotFound
 from worker.settings import get_settings
 from worker.stores import reports as store
 
 log = logging.getLogger("fleet.reports")
 # Slack cuts messages near 40k characters; the report file has the rest.
 SLACK_LIMIT = 3500
-
-
-class NotificationFailed(ReportError):
-    """A notification could not be delivered (it is retried; the report itself is kept)."""
 
 
 def config() -> NotificationsConfig:

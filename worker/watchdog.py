@@ -65,11 +65,11 @@ def _count_received(**_: Any) -> None:
 
 
 def _depth(queues: list[str]) -> int:
-    from worker.constants import PRIORITY_SEP
+    from worker.fleet_status import priority_lists
     from worker.redis_client import get_redis
 
     client = get_redis()
-    names = [name for queue in queues for name in [queue, *(f"{queue}{PRIORITY_SEP}{p}" for p in range(1, 10))]]
+    names = [name for queue in queues for name in priority_lists(queue)]
     return sum(int(client.llen(name)) for name in names)
 
 

@@ -15,10 +15,15 @@ from agents.models import WorkflowRequest, unstorable_path
 from gateway.deps import Config, ReadKey, RunKey, Waits, WaitSlot
 from gateway.keys import Principal
 from gateway.problems import ApiProblem, classify
+from gateway.responses import KEYED, Accepted, PendingRun, RunIds, RunRecord, ToolInfo, ToolOutput, problems
 from gateway.services import agents as service
 from gateway.sse import format_event
 
-router = APIRouter(prefix="/api/v1", tags=["agents"])
+router = APIRouter(prefix="/api/v1", tags=["agents"], responses=problems(*KEYED))
+# Server-sent events: `run` first, then each stage and subtask event, ending with `run_finished` or `error`.
+EVENT_STREAM: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}, "description": "server-sent events"}
+}
 RunId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
@@ -68,7 +73,16 @@ def accepted(run_id: str) -> JSONResponse:
     return JSONResponse(body, status_code=202, headers={"Location": body["status_url"]})
 
 
-@router.post("/agent/run", status_code=status.HTTP_202_ACCEPTED, responses={200: {"description": "run finished"}})
+@router.post(
+    "/agent/run",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted | RunRecord | PendingRun,
+    responses={
+        200: {"model": RunRecord, "description": "with `wait`: the run record once it rests"},
+        202: {"description": "queued; with `wait`, the run record (or a pending run) when it did not rest in time"},
+        **problems(409, 413, 422),
+    },
+)
 def run(request: WorkflowRequest, config: Config, who: RunKey, _slot: WaitSlot, wait: bool = False) -> JSONResponse:
     """Start a workflow; with `?wait=true`, the run record once it rests (within gateway.wait_timeout_s)."""
     run_id = service.submit(request, who.granted, owner=who.key_id)
@@ -93,7 +107,7 @@ def _events(run_id: str, last_event_id: str, timeout_s: float) -> Iterator[bytes
 
 
 @router.post(
-    "/agent/run/stream", response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}}
+    "/agent/run/stream", response_class=StreamingResponse, responses={**EVENT_STREAM, **problems(409, 413, 422)}
 )
 def run_stream(
     request: WorkflowRequest,
@@ -125,7 +139,7 @@ def run_stream(
 @router.get(
     "/agent/run/{run_id}/events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={**EVENT_STREAM, **problems(404, 422)},
 )
 def run_events(
     run_id: RunId,
@@ -146,40 +160,42 @@ def run_events(
     )
 
 
-@router.post("/agent/batch", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/agent/batch", status_code=status.HTTP_202_ACCEPTED, response_model=RunIds, responses=problems(409, 413, 422)
+)
 def batch(body: BatchRequest, who: RunKey) -> dict[str, Any]:
     """Start several workflows; their run ids in order."""
     return {"run_ids": [service.submit(request, who.granted, owner=who.key_id) for request in body.requests]}
 
 
-@router.get("/agent/status/{run_id}")
+@router.get("/agent/status/{run_id}", response_model=RunRecord, responses=problems(404, 422))
 def run_status(run_id: RunId, who: ReadKey) -> dict[str, Any]:
     """The run record (the caller's own run, or any with `operator`): status, stages, subtask results, output."""
     return owned(run_id, who)
 
 
-@router.delete("/agent/cancel/{run_id}")
+@router.delete("/agent/cancel/{run_id}", response_model=RunRecord, responses=problems(404, 409, 422))
 def cancel(run_id: RunId, who: RunKey) -> dict[str, Any]:
     """Cancel a run (partial results stay); the run record."""
     owned(run_id, who)
     return service.cancel(run_id, actor=f"key:{who.key_id}")
 
 
-@router.post("/agent/{run_id}/approve")
+@router.post("/agent/{run_id}/approve", response_model=RunRecord, responses=problems(404, 409, 422))
 def approve(run_id: RunId, who: RunKey) -> dict[str, Any]:
     """Release a run awaiting approval to the executor."""
     owned(run_id, who)
     return service.approve(run_id, actor=f"key:{who.key_id}")
 
 
-@router.post("/agent/{run_id}/reject")
+@router.post("/agent/{run_id}/reject", response_model=RunRecord, responses=problems(404, 409, 413, 422))
 def reject(run_id: RunId, who: RunKey, body: RejectRequest | None = None) -> dict[str, Any]:
     """End a run awaiting approval as rejected."""
     owned(run_id, who)
     return service.reject(run_id, actor=f"key:{who.key_id}", reason=body.reason if body else "")
 
 
-@router.get("/tools", tags=["tools"])
+@router.get("/tools", tags=["tools"], response_model=list[ToolInfo])
 def tools(_who: ReadKey) -> list[dict[str, Any]]:
     """Every registered tool: name, version, description, schema, side-effect flag."""
     return service.list_tools()
@@ -188,7 +204,7 @@ def tools(_who: ReadKey) -> list[dict[str, Any]]:
 ToolId = Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[a-z][a-z0-9_.]*(:v[0-9]{1,3})?$")]
 
 
-@router.get("/tools/{tool_id}", tags=["tools"])
+@router.get("/tools/{tool_id}", tags=["tools"], response_model=ToolInfo, responses=problems(404, 422))
 def tool(tool_id: ToolId, _who: ReadKey) -> dict[str, Any]:
     """One tool by `name` or `name:version`."""
     name, _, version = tool_id.partition(":")
@@ -198,7 +214,12 @@ def tool(tool_id: ToolId, _who: ReadKey) -> dict[str, Any]:
     raise ApiProblem(404, "tool_not_found", f"no tool {tool_id!r}")
 
 
-@router.post("/tools/{tool_id}/execute", tags=["tools"])
+@router.post(
+    "/tools/{tool_id}/execute",
+    tags=["tools"],
+    response_model=ToolOutput,
+    responses=problems(400, 404, 409, 413, 422, 503),
+)
 def execute(tool_id: ToolId, call: ToolCall, _who: RunKey) -> dict[str, Any]:
     """Call a side-effect-free tool in the API process; its output and duration."""
     return service.test_tool(tool_id, call.args)

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Header, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.deps import Config, RunKey, Waits
+from gateway.responses import KEYED, PingAnswer, problems
 from gateway.services import health
 
-router = APIRouter(prefix="/api/v1", tags=["fleet"])
+router = APIRouter(prefix="/api/v1", tags=["fleet"], responses=problems(*KEYED))
 
 
 class PingRequest(BaseModel):
@@ -23,7 +24,7 @@ class PingRequest(BaseModel):
     wait_s: float = Field(default=5.0, ge=0, le=30)
 
 
-@router.post("/ping", status_code=status.HTTP_201_CREATED)
+@router.post("/ping", status_code=status.HTTP_201_CREATED, response_model=PingAnswer, responses=problems(409, 413, 422))
 def ping(
     request: PingRequest,
     config: Config,

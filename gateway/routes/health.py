@@ -20,6 +20,7 @@ from gateway.config import get_gateway_config
 from gateway.deps import Config, client_host
 from gateway.problems import ApiProblem
 from gateway.ratelimit import KEY_PREFIX, RateLimiter
+from gateway.responses import Health, Live, problems
 from gateway.services import health
 from gateway.services.keys import keys_exist
 from worker.redis_client import get_redis
@@ -27,6 +28,8 @@ from worker.redis_client import get_redis
 log = logging.getLogger("fleet.api")
 router = APIRouter(prefix="/health", tags=["health"])
 
+# Probes are open: no 401 nor 403, but an address past gateway.health_rate_limit gets 429.
+HEALTH_RESPONSES = problems(429)
 READY = health.SharedProbe(lambda: health.readiness(get_gateway_config().ready_timeout_s))
 
 
@@ -38,7 +41,7 @@ def _startup() -> health.Answer:
 STARTUP = health.SharedProbe(_startup)
 
 
-@router.get("/live")
+@router.get("/live", response_model=Live)
 async def live() -> dict[str, str]:
     """The API process is up; answered on the event loop, never behind requests that hold worker threads."""
     return {"status": "ok"}
@@ -81,13 +84,21 @@ def _respond(status: int, overall: str, components: list[dict[str, Any]]) -> JSO
     return JSONResponse({"status": overall, "components": components}, status_code=status)
 
 
-@router.get("/ready", responses={503: {"description": "a component is down"}})
+@router.get(
+    "/ready",
+    response_model=Health,
+    responses=HEALTH_RESPONSES | {503: {"model": Health, "description": "a component is down"}},
+)
 def ready(request: Request, config: Config) -> JSONResponse:
     """Broker and database answer, and a worker on each queue answers fleet.ping within the timeout."""
     return _respond(*answer(request, READY, config))
 
 
-@router.get("/startup", responses={503: {"description": "migrations not at head"}})
+@router.get(
+    "/startup",
+    response_model=Health,
+    responses=HEALTH_RESPONSES | {503: {"model": Health, "description": "migrations not at head"}},
+)
 def startup(request: Request, config: Config) -> JSONResponse:
     """The database is migrated to every head revision."""
     return _respond(*answer(request, STARTUP, config))

@@ -11,10 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.deps import Config, LedgerWriteKey, ReadKey, WaitSlot
 from gateway.problems import ApiProblem
+from gateway.responses import KEYED, QuickRunResult, Submitted, VersionCounts, problems
 from gateway.services import ledger as service
 from worker.application import app as celery_app
 
-router = APIRouter(prefix="/api/v1/ledger", tags=["ledger"])
+router = APIRouter(prefix="/api/v1/ledger", tags=["ledger"], responses=problems(*KEYED))
 EventId = Annotated[str, Field(min_length=1, max_length=128)]
 
 
@@ -26,7 +27,13 @@ class EventSubmission(BaseModel):
     events: list[dict[str, Any]] = Field(min_length=1, max_length=1000)
 
 
-@router.post("/events", status_code=status.HTTP_202_ACCEPTED, responses={200: {"description": "results (wait=true)"}})
+@router.post(
+    "/events",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Submitted,
+    response_model_exclude_unset=True,
+    responses={202: {"description": "queued; with `wait`, also their results"}, **problems(409, 413, 422)},
+)
 def submit(
     body: EventSubmission, config: Config, _who: LedgerWriteKey, _slot: WaitSlot, wait: bool = False
 ) -> dict[str, Any]:
@@ -56,7 +63,12 @@ def submit(
     return {"queued": queued, "results": results, **service.outcomes(results)}
 
 
-@router.get("/results/{event_id}")
+@router.get(
+    "/results/{event_id}",
+    response_model=QuickRunResult,
+    response_model_exclude_unset=True,
+    responses=problems(404, 422),
+)
 def result(event_id: EventId, _who: ReadKey) -> dict[str, Any]:
     """The stored quick-run result of an event."""
     found = service.get_result(event_id)
@@ -65,7 +77,7 @@ def result(event_id: EventId, _who: ReadKey) -> dict[str, Any]:
     return found
 
 
-@router.get("/versions")
+@router.get("/versions", response_model=list[VersionCounts])
 def versions(_who: ReadKey) -> list[dict[str, Any]]:
     """Counts per api_version, each flagged when it departs from the previous version."""
     return [asdict(stats) for stats in service.versions()]

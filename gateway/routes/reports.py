@@ -10,9 +10,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 
 from gateway.deps import AdminKey, ReadKey
+from gateway.responses import KEYED, Briefing, Report, ReportMade, problems
 from gateway.services import reports as service
 
-router = APIRouter(prefix="/api/v1", tags=["reports"])
+router = APIRouter(prefix="/api/v1", tags=["reports"], responses=problems(*KEYED))
 
 
 class ReportRun(BaseModel):
@@ -26,7 +27,12 @@ class ReportRun(BaseModel):
 
 # Either shape, by the request's Accept header: the JSON record, or the report as a page for a browser.
 REPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"application/json": {}, "text/html": {}}, "description": "JSON, or HTML for Accept: text/html"}
+    200: {
+        "model": Report,
+        "content": {"text/html": {"schema": {"type": "string"}}},
+        "description": "JSON, or HTML for Accept: text/html",
+    },
+    **problems(404),
 }
 
 
@@ -59,7 +65,7 @@ def _negotiated(request: Request, day: dt.date | None) -> Any:
     return JSONResponse(record, headers={"Vary": "Accept"})
 
 
-@router.get("/reports/latest", response_model=None, responses=REPORT_RESPONSES)
+@router.get("/reports/latest", response_model=Report, responses=REPORT_RESPONSES)
 def latest(request: Request, _who: ReadKey) -> Response:
     """The newest stored report: date, health, Markdown and figures (or the page, for Accept: text/html);
     404 `report_not_found` before the first."""
@@ -67,21 +73,27 @@ def latest(request: Request, _who: ReadKey) -> Response:
     return response
 
 
-@router.get("/reports/{day}", response_model=None, responses=REPORT_RESPONSES)
+@router.get("/reports/{day}", response_model=Report, responses=REPORT_RESPONSES | problems(422))
 def by_date(day: dt.date, request: Request, _who: ReadKey) -> Response:
     """The stored report of a date (YYYY-MM-DD): JSON, or an HTML page for a browser (Accept: text/html)."""
     response: Response = _negotiated(request, day)
     return response
 
 
-@router.post("/reports/run", status_code=201)
+@router.post(
+    "/reports/run",
+    status_code=201,
+    response_model=ReportMade,
+    response_model_exclude_unset=True,
+    responses=problems(409, 413, 422),
+)
 def run(_who: AdminKey, body: ReportRun | None = None) -> dict[str, Any]:
     """Make a report now: its files, counts, health and issue ids."""
     request = body or ReportRun()
     return service.run_report(request.date, replace=request.replace)
 
 
-@router.get("/briefing")
+@router.get("/briefing", response_model=Briefing, responses=problems(422))
 def briefing(_who: ReadKey, hours: Annotated[float, Query(gt=0, le=168)] = 1.0) -> dict[str, Any]:
     """The fleet's current state for a person or an LLM: Markdown plus health, components and issues."""
     return service.briefing(hours)

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Response
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, Path
 
 from beat.user_schedules import ScheduleSpec
 from gateway.deps import ReadKey, require
 from gateway.keys import Principal
+from gateway.responses import KEYED, Shape, problems
 from gateway.services import schedules as service
 
-router = APIRouter(prefix="/api/v1/schedules", tags=["schedules"])
+router = APIRouter(prefix="/api/v1/schedules", tags=["schedules"], responses=problems(*KEYED))
 OperatorKey = Annotated[Principal, Depends(require("operator"))]
 ScheduleName = Annotated[str, Path(min_length=1, max_length=64)]
 
 
-class Schedule(BaseModel):
+class Schedule(Shape):
     """A stored schedule, its cron expression read in `timezone` (FLEET_TIMEZONE)."""
 
     name: str
@@ -34,11 +34,17 @@ class Schedule(BaseModel):
     updated_at: str
 
 
-class ScheduleList(BaseModel):
+class ScheduleList(Shape):
     """Every user schedule (the fleet's own entries live in config: docs/reports.md)."""
 
     timezone: str
     schedules: list[Schedule]
+
+
+class Removed(Shape):
+    """The name of the schedule removed."""
+
+    removed: str
 
 
 @router.get("", response_model=ScheduleList)
@@ -47,26 +53,26 @@ def list_schedules(_who: ReadKey) -> dict[str, Any]:
     return service.list_all()
 
 
-@router.post("", response_model=Schedule, status_code=201)
+@router.post("", response_model=Schedule, status_code=201, responses=problems(409, 422))
 def add_schedule(spec: ScheduleSpec, who: OperatorKey) -> dict[str, Any]:
     """Add a schedule (422 for an unknown task, queue or a bad cron expression; 409 for a taken name)."""
     return service.add(spec, created_by=who.key_id)
 
 
-@router.delete("/{name}", status_code=204, response_class=Response)
-def remove_schedule(name: ScheduleName, _who: OperatorKey) -> Response:
+@router.delete("/{name}", response_model=Removed, responses=problems(404, 422))
+def remove_schedule(name: ScheduleName, _who: OperatorKey) -> dict[str, Any]:
     """Remove a schedule (404 when none has that name)."""
     service.remove(name)
-    return Response(status_code=204)
+    return {"removed": name}
 
 
-@router.post("/{name}/pause", response_model=Schedule)
+@router.post("/{name}/pause", response_model=Schedule, responses=problems(404, 409, 422))
 def pause_schedule(name: ScheduleName, _who: OperatorKey) -> dict[str, Any]:
     """Stop sending the task until resumed; the schedule is kept."""
     return service.pause(name, True)
 
 
-@router.post("/{name}/resume", response_model=Schedule)
+@router.post("/{name}/resume", response_model=Schedule, responses=problems(404, 409, 422))
 def resume_schedule(name: ScheduleName, _who: OperatorKey) -> dict[str, Any]:
     """Send the task again at its next cron time."""
     return service.pause(name, False)

@@ -14,8 +14,8 @@ from typing import Any
 from celery import Celery
 from sqlalchemy import select
 
+from gateway.client import Sent, submit
 from ledger import LedgerError
-from ledger.client import Sent, submit
 from ledger.config import LedgerConfig, load_config
 from ledger.versions import VersionStats, compare
 from worker.db import get_engine

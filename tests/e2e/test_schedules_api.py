@@ -44,7 +44,8 @@ def test_an_operator_adds_lists_pauses_and_removes_a_schedule(
     shown = run_agent("schedule", "list")
     assert shown.returncode == 0 and "ledger-hourly" in shown.stdout and "paused" in shown.stdout
     # When it is removed, then it is gone, and removing it again is a 404
-    assert httpx.delete(url + "/ledger-hourly", headers=keys["operator"]).status_code == 204
+    removed = httpx.delete(url + "/ledger-hourly", headers=keys["operator"])
+    assert removed.status_code == 200 and removed.json() == {"removed": "ledger-hourly"}
     assert httpx.delete(url + "/ledger-hourly", headers=keys["operator"]).status_code == 404
 
 
