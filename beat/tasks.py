@@ -10,13 +10,13 @@ from celery import signals
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
 
-from worker.application import app
+from worker.application import task
 from worker.notify import NotificationFailed
 
 log = logging.getLogger("fleet.reports")
 
 
-@app.task(name="reports.collect_metrics", bind=True, acks_late=True, ignore_result=True)
+@task(name="reports.collect_metrics", bind=True, acks_late=True, ignore_result=True)
 def collect_metrics(self: Any) -> dict[str, Any]:
     """Move the finished minutes of telemetry into SQL and store a host sample."""
     from worker import reporting
@@ -24,7 +24,7 @@ def collect_metrics(self: Any) -> dict[str, Any]:
     return reporting.collect()
 
 
-@app.task(
+@task(
     name="reports.daily_status",
     bind=True,
     acks_late=True,
@@ -46,7 +46,7 @@ def daily_status(self: Any, day: str | None = None, trigger: str = "schedule") -
     return result
 
 
-@app.task(
+@task(
     name="reports.notify",
     bind=True,
     acks_late=True,

@@ -26,6 +26,7 @@ from gateway.services.keys import key_cache
 from gateway.waits import WaitSlots
 from ledger import LedgerError
 from worker import logging as fleet_logging
+from worker.application import get_app
 from worker.redis_client import get_redis
 from worker.telemetry import http_latency_middleware
 
@@ -82,6 +83,8 @@ def create_app() -> FastAPI:
         # A uvicorn worker process (`agent api --workers N`) starts afresh, without the parent's logging: JSON
         # lines to a file of its own (one per process: rotating one file from several processes loses lines).
         fleet_logging.configure_process(f"api-{os.getpid()}")
+    # The API sends tasks: the fleet's app, with its codec, correlation ids and telemetry, is built now.
+    get_app()
     config = get_gateway_config()
     key_cache.ttl_s = config.key_cache_s
     audit = AuditBuffer()

@@ -59,7 +59,6 @@ class Watch:
 _received = {"count": 0}
 
 
-@signals.task_received.connect
 def _count_received(**_: Any) -> None:
     _received["count"] += 1
 
@@ -96,7 +95,6 @@ def _loop(watch: Watch, queues: list[str], interval_s: float, stop: threading.Ev
             return
 
 
-@signals.worker_ready.connect
 def _start(sender: Any = None, **_: Any) -> None:
     """Start the watchdog thread in the worker's main process, on the queues it was started with."""
     from worker.settings import get_settings
@@ -113,3 +111,9 @@ def _start(sender: Any = None, **_: Any) -> None:
         daemon=True,
     )
     thread.start()
+
+
+def install() -> None:
+    """Count received tasks and start the watchdog when a worker is ready (create_app calls it)."""
+    signals.task_received.connect(_count_received, weak=False)
+    signals.worker_ready.connect(_start, weak=False)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway.deps import Config, LedgerWriteKey, ReadKey, WaitSlot
 from gateway.problems import ApiProblem
 from gateway.services import ledger as service
-from worker.application import app as celery_app
+from worker.application import get_app
 
 router = APIRouter(prefix="/api/v1/ledger", tags=["ledger"])
 EventId = Annotated[str, Field(min_length=1, max_length=128)]
@@ -36,7 +36,7 @@ def submit(
     the worker is going to reject it; with `wait`, `results` and the ids by outcome (`accepted`, `rejected`
     with their codes, `duplicates`, `skipped`) follow, once every result came within the timeout.
     """
-    sent = service.send(list(body.events), celery_app)
+    sent = service.send(list(body.events), get_app())
     queued = [
         {
             "event_id": s.event_id,

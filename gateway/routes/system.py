@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from gateway.deps import AdminKey, ReadKey
+from worker.application import get_app
 from worker.metrics import render_latest
 from worker.settings import get_settings
 
@@ -23,5 +24,5 @@ def config(_who: AdminKey) -> dict[str, Any]:
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
 def metrics(_who: ReadKey) -> Response:
     """Prometheus metrics of every fleet process (multiprocess-safe) and the broker's live gauges."""
-    body, content_type = render_latest()
+    body, content_type = render_latest(get_app())
     return Response(body, media_type=content_type)
