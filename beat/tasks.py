@@ -63,7 +63,7 @@ def send_notification(self: Any, day: str, channel: str) -> dict[str, str]:
     return {"date": day, "channel": channel, "outcome": notify.send(date.fromisoformat(day), channel)}
 
 
-@signals.beat_init.connect
+@signals.beat_init.connect  # type: ignore[untyped-decorator]
 def _send_missed_report(sender: Any = None, **_: Any) -> None:
     """At beat start after the report time, today's report is made (late) if the fleet missed it."""
     from worker import reporting

@@ -115,7 +115,7 @@ def classify(exc: BaseException) -> str:
 EVENTS_FLUSH_S = 0.1
 
 
-class FleetConsumer(Consumer):
+class FleetConsumer(Consumer):  # type: ignore[misc]
     """Celery's consumer, recording every undecodable message before acknowledging it, and batching task events."""
 
     _events_flush_at = 0.0  # when the pending flush is due (monotonic seconds); 0 when none is

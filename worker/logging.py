@@ -143,7 +143,7 @@ def _dumps(data: dict[str, Any], **options: Any) -> str:
         return json.dumps(data, cls=JsonEncoder, ensure_ascii=options.get("ensure_ascii", False))
 
 
-class OneLineJsonFormatter(JsonFormatter):  # type: ignore[misc]
+class OneLineJsonFormatter(JsonFormatter):
     """JSON that stays on one line for every reader: the few line-breaking characters JSON allows are escaped.
 
     A record is formatted once: the file handler formats it twice (its size check, then the line) and the

@@ -74,7 +74,7 @@ def use_shared_folder() -> Path:
     path = ensure_multiproc_dir()
     for metric in list(globals().values()):
         if isinstance(metric, MetricWrapperBase) and not metric._labelnames:
-            metric._metric_init()  # type: ignore[no-untyped-call]
+            metric._metric_init()
     return path
 
 

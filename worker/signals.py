@@ -71,7 +71,7 @@ def _tune_child_gc(**_: Any) -> None:
     by uncollected cycles is bounded by GC_YOUNG_THRESHOLD objects (a few MB).
     """
     gc.freeze()
-    _, older, oldest = gc.get_threshold()
+    _young, older, oldest = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 

@@ -77,7 +77,7 @@ def run(
     """Submit a request; with `wait`, return the run record once it rests (finished or awaiting approval)."""
     request = WorkflowRequest(
         input=text, mode=mode, profile=profile, options=options or {}, idempotency_key=idempotency_key
-    )  # type: ignore[arg-type]
+    )
     run_id = submit(request)
     return wait_for_run(run_id, timeout_s) if wait else {"run_id": run_id, "status": "pending"}
 
