@@ -10,6 +10,7 @@ from celery import signals
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
 
+from worker import notify, reporting
 from worker.application import task
 from worker.notify import NotificationFailed
 
@@ -19,8 +20,6 @@ log = logging.getLogger("fleet.reports")
 @task(name="reports.collect_metrics", bind=True, acks_late=True, ignore_result=True)
 def collect_metrics(self: Any) -> dict[str, Any]:
     """Move the finished minutes of telemetry into SQL and store a host sample."""
-    from worker import reporting
-
     return reporting.collect()
 
 
@@ -37,8 +36,6 @@ def collect_metrics(self: Any) -> dict[str, Any]:
 )
 def daily_status(self: Any, day: str | None = None, trigger: str = "schedule") -> dict[str, Any]:
     """Make the day's report once (a second beat's run finds it stored) and queue its notifications."""
-    from worker import notify, reporting
-
     result = reporting.generate(date.fromisoformat(day) if day else None, trigger=trigger, replace=False)
     if result["stored"]:
         for channel in notify.channels(result["health"], len(result["issues"])):
@@ -58,16 +55,12 @@ def daily_status(self: Any, day: str | None = None, trigger: str = "schedule") -
 )
 def send_notification(self: Any, day: str, channel: str) -> dict[str, str]:
     """Send a stored report to one channel; a failure is logged and retried with backoff."""
-    from worker import notify
-
     return {"date": day, "channel": channel, "outcome": notify.send(date.fromisoformat(day), channel)}
 
 
 @signals.beat_init.connect  # type: ignore[untyped-decorator]
 def _send_missed_report(sender: Any = None, **_: Any) -> None:
     """At beat start after the report time, today's report is made (late) if the fleet missed it."""
-    from worker import reporting
-
     day = reporting.missed_report_check()
     if day is not None:
         log.warning("report of %s was missed; sending it now, marked late", day, extra={"category": "system"})

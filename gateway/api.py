@@ -22,7 +22,7 @@ from gateway.config import get_gateway_config
 from gateway.idempotency import IdempotencyMiddleware
 from gateway.middleware import BodyLimitMiddleware, CallAuditMiddleware
 from gateway.routes import agents, compat, fleet, health, ledger, reports, system
-from gateway.services.keys import key_cache
+from gateway.services.keys import key_cache, keys_exist
 from gateway.waits import WaitSlots
 from ledger import LedgerError
 from worker import logging as fleet_logging
@@ -49,8 +49,6 @@ ROUTERS = (
 
 def announce_auth_mode() -> None:
     """Say loudly, at start-up, when the API is open because no key exists."""
-    from gateway.services.keys import keys_exist
-
     try:
         exists = keys_exist()
     except SQLAlchemyError as exc:

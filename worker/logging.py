@@ -24,6 +24,7 @@ from pythonjsonlogger.json import JsonEncoder, JsonFormatter
 from config_sections import validate_section
 from worker.errors import SettingsError
 from worker.masking import mask_text, mask_value
+from worker.settings import get_settings
 
 _context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
     "fleet_log_context", default=MappingProxyType({})
@@ -293,8 +294,6 @@ def process_role(role: str) -> str:
 
 def configure_process(role: str) -> None:
     """`configure` with the process's settings: FLEET_LOG_DIR, FLEET_LOG_LEVEL and the `logging` section."""
-    from worker.settings import get_settings
-
     settings = get_settings()
     configure(role, settings.log_dir, settings.log_level, parse_log_files(settings.section("logging")))
 

@@ -12,13 +12,13 @@ from pathlib import Path
 
 from prometheus_client import values
 
+from worker.settings import get_settings
+
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def default_dir() -> Path:
     """The shared folder when the variable is not set: `prometheus` beside FLEET_LOG_DIR (var/prometheus)."""
-    from worker.settings import get_settings
-
     return (get_settings().log_dir.parent / "prometheus").resolve()
 
 

@@ -25,6 +25,7 @@ from beat.aggregates import BUCKETS, STATS, MinuteAggregate, bucket_index
 from beat.config import ReportsConfig, reports_config
 from worker import metrics
 from worker.constants import REDIS_KEY_PREFIX
+from worker.redis_client import get_redis
 from worker.settings import get_settings
 
 log = logging.getLogger("fleet.reports")
@@ -193,8 +194,6 @@ def _config() -> ReportsConfig:
 
 
 def _redis() -> Any:
-    from worker.redis_client import get_redis
-
     return get_redis()
 
 

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 from celery import signals
+from celery.worker import state
 
-from worker.constants import EXIT_STALLED
+from worker.constants import EXIT_STALLED, PRIORITY_SEP
+from worker.redis_client import get_redis
+from worker.settings import get_settings
 
 log = logging.getLogger("fleet.watchdog")
 
@@ -64,19 +68,12 @@ def _count_received(**_: Any) -> None:
 
 
 def _depth(queues: list[str]) -> int:
-    from worker.constants import PRIORITY_SEP
-    from worker.redis_client import get_redis
-
     client = get_redis()
     names = [name for queue in queues for name in [queue, *(f"{queue}{PRIORITY_SEP}{p}" for p in range(1, 10))]]
     return sum(int(client.llen(name)) for name in names)
 
 
 def _loop(watch: Watch, queues: list[str], interval_s: float, stop: threading.Event) -> None:
-    import time
-
-    from celery.worker import state
-
     while not stop.wait(interval_s):
         try:
             seen = Observation(time.monotonic(), _depth(queues), _received["count"], len(state.active_requests))
@@ -97,8 +94,6 @@ def _loop(watch: Watch, queues: list[str], interval_s: float, stop: threading.Ev
 
 def _start(sender: Any = None, **_: Any) -> None:
     """Start the watchdog thread in the worker's main process, on the queues it was started with."""
-    from worker.settings import get_settings
-
     stall_after_s = get_settings().watchdog_stall_s
     if not stall_after_s or sender is None:
         return
