@@ -32,6 +32,7 @@ def create_app() -> Celery:
     saferepr.install()
     # FleetAMQP: the broker connections use worker.transport (kombu's Redis transport, cheaper per consumed message).
     app = Celery("fleet", include=TASK_MODULES, amqp="worker.transport:FleetAMQP")
+    # celeryconfig's worker_consumer is worker.dead_letters.FleetConsumer (refused messages kept, events batched).
     app.config_from_object("celeryconfig")
     dead_letters.install()  # records refused messages
     signals.install()  # logging, correlation ids and task context on every line
