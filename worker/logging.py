@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 import orjson
+from celery.utils.log import current_process_index
 from pydantic import BaseModel, ConfigDict, Field
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonEncoder, JsonFormatter
@@ -286,8 +287,6 @@ def process_role(role: str) -> str:
     A rotating file must have one writer: children that shared their worker's file each rotated it on
     their own count, renaming and deleting files the others were still writing to.
     """
-    from celery.utils.log import current_process_index
-
     index = current_process_index()
     return f"{role}-{index}" if index else role
 
