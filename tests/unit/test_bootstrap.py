@@ -52,8 +52,9 @@ FIND_APP = """
 from celery.app.utils import find_app
 app = find_app("worker")  # what `celery -A worker ...` does
 again = find_app("worker")
-import ledger.tasks
-print(json.dumps({**installed(), "same": app is again, "main": app.main, "task": ledger.tasks.quick_run.app is app}))
+import agents.tasks, beat.tasks, ledger.tasks, worker.tasks
+found = {"same": app is again, "main": app.main, "task": ledger.tasks.quick_run.app is app}
+print(json.dumps({**installed(), **found, "matplotlib": "matplotlib" in sys.modules}))
 """
 
 
@@ -84,7 +85,7 @@ def test_importing_the_api_the_cli_and_every_module_builds_no_app_and_installs_n
 
 
 def test_celery_dash_a_worker_finds_one_app_built_with_the_codec_patches_and_handlers(tmp_path: Path) -> None:
-    # Given a fresh process, when it looks the app up as `celery -A worker` does (twice) and imports a task module
+    # Given a fresh process, when it looks the app up as `celery -A worker` does (twice) and imports the task modules
     found = _run(FIND_APP, tmp_path)
 
     # Then it is the fleet's one app, the tasks are bound to it, and everything create_app installs is in place
@@ -94,3 +95,4 @@ def test_celery_dash_a_worker_finds_one_app_built_with_the_codec_patches_and_han
     assert {"setup_logging", "before_task_publish", "task_prerun", "task_failure", "worker_ready"} <= receivers
     assert {"task_unknown", "task_rejected", "task_received", "worker_process_init"} <= receivers
     assert found["sql_events"] and found["prometheus_dir"]
+    assert not found["matplotlib"]  # a second of start-up and memory in every worker: loaded to draw a chart only
