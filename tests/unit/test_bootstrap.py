@@ -17,12 +17,19 @@ from tests.support import ROOT
 # What a process has installed: Celery apps made, kombu's JSON decoder, Celery's saferepr, signal receivers,
 # SQLAlchemy's statement events, the Prometheus folder.
 PROBE = """
-import json, os, sys
+import json, os, sys, weakref
 import celery._state, celery.app.trace
 from celery import signals
 from celery.utils.dispatch.signal import Signal
 from kombu.serialization import registry
 from sqlalchemy import Engine, event
+
+FLEET = ("worker", "gateway", "agents", "ledger", "beat")
+
+def fleet_receivers(signal):
+    # Handlers defined by the fleet's modules (a library may connect its own when imported).
+    found = [r() if isinstance(r, weakref.ReferenceType) else r for _key, r in signal.receivers]
+    return [f for f in found if getattr(f, "__module__", "").split(".")[0] in FLEET]
 
 def installed():
     from worker import telemetry
@@ -31,7 +38,9 @@ def installed():
         "apps": sorted(app.main or "" for app in celery._state._get_active_apps()),
         "decoder": registry._decoders["application/json"].__module__,
         "saferepr": celery.app.trace.saferepr.__module__,
-        "receivers": sorted(n for n in dir(signals) if isinstance(getattr(signals, n), Signal) and getattr(signals, n).receivers),
+        "receivers": sorted(
+            n for n in dir(signals) if isinstance(getattr(signals, n), Signal) and fleet_receivers(getattr(signals, n))
+        ),
         "sql_events": event.contains(Engine, "before_cursor_execute", telemetry._before_sql),
         "prometheus_dir": bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR")),
     }
