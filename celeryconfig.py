@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery.schedules import crontab
-from kombu import Exchange, Queue
+from kombu.entity import Exchange, Queue
 
 from agents.config import load_config as load_agents_config
 from beat.schedule import build_schedule

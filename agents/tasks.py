@@ -14,7 +14,7 @@ from agents import canvas, runner, subtask
 from agents.errors import AgentError, RequestInvalid, SubtaskRefused, ToolTransientError
 from agents.models import TERMINAL_STATUSES, WorkflowRequest
 from worker import logging as fleet_logging
-from worker.application import app
+from worker.application import get_app, task
 from worker.metrics import AGENT_REQUESTS, AGENT_STAGE_DURATION, AGENT_TOKENS, AGENT_TOOL_CALLS
 from worker.stores.agents_live import build_ports, start_run
 
@@ -54,7 +54,7 @@ def _json(record: Any) -> dict[str, Any]:
     return data
 
 
-@app.task(name="agents.run_workflow", bind=True, base=StageTask, **TRANSIENT)
+@task(name="agents.run_workflow", bind=True, base=StageTask, **TRANSIENT)
 def run_workflow(self: Task, request: dict[str, Any], owner: str | None = None) -> dict[str, Any]:
     """Record the run (the task id is the run id; `owner`: the submitting API key's id) and replace this task
     with the four-stage pipeline."""
@@ -71,7 +71,7 @@ def run_workflow(self: Task, request: dict[str, Any], owner: str | None = None) 
     # then moved on: the record. Still pending after an earlier delivery: it died before sending the stages.
     if record.status != "pending" or (not created and record.run_id != self.request.id):
         return _json(record)
-    sig = canvas.pipeline(record.run_id, record.queue, record.priority, app=app)
+    sig = canvas.pipeline(record.run_id, record.queue, record.priority, app=get_app())
     build_ports().store.add_task_ids(record.run_id, [*canvas.task_ids(sig), self.request.id])
     raise self.replace(sig)
 
@@ -81,7 +81,7 @@ def run_workflow(self: Task, request: dict[str, Any], owner: str | None = None) 
 INTERMEDIATE = {"bind": True, "base": StageTask, "ignore_result": True, "track_started": False, **TRANSIENT}
 
 
-@app.task(name="agents.analyze", **INTERMEDIATE)
+@task(name="agents.analyze", **INTERMEDIATE)
 def analyze(self: Task, run_id: str) -> dict[str, Any]:
     """Sena: plan the request; the stage report (run status and plan)."""
     with AGENT_STAGE_DURATION.labels("analyze").time(), fleet_logging.bound(run_id=run_id):
@@ -91,7 +91,7 @@ def analyze(self: Task, run_id: str) -> dict[str, Any]:
     return result
 
 
-@app.task(name="agents.gate", **INTERMEDIATE)
+@task(name="agents.gate", **INTERMEDIATE)
 def gate(self: Task, run_id: str) -> dict[str, Any]:
     """Lubit: approve, reject or hold the plan; the stage report (run status and verdict)."""
     with AGENT_STAGE_DURATION.labels("gate").time(), fleet_logging.bound(run_id=run_id):
@@ -101,7 +101,7 @@ def gate(self: Task, run_id: str) -> dict[str, Any]:
     return result
 
 
-@app.task(name="agents.execute", **INTERMEDIATE)
+@task(name="agents.execute", **INTERMEDIATE)
 def execute(self: Task, run_id: str) -> dict[str, Any]:
     """GitCode: replace this task with one group per dependency level (verify follows from the chain)."""
     ports = build_ports()
@@ -110,17 +110,17 @@ def execute(self: Task, run_id: str) -> dict[str, Any]:
         return runner.report(run_id, "execute", record.status)
     # The rest of the pipeline (verify) becomes the last level's chord body, one task hop less than letting
     # replace() append it after a barrier; the chain is then emptied so replace() does not append it twice.
-    rest = [signature(step, app=app) for step in reversed(self.request.chain or [])]
+    rest = [signature(step, app=get_app()) for step in reversed(self.request.chain or [])]
     limit = ports.config.subtask_time_limit_s
     specs = {s.id: s.model_dump(mode="json") for s in runner.plan_of(record).subtasks}
-    sig = canvas.execution(run_id, levels, record.queue, record.priority, limit, rest, app=app, specs=specs)
+    sig = canvas.execution(run_id, levels, record.queue, record.priority, limit, rest, app=get_app(), specs=specs)
     self.request.chain = None
     ports.store.add_task_ids(run_id, list(canvas.task_ids(sig)))
     raise self.replace(sig)
 
 
 # Nobody waits on a subtask's STARTED state (progress is the run's stream): one result-backend write less.
-@app.task(name="agents.run_subtask", bind=True, base=StageTask, max_retries=None, track_started=False, **TRANSIENT)
+@task(name="agents.run_subtask", bind=True, base=StageTask, max_retries=None, track_started=False, **TRANSIENT)
 def run_subtask(
     self: Task, previous: Any = None, *, run_id: str, subtask_id: str, spec: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -155,7 +155,7 @@ def run_subtask(
     return {"subtask_id": result.subtask_id, "status": result.status, "output": result.output}
 
 
-@app.task(name="agents.verify", bind=True, base=StageTask, **TRANSIENT)
+@task(name="agents.verify", bind=True, base=StageTask, **TRANSIENT)
 def verify(self: Task, run_id: str) -> dict[str, Any]:
     """RUNE: check the run; returns the run record, also stored as the result of the run id (the producer's)."""
     with AGENT_STAGE_DURATION.labels("verify").time(), fleet_logging.bound(run_id=run_id):
@@ -182,7 +182,7 @@ def verify(self: Task, run_id: str) -> dict[str, Any]:
     return result
 
 
-@app.task(name="agents.sweep", ignore_result=True)
+@task(name="agents.sweep", ignore_result=True)
 def sweep() -> dict[str, list[str]]:
     """Resume runs that stopped moving (a lost message, a worker killed at a bad moment); fail the hopeless."""
     ports = build_ports()
@@ -193,7 +193,7 @@ def sweep() -> dict[str, list[str]]:
         if action == "failed":
             log.error("run %s failed: stalled in %s, resumes used up", record.run_id, record.status, extra=extra)
             continue
-        sig = canvas.pipeline(record.run_id, record.queue, record.priority, app=app, status=record.status)
+        sig = canvas.pipeline(record.run_id, record.queue, record.priority, app=get_app(), status=record.status)
         ports.store.add_task_ids(record.run_id, list(canvas.task_ids(sig)))
         sig.apply_async()
         log.warning("run %s resumed: no progress in %s", record.run_id, record.status, extra=extra)

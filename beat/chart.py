@@ -6,14 +6,10 @@ import math
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display on servers; must precede pyplot
-
-import matplotlib.pyplot as plt
-from matplotlib.figure import Figure
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 PANELS = (
     ("throughput", "tasks / min", "tab:blue"),
@@ -31,6 +27,12 @@ def y_limits(values: Sequence[float | None]) -> tuple[float, float]:
 
 def build_figure(series: dict[str, list[Any]], title: str, period: tuple[datetime, datetime] | None = None) -> Figure:
     """Three stacked panels of the per-minute series; a minute without a value is a gap; `period` spans x."""
+    # matplotlib takes about a second to import: loaded by the process that draws, not by every worker.
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers; must precede pyplot
+    import matplotlib.pyplot as plt
+
     minutes = [datetime.fromisoformat(m) for m in series.get("minute", [])]
     figure, axes = plt.subplots(len(PANELS), 1, figsize=(10, 7), sharex=True)
     for axis, (key, label, colour) in zip(axes, PANELS, strict=True):
@@ -50,6 +52,8 @@ def render_chart(
     series: dict[str, list[Any]], path: Path, title: str, period: tuple[datetime, datetime] | None = None
 ) -> Path:
     """Write the chart of the per-minute series to `path`."""
+    import matplotlib.pyplot as plt  # loaded by build_figure
+
     figure = build_figure(series, title, period)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,21 +9,20 @@ from typing import Any
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
 
-from worker.application import app
-from worker.notify import NotificationFailed
+from beat.errors import NotificationFailed
+from worker import notify, reporting
+from worker.application import task
 
 log = logging.getLogger("fleet.reports")
 
 
-@app.task(name="reports.collect_metrics", bind=True, acks_late=True, ignore_result=True)
+@task(name="reports.collect_metrics", bind=True, acks_late=True, ignore_result=True)
 def collect_metrics(self: Any) -> dict[str, Any]:
     """Move the finished minutes of telemetry into SQL and store a host sample."""
-    from worker import reporting
-
     return reporting.collect()
 
 
-@app.task(
+@task(
     name="reports.daily_status",
     bind=True,
     acks_late=True,
@@ -36,8 +35,6 @@ def collect_metrics(self: Any) -> dict[str, Any]:
 )
 def daily_status(self: Any, day: str | None = None, trigger: str = "schedule") -> dict[str, Any]:
     """Make the day's report once (a second beat's run finds it stored) and queue its notifications."""
-    from worker import notify, reporting
-
     result = reporting.generate(date.fromisoformat(day) if day else None, trigger=trigger, replace=False)
     if result["stored"]:
         for channel in notify.channels(result["health"], len(result["issues"])):
@@ -45,7 +42,7 @@ def daily_status(self: Any, day: str | None = None, trigger: str = "schedule") -
     return result
 
 
-@app.task(
+@task(
     name="reports.notify",
     bind=True,
     acks_late=True,
@@ -57,6 +54,4 @@ def daily_status(self: Any, day: str | None = None, trigger: str = "schedule") -
 )
 def send_notification(self: Any, day: str, channel: str) -> dict[str, str]:
     """Send a stored report to one channel; a failure is logged and retried with backoff."""
-    from worker import notify
-
     return {"date": day, "channel": channel, "outcome": notify.send(date.fromisoformat(day), channel)}

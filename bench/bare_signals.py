@@ -3,8 +3,12 @@ correlation ids on publish, per-minute telemetry and Prometheus counters (what `
 
 from __future__ import annotations
 
-import worker.signals
-import worker.telemetry  # noqa: F401  (per-minute aggregates, Prometheus counters, flush thread)
 from bench.bare import app, collect, noop
+from worker import metrics, signals, telemetry
+
+# As create_app does for these handlers: metrics in the shared folder, then the handlers connected.
+metrics.use_shared_folder()
+signals.install()
+telemetry.install()  # per-minute aggregates, Prometheus counters, flush thread
 
 __all__ = ["app", "collect", "noop"]

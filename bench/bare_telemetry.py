@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import worker.telemetry  # noqa: F401  (connects the fleet's task signals and flush thread)
 from bench.bare import app, collect, noop
+from worker import metrics, telemetry
+
+metrics.use_shared_folder()
+telemetry.install()  # the fleet's task signals and flush thread
 
 __all__ = ["app", "collect", "noop"]

@@ -85,8 +85,11 @@ def handler_cost_us(calls: int = 20_000) -> float:
     from celery import signals
 
     import worker.signals
-    import worker.telemetry  # noqa: F401
+    import worker.telemetry
     from bench.bare import noop
+
+    worker.signals.install()
+    worker.telemetry.install()
 
     noop.push_request(id="bench", delivery_info={"routing_key": "bare"}, x_correlation_id="bench")
     try:

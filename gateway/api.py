@@ -21,9 +21,10 @@ from gateway.config import get_gateway_config
 from gateway.idempotency import IdempotencyMiddleware
 from gateway.middleware import BodyLimitMiddleware, CallAuditMiddleware
 from gateway.routes import agents, compat, fleet, health, ledger, reports, schedules, system
-from gateway.services.keys import key_cache
+from gateway.services.keys import key_cache, keys_exist
 from gateway.waits import WaitSlots
 from worker import logging as fleet_logging
+from worker.application import get_app
 from worker.redis_client import get_redis
 from worker.telemetry import http_latency_middleware
 
@@ -47,8 +48,6 @@ ROUTERS = (
 
 def announce_auth_mode() -> None:
     """Say loudly, at start-up, when the API is open because no key exists."""
-    from gateway.services.keys import keys_exist
-
     try:
         exists = keys_exist()
     except SQLAlchemyError as exc:
@@ -81,6 +80,8 @@ def create_app() -> FastAPI:
         # A uvicorn worker process (`agent api --workers N`) starts afresh, without the parent's logging: JSON
         # lines to a file of its own (one per process: rotating one file from several processes loses lines).
         fleet_logging.configure_process(f"api-{os.getpid()}")
+    # The API sends tasks: the fleet's app, with its codec, correlation ids and telemetry, is built now.
+    get_app()
     config = get_gateway_config()
     key_cache.ttl_s = config.key_cache_s
     audit = AuditBuffer()

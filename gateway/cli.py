@@ -1,4 +1,8 @@
-"""The `agent` command line: one entry point over the same services as the HTTP API."""
+"""The `agent` command line: one entry point over the same services as the HTTP API.
+
+Each command (here and in the cli_* modules) imports the services it runs when it runs: importing them all
+(FastAPI, Celery, SQLAlchemy, the runner) would roughly triple the start-up of `agent --help` or a typo.
+"""
 
 from __future__ import annotations
 

@@ -77,7 +77,7 @@ def _note(stage: dict[str, Any], record: dict[str, Any]) -> str:
         )
     if stage["stage"] == "verify" and "verification" in output:
         return " ".join(f"{c['name']}={'pass' if c['passed'] else 'FAIL'}" for c in output["verification"]["checks"])
-    return output.get("error", "")
+    return str(output.get("error", ""))
 
 
 def _follow(run_id: str, timeout: float) -> None:
@@ -115,11 +115,12 @@ def run(
 
     request = WorkflowRequest(
         input=text, mode=mode, profile=profile, options=_options(option or []), idempotency_key=idempotency_key
-    )  # type: ignore[arg-type]
+    )
     require_broker()
     run_id = service.submit(request)
     if not wait:
-        _emit({"run_id": run_id, "status": "pending"}, as_json) or typer.echo(run_id)
+        if not _emit({"run_id": run_id, "status": "pending"}, as_json):
+            typer.echo(run_id)
         return
     deadline = time.monotonic() + timeout
     if not as_json:
@@ -127,7 +128,8 @@ def run(
     record = service.wait_for_run(run_id, max(0.0, deadline - time.monotonic()))
     if record["status"] == "pending":
         raise typer.Exit(_withdraw(run_id, request, timeout))
-    _emit(record, as_json) or show_record(record)
+    if not _emit(record, as_json):
+        show_record(record)
     if record["status"] not in service.RESTING:
         typer.secho(f"run {run_id} is still {record['status']} after {timeout:g} s and goes on: "
                     f"'agent status {run_id}' shows it, 'agent cancel {run_id}' stops it", err=True)  # fmt: skip
@@ -220,7 +222,8 @@ def _act(action: str, run_id: str, as_json: bool, **kwargs: Any) -> None:
     from gateway.services import agents as service
 
     record = getattr(service, action)(run_id, **kwargs)
-    _emit(record, as_json) or show_record(record)
+    if not _emit(record, as_json):
+        show_record(record)
 
 
 def cancel(run_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
@@ -320,5 +323,6 @@ def print_run_status(run_id: str, as_json: bool) -> int:
     from gateway.services import agents as service
 
     record = service.run_status(run_id)  # an unknown id: RunNotFound, exit 2 (gateway.cli_errors)
-    _emit(record, as_json) or show_record(record)
+    if not _emit(record, as_json):
+        show_record(record)
     return EXIT_OK if record["status"] not in {"failed", "rejected", "cancelled"} else EXIT_FAILED

@@ -20,8 +20,8 @@ def backup(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing file at PATH.")] = False,
 ) -> None:
     """Copy the database (one consistent snapshot) and the report files into one archive."""
-    from worker.backup import BackupError
     from worker.backup import backup as make_backup
+    from worker.backup_archive import BackupError
     from worker.settings import get_settings, mask_url
 
     if path.exists() and not force:
@@ -42,8 +42,8 @@ def restore(
     force: Annotated[bool, typer.Option("--force", help="Replace the data the database already holds.")] = False,
 ) -> None:
     """Restore an `agent backup` archive into FLEET_DATABASE_URL (migrated first) and FLEET_REPORT_DIR."""
-    from worker.backup import BackupError
     from worker.backup import restore as load_backup
+    from worker.backup_archive import BackupError
     from worker.settings import get_settings, mask_url
 
     settings = get_settings()

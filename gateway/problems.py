@@ -75,7 +75,7 @@ class ApiProblem(Exception):
 # Every error the API answers with, by class: (HTTP status, stable code). The code names the problem
 # `type` (TYPE_BASE + code); the status gives its `title`. A class not listed answers as its nearest listed
 # parent (looked up along the MRO); tests/unit/test_gateway_problems.py checks every domain error is listed.
-DOMAIN_ERRORS: dict[type[BaseException], tuple[int, str]] = {
+DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
     # agents/
     AgentError: (400, "agent_error"),
     AgentConfigError: (400, "config_error"),

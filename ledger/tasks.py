@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from ledger.config import LedgerConfig, load_config
 from ledger.quickrun import run
-from worker.application import app
+from worker.application import task
 from worker.masking import mask_identifier
 from worker.metrics import LEDGER_EVENTS, LEDGER_QUICK_RUN_SECONDS
 from worker.settings import get_settings
@@ -115,7 +115,7 @@ def process(
     return results
 
 
-@app.task(
+@task(
     name="ledger.quick_run",
     bind=True,
     acks_late=True,
@@ -135,7 +135,7 @@ def quick_run(self: Any, event: dict[str, Any] | str) -> dict[str, Any]:
     return result
 
 
-@app.task(
+@task(
     name="ledger.quick_run_batch",
     bind=True,
     acks_late=True,

@@ -107,6 +107,12 @@ class WorkerProcess:
                 if time.monotonic() > deadline:
                     raise AssertionError(f"worker did not answer on {queue}: {self.tail()}")
                 time.sleep(0.05)
+        # Another worker on the same queue may have answered those pings: this one answers its own name too.
+        deadline = time.monotonic() + timeout
+        while not app.control.ping(destination=[self.hostname], timeout=0.5):
+            assert self.process is not None
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"worker {self.hostname} does not answer: {self.tail()}")
 
     def tail(self, lines: int = 30) -> str:
         """The last lines the worker printed."""

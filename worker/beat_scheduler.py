@@ -27,7 +27,7 @@ def _options(spec: ScheduleSpec) -> dict[str, Any]:
     return {"queue": queue, "priority": spec.priority}
 
 
-class FleetScheduler(RedBeatScheduler):
+class FleetScheduler(RedBeatScheduler):  # type: ignore[misc]
     """RedBeat, plus users' SQL schedules and the missed-report catch-up, both done by the lock holder only."""
 
     _caught_up = False

@@ -16,6 +16,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from worker.errors import DatabaseUnavailable
+from worker.settings import get_settings
 
 log = logging.getLogger("fleet.db")
 
@@ -64,8 +65,6 @@ _engines: dict[str, Engine] = {}
 def get_engine(url: str | None = None) -> Engine:
     """The process-wide engine for the settings' database (or the URL given)."""
     if url is None:
-        from worker.settings import get_settings
-
         url = get_settings().database_url
     if url not in _engines:
         _engines[url] = make_engine(url)

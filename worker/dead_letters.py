@@ -115,7 +115,7 @@ def classify(exc: BaseException) -> str:
 EVENTS_FLUSH_S = 0.1
 
 
-class FleetConsumer(Consumer):
+class FleetConsumer(Consumer):  # type: ignore[misc]
     """Celery's consumer, recording every undecodable message before acknowledging it, and batching task events."""
 
     _events_flush_at = 0.0  # when the pending flush is due (monotonic seconds); 0 when none is
@@ -203,7 +203,6 @@ class FleetConsumer(Consumer):
         super().on_decode_error(message, exc)
 
 
-@signals.task_unknown.connect
 def _unknown_task(
     message: Any = None, exc: BaseException | None = None, name: str = "", id: str = "", **_: Any
 ) -> None:
@@ -211,7 +210,6 @@ def _unknown_task(
     record("unknown_task", f"no task named {name!r} is registered", name, id, queue, getattr(message, "body", b""))
 
 
-@signals.task_rejected.connect
 def _invalid_message(message: Any = None, exc: BaseException | None = None, **_: Any) -> None:
     headers = getattr(message, "headers", None) or {}
     undecodable = isinstance(exc, DecodeError | ContentDisallowed)
@@ -225,7 +223,6 @@ def _invalid_message(message: Any = None, exc: BaseException | None = None, **_:
     )
 
 
-@signals.task_failure.connect
 def _bad_arguments(
     sender: Any = None,
     task_id: str = "",
@@ -239,6 +236,13 @@ def _bad_arguments(
     text = str(exception)
     if isinstance(exception, TypeError) and run_name and re.match(rf"{run_name}\(\) (takes|got|missing)", text):
         record("bad_arguments", text, getattr(sender, "name", ""), task_id, "", repr({"args": args, "kwargs": kwargs}))
+
+
+def install() -> None:
+    """Record unknown tasks, rejected messages and bad arguments (create_app calls it)."""
+    signals.task_unknown.connect(_unknown_task, weak=False)
+    signals.task_rejected.connect(_invalid_message, weak=False)
+    signals.task_failure.connect(_bad_arguments, weak=False)
 
 
 def recent(hours: int = 24, limit: int = 5) -> dict[str, Any]:

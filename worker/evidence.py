@@ -170,15 +170,15 @@ def probe(app: Any, redis_client: Any, config: Any, beat_last_seen: datetime | N
         database_ms, database_error = None, str(exc)
     workers = tuple(workers_online(app, timeout=1.0)) if broker_ms is not None else ()
     # Configured URLs win; else those `agent up` recorded for the services it started.
-    started = registered_services(redis_client) if broker_ms is not None else {}
+    recorded = registered_services(redis_client) if broker_ms is not None else {}
     return Probe(
         broker_ms=broker_ms,
         database_ms=database_ms,
         workers=workers,
         expected_workers=config.expected_workers,
         beat_last_seen=beat_last_seen,
-        flower_ok=_http_ok(config.flower_url or started.get("flower")),
-        api_ok=_http_ok(config.api_url or started.get("api")),
+        flower_ok=_http_ok(config.flower_url or recorded.get("flower")),
+        api_ok=_http_ok(config.api_url or recorded.get("api")),
         broker_error=broker_error,
         database_error=database_error,
     )

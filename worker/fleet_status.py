@@ -41,7 +41,7 @@ def register_services(client: redis.Redis, urls: dict[str, str]) -> None:
     pipe = client.pipeline()
     pipe.delete(SERVICES_KEY)
     if urls:
-        pipe.hset(SERVICES_KEY, mapping=urls)
+        pipe.hset(SERVICES_KEY, mapping=dict[Any, str](urls))  # redis-py types a mapping's keys invariantly
     pipe.execute()
 
 

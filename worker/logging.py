@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 import orjson
+from celery.utils.log import current_process_index
 from pydantic import BaseModel, ConfigDict, Field
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonEncoder, JsonFormatter
@@ -24,6 +25,7 @@ from pythonjsonlogger.json import JsonEncoder, JsonFormatter
 from config_sections import validate_section
 from worker.errors import SettingsError
 from worker.masking import mask_text, mask_value
+from worker.settings import get_settings
 
 _context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
     "fleet_log_context", default=MappingProxyType({})
@@ -143,7 +145,7 @@ def _dumps(data: dict[str, Any], **options: Any) -> str:
         return json.dumps(data, cls=JsonEncoder, ensure_ascii=options.get("ensure_ascii", False))
 
 
-class OneLineJsonFormatter(JsonFormatter):  # type: ignore[misc]
+class OneLineJsonFormatter(JsonFormatter):
     """JSON that stays on one line for every reader: the few line-breaking characters JSON allows are escaped.
 
     A record is formatted once: the file handler formats it twice (its size check, then the line) and the
@@ -285,16 +287,12 @@ def process_role(role: str) -> str:
     A rotating file must have one writer: children that shared their worker's file each rotated it on
     their own count, renaming and deleting files the others were still writing to.
     """
-    from celery.utils.log import current_process_index
-
     index = current_process_index()
     return f"{role}-{index}" if index else role
 
 
 def configure_process(role: str) -> None:
     """`configure` with the process's settings: FLEET_LOG_DIR, FLEET_LOG_LEVEL and the `logging` section."""
-    from worker.settings import get_settings
-
     settings = get_settings()
     configure(role, settings.log_dir, settings.log_level, parse_log_files(settings.section("logging")))
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-from worker.prometheus_env import ensure_multiproc_dir
-
-ensure_multiproc_dir()  # before prometheus_client is imported: it picks its value class at import
-
-from prometheus_client import (  # noqa: E402
+from kombu.exceptions import OperationalError as KombuOperationalError
+from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
@@ -20,10 +18,15 @@ from prometheus_client import (  # noqa: E402
     generate_latest,
     multiprocess,
 )
-from prometheus_client.core import GaugeMetricFamily  # noqa: E402
-from prometheus_client.registry import Collector  # noqa: E402
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.registry import Collector
+from redis.exceptions import RedisError
 
-from beat.aggregates import BUCKETS  # noqa: E402
+from beat.aggregates import BUCKETS
+from worker.fleet_status import queue_depths, workers_online
+from worker.prometheus_env import ensure_multiproc_dir
+from worker.redis_client import get_redis
 
 log = logging.getLogger("fleet.reports")
 
@@ -45,7 +48,7 @@ API_AUTH_FAILURES = Counter(
 )
 DB_DURATION = Histogram("fleet_db_query_duration_seconds", "SQL statement latency.", ["verb"], buckets=BUCKETS)
 
-# Agent workflow metrics: defined here, after the multiprocess switch above, for the agents adapters.
+# Agent workflow metrics, for the agents adapters (agents/tasks.py).
 AGENT_REQUESTS = Counter("agent_requests", "Workflow requests by mode and final status.", ["mode", "status"])
 AGENT_TOOL_CALLS = Counter("agent_tool_calls", "Tool calls by tool and outcome.", ["tool", "status"])
 AGENT_STAGE_DURATION = Histogram(
@@ -62,6 +65,19 @@ LEDGER_QUICK_RUN_SECONDS = Histogram(
 )
 
 
+def use_shared_folder() -> Path:
+    """Write this process's fleet metrics to the folder every fleet process shares (create_app does, first).
+
+    A labelled metric makes its values at its first `labels()`, after this; one without labels made them when
+    this module was imported, in memory: they are made again, in the folder (nothing was observed yet).
+    """
+    path = ensure_multiproc_dir()
+    for metric in list(globals().values()):
+        if isinstance(metric, MetricWrapperBase) and not metric._labelnames:
+            metric._metric_init()
+    return path
+
+
 def multiprocess_mode() -> bool:
     """True when metrics are written to the shared folder (every fleet process)."""
     return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
@@ -76,18 +92,12 @@ def process_exited(pid: int) -> None:
 class LiveCollector(Collector):
     """Scrape-time gauges read from the broker: queue lengths and workers answering a ping."""
 
-    def __init__(self, ping_timeout: float = 0.5) -> None:
+    def __init__(self, app: Any, ping_timeout: float = 0.5) -> None:
+        self.app = app
         self.ping_timeout = ping_timeout
 
     def collect(self) -> Iterator[Any]:
         """Queue length per queue (all priority sub-queues) and one `celery_worker_up` per worker."""
-        from kombu.exceptions import OperationalError as KombuOperationalError
-        from redis.exceptions import RedisError
-
-        from worker.application import app
-        from worker.fleet_status import queue_depths, workers_online
-        from worker.redis_client import get_redis
-
         lengths = GaugeMetricFamily("celery_queue_length", "Messages waiting, every priority.", labels=["queue"])
         up = GaugeMetricFamily("celery_worker_up", "1 for each worker answering a ping.", labels=["hostname"])
         try:
@@ -96,7 +106,7 @@ class LiveCollector(Collector):
         except RedisError as exc:
             log.warning("queue lengths unavailable: %s", exc, extra={"category": "performance"})
         try:
-            for hostname in workers_online(app, timeout=self.ping_timeout):
+            for hostname in workers_online(self.app, timeout=self.ping_timeout):
                 up.add_metric([hostname], 1)
         except (OSError, KombuOperationalError) as exc:
             log.warning("workers ping unavailable: %s", exc, extra={"category": "performance"})
@@ -112,13 +122,15 @@ class _Delegate(Collector):
         yield from self.registry.collect()
 
 
-def render_latest(live: bool = True) -> tuple[bytes, str]:
-    """The text exposition of every fleet process's metrics and, if `live`, the broker gauges."""
+def render_latest(app: Any = None) -> tuple[bytes, str]:
+    """The text exposition of every fleet process's metrics and, given the Celery app, the broker gauges."""
     registry = CollectorRegistry()
+    # The scrape reads the shared folder, whichever process serves it.
+    ensure_multiproc_dir()
     if multiprocess_mode():
         multiprocess.MultiProcessCollector(registry)
     else:
         registry.register(_Delegate(REGISTRY))
-    if live:
-        registry.register(LiveCollector())
+    if app is not None:
+        registry.register(LiveCollector(app))
     return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 
-from worker.db import normalise_url
+from worker.db import make_engine, normalise_url
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -28,10 +29,6 @@ def upgrade(database_url: str, revision: str = "heads") -> None:
 
 def current(database_url: str) -> list[str]:
     """The revisions applied to the database."""
-    from alembic.runtime.migration import MigrationContext
-
-    from worker.db import make_engine
-
     engine = make_engine(database_url)
     try:
         with engine.connect() as connection:

@@ -57,7 +57,10 @@ def span(name: str, **attributes: Any) -> Iterator[Any]:
         yield current
 
 
-@signals.worker_process_init.connect(weak=False)
 def _per_process(**_: Any) -> None:
-    # Exporter threads do not survive fork: each pool process sets up its own.
     setup()
+
+
+def install() -> None:
+    """Set up traces in each pool process (create_app calls it): exporter threads do not survive fork."""
+    signals.worker_process_init.connect(_per_process, weak=False)

@@ -8,16 +8,17 @@ is loaded for every subcommand), so setting the variable is not enough: the clas
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
+
+from prometheus_client import values
+
+from worker.settings import get_settings
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def default_dir() -> Path:
     """The shared folder when the variable is not set: `prometheus` beside FLEET_LOG_DIR (var/prometheus)."""
-    from worker.settings import get_settings
-
     return (get_settings().log_dir.parent / "prometheus").resolve()
 
 
@@ -34,6 +35,5 @@ def ensure_multiproc_dir() -> Path:
 def _use_multiprocess_values() -> None:
     # Metrics made from now on write to the folder; those made before (Flower's own, in a worker) stay in
     # memory, where nothing reads them. A test (tests/unit/test_prometheus_env.py) fails if this attribute goes.
-    values = sys.modules.get("prometheus_client.values")
-    if values is not None and not getattr(values.ValueClass, "_multiprocess", False):
+    if not getattr(values.ValueClass, "_multiprocess", False):
         values.ValueClass = values.get_value_class()

@@ -35,7 +35,8 @@ def client_for(url: str, settings: Settings | None = None, **options: Any) -> re
             password=target.password,
             db=target.db,
         )
-        return sentinel.master_for(settings.sentinel_master or "", **options)
+        master: redis.Redis = sentinel.master_for(settings.sentinel_master or "", **options)
+        return master
     return redis.Redis.from_url(url, **(settings.redis_tls(url) or {}), **options)
 
 

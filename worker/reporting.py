@@ -14,8 +14,9 @@ from beat.analyzer import Pattern, load_catalogue
 from beat.chart import render_chart
 from beat.config import ReportsConfig, reports_config
 from beat.report import Report, ReportInputs, build_briefing, build_report
-from beat.schedule import check_report_date, in_offline_window, is_late, report_period
+from beat.schedule import check_report_date, in_offline_window, is_late, missed_report_due, report_period
 from worker import evidence
+from worker.application import get_app
 from worker.db import get_engine
 from worker.redis_client import get_redis
 from worker.settings import get_settings
@@ -51,12 +52,6 @@ def context() -> Context:
     )
 
 
-def _app() -> Any:
-    from worker.application import app
-
-    return app
-
-
 def collect(now: datetime | None = None, ctx: Context | None = None) -> dict[str, Any]:
     """Move finished minutes from Redis into SQL and store this minute's host sample (skipped offline)."""
     ctx = ctx or context()
@@ -67,7 +62,7 @@ def collect(now: datetime | None = None, ctx: Context | None = None) -> dict[str
     redis_client = get_redis()
     moved = store.move_telemetry(redis_client, before=minute_of(now.timestamp()))
     minute = datetime.fromtimestamp(minute_of(now.timestamp()), UTC)
-    sample = evidence.sample_host(redis_client, ctx.log_dir, _app(), minute)
+    sample = evidence.sample_host(redis_client, ctx.log_dir, get_app(), minute)
     store.save_host_sample(sample)
     return {"minute": minute.isoformat(), "rows_moved": moved, "error_lines": sample.error_lines}
 
@@ -86,7 +81,7 @@ def _inputs(day: date, now: datetime, ctx: Context, late: bool, period_days: flo
         end=end.astimezone(UTC) + timedelta(seconds=1),
         now=now,
         config=ctx.config,
-        probe=evidence.probe(_app(), get_redis(), ctx.config, store.last_sample_at()),
+        probe=evidence.probe(get_app(), get_redis(), ctx.config, store.last_sample_at()),
         aggregates=store.load_aggregates(start, end + timedelta(seconds=1)),
         hosts=store.load_hosts(start, end + timedelta(seconds=1)),
         logs=evidence.read_log_events(ctx.log_dir, start.astimezone(UTC), end.astimezone(UTC) + timedelta(seconds=1)),
@@ -171,8 +166,6 @@ def briefing(now: datetime | None = None, hours: float = 1.0) -> tuple[str, dict
 
 def missed_report_check(now: datetime | None = None) -> date | None:
     """Today's date if its report time passed with no report stored (the fleet was down then)."""
-    from beat.schedule import missed_report_due
-
     ctx = context()
     now_local = (now or datetime.now(UTC)).astimezone(ctx.zone)
     has_report = store.get_report(now_local.date()) is not None

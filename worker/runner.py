@@ -22,7 +22,11 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 
 from worker import console, prometheus_env, redis_server
+from worker.application import get_app
 from worker.errors import BrokerUnavailable
+from worker.fleet_status import forget_services, register_services, workers_online
+from worker.migrate import upgrade
+from worker.redis_client import get_redis
 from worker.restart_policy import RestartPolicy, explain
 from worker.settings import Settings, mask_url
 
@@ -131,8 +135,6 @@ class Fleet:
 
     def ensure_database(self) -> None:
         """Apply every migration before any process touches the database."""
-        from worker.migrate import upgrade
-
         upgrade(self.settings.database_url)
         self.say("fleet", f"database ready: {mask_url(self.settings.database_url)}")
 
@@ -223,8 +225,7 @@ class Fleet:
 
     def wait_for_workers(self) -> None:
         """Until every worker answers a ping (bounded): Flower started earlier warns that none answers."""
-        from worker.application import app
-        from worker.fleet_status import workers_online
+        app = get_app()
 
         deadline = time.monotonic() + WORKERS_READY_S
         workers = [c for c in self.children if c.name.startswith("worker") and c.process is not None]
@@ -250,9 +251,6 @@ class Fleet:
 
     def register_services(self, forget: bool = False) -> None:
         """Record (or, at stop, forget) the service URLs in the broker, where every process reads them."""
-        from worker.fleet_status import forget_services, register_services
-        from worker.redis_client import get_redis
-
         try:
             if forget:
                 forget_services(get_redis())

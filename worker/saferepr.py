@@ -83,10 +83,10 @@ def fast_saferepr(o: Any, maxlen: int | None = None, maxlevels: int = 3, seen: A
             text = "".join(parts)
             if len(text) < maxlen:
                 return text
-    return celery_saferepr(o, maxlen, maxlevels, seen)
+    return str(celery_saferepr(o, maxlen, maxlevels, seen))
 
 
 def install() -> None:
     """Use the fast path where a worker writes return values: the pool's tracer and the main process's event."""
-    celery.app.trace.saferepr = fast_saferepr  # type: ignore[attr-defined]
-    celery.worker.request.saferepr = fast_saferepr  # type: ignore[attr-defined]
+    celery.app.trace.saferepr = fast_saferepr
+    celery.worker.request.saferepr = fast_saferepr

@@ -15,9 +15,7 @@ from worker.constants import CORRELATION_HEADER
 log = logging.getLogger("fleet.worker")
 
 
-@signals.setup_logging.connect
 def _setup_logging(**_: Any) -> None:
-    # Connecting this signal stops Celery from configuring logging itself.
     _configure("celery")
 
 
@@ -30,7 +28,6 @@ def _configure(role: str) -> None:
     fleet_logging.configure_process(role)
 
 
-@signals.worker_process_init.connect
 def _child_logging(**_: Any) -> None:
     # A forked pool process has no listener thread: start its own, on a file of its own (`<worker>-<index>`).
     fleet_logging.configure_process(fleet_logging.process_role(_role))
@@ -43,12 +40,10 @@ def _child_exit_logging(**_: Any) -> None:
     fleet_logging.flush()
 
 
-@signals.celeryd_after_setup.connect
 def _worker_logging(sender: str, **_: Any) -> None:
     _configure(f"worker-{sender.split('@')[0]}")
 
 
-@signals.beat_init.connect
 def _beat_logging(**_: Any) -> None:
     _configure("beat")
 
@@ -59,7 +54,6 @@ def _beat_logging(**_: Any) -> None:
 GC_YOUNG_THRESHOLD = 50_000
 
 
-@signals.worker_ready.connect
 def _freeze_startup_objects(**_: Any) -> None:
     """Move the main process's start-up objects out of the garbage collector's reach.
 
@@ -70,7 +64,6 @@ def _freeze_startup_objects(**_: Any) -> None:
     gc.freeze()
 
 
-@signals.worker_process_init.connect
 def _tune_child_gc(**_: Any) -> None:
     """In each pool process: freeze what it inherited, and collect young objects less often.
 
@@ -78,11 +71,10 @@ def _tune_child_gc(**_: Any) -> None:
     by uncollected cycles is bounded by GC_YOUNG_THRESHOLD objects (a few MB).
     """
     gc.freeze()
-    _, older, oldest = gc.get_threshold()
+    _young, older, oldest = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
-@signals.before_task_publish.connect
 def _propagate_correlation(headers: dict[str, Any] | None = None, **_: Any) -> None:
     """Every message carries a correlation id: the current task's, or a new one."""
     if headers is None or headers.get(CORRELATION_HEADER):
@@ -96,7 +88,6 @@ def correlation_of(request: Any) -> str:
     return str(getattr(request, CORRELATION_HEADER, None) or request.id)
 
 
-@signals.task_prerun.connect
 def _bind_task_context(task: Any = None, task_id: str | None = None, **_: Any) -> None:
     fleet_logging.clear()
     if task is None:
@@ -110,19 +101,16 @@ def _bind_task_context(task: Any = None, task_id: str | None = None, **_: Any) -
     )
 
 
-@signals.task_postrun.connect
 def _clear_task_context(**_: Any) -> None:
     fleet_logging.clear()
 
 
-@signals.task_retry.connect
 def _log_retry(sender: Any = None, request: Any = None, reason: Any = None, **_: Any) -> None:
     """Celery's own retry line is not written (its logger is at WARNING, see worker.logging): the fleet's."""
     name, task_id = getattr(sender, "name", None), getattr(request, "id", None)
     log.info("task %s[%s] retry: %s", name, task_id, reason, extra={"task_id": task_id, "task_name": name})
 
 
-@signals.task_failure.connect
 def _log_failure(
     sender: Any = None, task_id: str | None = None, exception: BaseException | None = None, **_: Any
 ) -> None:
@@ -132,3 +120,19 @@ def _log_failure(
         exception,
         extra={"task_id": task_id, "task_name": getattr(sender, "name", None)},
     )
+
+
+def install() -> None:
+    """Connect the handlers above (create_app calls it; connecting one twice connects it once)."""
+    # Connecting setup_logging stops Celery from configuring logging itself.
+    signals.setup_logging.connect(_setup_logging, weak=False)
+    signals.worker_process_init.connect(_child_logging, weak=False)
+    signals.celeryd_after_setup.connect(_worker_logging, weak=False)
+    signals.beat_init.connect(_beat_logging, weak=False)
+    signals.worker_ready.connect(_freeze_startup_objects, weak=False)
+    signals.worker_process_init.connect(_tune_child_gc, weak=False)
+    signals.before_task_publish.connect(_propagate_correlation, weak=False)
+    signals.task_prerun.connect(_bind_task_context, weak=False)
+    signals.task_postrun.connect(_clear_task_context, weak=False)
+    signals.task_retry.connect(_log_retry, weak=False)
+    signals.task_failure.connect(_log_failure, weak=False)

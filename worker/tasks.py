@@ -6,13 +6,13 @@ import logging
 import socket
 from typing import Any
 
-from worker.application import app
+from worker.application import task
 from worker.signals import correlation_of
 
 log = logging.getLogger("fleet.worker")
 
 
-@app.task(name="fleet.ping", bind=True, acks_late=False, ignore_result=False)
+@task(name="fleet.ping", bind=True, acks_late=False, ignore_result=False)
 def ping(self: Any) -> dict[str, Any]:
     """Answer on whichever queue this was sent to: how a producer learns the queue is served."""
     request = self.request
@@ -29,7 +29,7 @@ class DiagnosticFailure(RuntimeError):
     """fleet.fail raised on purpose (a diagnostic: checks that failures are counted and reported)."""
 
 
-@app.task(name="fleet.fail", bind=True, acks_late=False, ignore_result=False)
+@task(name="fleet.fail", bind=True, acks_late=False, ignore_result=False)
 def fail(self: Any, reason: str = "diagnostic failure") -> None:
     """Diagnostic: always raise, so operators and tests can see a failure travel to metrics and reports."""
     raise DiagnosticFailure(reason)

@@ -23,8 +23,9 @@ from sqlalchemy import Engine, event
 
 from beat.aggregates import BUCKETS, STATS, MinuteAggregate, bucket_index
 from beat.config import ReportsConfig, reports_config
-from worker import otel  # noqa: F401  (optional traces, off unless OTEL_EXPORTER_OTLP_ENDPOINT is set)
+from worker import metrics
 from worker.constants import REDIS_KEY_PREFIX
+from worker.redis_client import get_redis
 from worker.settings import get_settings
 
 log = logging.getLogger("fleet.reports")
@@ -193,8 +194,6 @@ def _config() -> ReportsConfig:
 
 
 def _redis() -> Any:
-    from worker.redis_client import get_redis
-
     return get_redis()
 
 
@@ -211,13 +210,6 @@ def _queue_wait(request: Any, now: float) -> float | None:
         with contextlib.suppress(ValueError):
             sent = max(sent, datetime.fromisoformat(str(eta)).timestamp())
     return max(0.0, now - sent)
-
-
-def _metrics() -> Any:
-    # Imported at first use: PROMETHEUS_MULTIPROC_DIR comes from settings, final only by then.
-    from worker import metrics
-
-    return metrics
 
 
 def _stamp_sent(headers: dict[str, Any] | None = None, **_: Any) -> None:
@@ -239,13 +231,12 @@ def _task_metrics(name: str, queue: str) -> tuple[Any, Any, Any, Any, Any]:
     """Succeeded, failed and retried counters, runtime and queue-wait histograms of one task and queue."""
     found = _children.get((name, queue))
     if found is None:
-        m = _metrics()
         found = _children[(name, queue)] = (
-            m.TASK_SUCCEEDED.labels(name, queue),
-            m.TASK_FAILED.labels(name, queue),
-            m.TASK_RETRIED.labels(name, queue),
-            m.TASK_RUNTIME.labels(name, queue),
-            m.TASK_QUEUE_WAIT.labels(name, queue),
+            metrics.TASK_SUCCEEDED.labels(name, queue),
+            metrics.TASK_FAILED.labels(name, queue),
+            metrics.TASK_RETRIED.labels(name, queue),
+            metrics.TASK_RUNTIME.labels(name, queue),
+            metrics.TASK_QUEUE_WAIT.labels(name, queue),
         )
     return found
 
@@ -268,7 +259,7 @@ def _task_finished(task_id: str | None = None, task: Any = None, state: str | No
 def _process_exit(**_: Any) -> None:
     if RECORDER.enabled:
         RECORDER.stop()
-        _metrics().process_exited(os.getpid())
+        metrics.process_exited(os.getpid())
 
 
 def _before_sql(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
@@ -283,7 +274,7 @@ def _after_sql(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
     elapsed = time.perf_counter() - starts.pop()
     verb = (statement.lstrip().split(None, 1) or ["?"])[0].upper()[:16]
     RECORDER.record("db", verb, "db", elapsed)
-    _metrics().DB_DURATION.labels(verb).observe(elapsed)
+    metrics.DB_DURATION.labels(verb).observe(elapsed)
 
 
 async def http_latency_middleware(request: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Any:
@@ -298,17 +289,11 @@ async def http_latency_middleware(request: Any, call_next: Callable[[Any], Await
         elapsed = time.perf_counter() - started
         route = getattr(request.scope.get("route"), "path", None) or "unmatched"
         RECORDER.record("http", f"{request.method} {route}", "api", elapsed, failed=status >= 500)
-        _metrics().HTTP_DURATION.labels(request.method, route, str(status)).observe(elapsed)
-
-
-def _early_metrics(**_: Any) -> None:
-    # Worker start, before task modules (which may define metrics) are imported.
-    _metrics()
+        metrics.HTTP_DURATION.labels(request.method, route, str(status)).observe(elapsed)
 
 
 def install() -> None:
     """Connect the signal handlers and SQL events; each returns at once when `reports.telemetry` is off."""
-    signals.celeryd_init.connect(_early_metrics, weak=False)
     signals.before_task_publish.connect(_stamp_sent, weak=False)
     signals.task_prerun.connect(_task_started, weak=False)
     signals.task_postrun.connect(_task_finished, weak=False)
@@ -317,6 +302,3 @@ def install() -> None:
     if not event.contains(Engine, "before_cursor_execute", _before_sql):
         event.listen(Engine, "before_cursor_execute", _before_sql)
         event.listen(Engine, "after_cursor_execute", _after_sql)
-
-
-install()

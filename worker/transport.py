@@ -29,8 +29,7 @@ from time import time
 from typing import Any
 
 from celery.app.amqp import AMQP
-from kombu import Connection
-from kombu.connection import ConnectionPool, PooledConnection
+from kombu.connection import Connection, ConnectionPool, PooledConnection
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
@@ -212,12 +211,12 @@ class Channel(kombu_redis.Channel):
             self._deliver_or_keep(item, queue, bytes_to_str(key))
             return True
         finally:
-            self._in_poll = None
+            self._in_poll = None  # type: ignore[assignment]  # kombu's attribute is typed bool; kombu sets None too
             flush = getattr(self, "_flush_brpop_reauth", None)  # kombu 5.6+: a pending re-auth, now the line is idle
             if flush is not None:
                 flush()
 
-    def _get(self, queue: str) -> Any:
+    def _get(self, queue: str) -> Any:  # type: ignore[override]  # as kombu's Redis channel's own
         """kombu's synchronous get (RPOP in priority order), skipping junk after keeping it."""
         with self.conn_or_acquire() as client:
             for priority in self.priority_steps:
@@ -298,7 +297,7 @@ class _ConnectionPool(ConnectionPool):
         return _PooledConnection(self, **dict(self.connection._info(resolve=False)))
 
 
-class FleetAMQP(AMQP):
+class FleetAMQP(AMQP):  # type: ignore[misc]
     """Celery's AMQP helper, making its connections with FleetConnection."""
 
     Connection = FleetConnection

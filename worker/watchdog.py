@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 from celery import signals
+from celery.worker import state
 
 from worker.constants import EXIT_STALLED
+from worker.fleet_status import priority_lists
+from worker.redis_client import get_redis
+from worker.settings import get_settings
 
 log = logging.getLogger("fleet.watchdog")
 
@@ -59,25 +64,17 @@ class Watch:
 _received = {"count": 0}
 
 
-@signals.task_received.connect
 def _count_received(**_: Any) -> None:
     _received["count"] += 1
 
 
 def _depth(queues: list[str]) -> int:
-    from worker.fleet_status import priority_lists
-    from worker.redis_client import get_redis
-
     client = get_redis()
     names = [name for queue in queues for name in priority_lists(queue)]
     return sum(int(client.llen(name)) for name in names)
 
 
 def _loop(watch: Watch, queues: list[str], interval_s: float, stop: threading.Event) -> None:
-    import time
-
-    from celery.worker import state
-
     while not stop.wait(interval_s):
         try:
             seen = Observation(time.monotonic(), _depth(queues), _received["count"], len(state.active_requests))
@@ -96,11 +93,8 @@ def _loop(watch: Watch, queues: list[str], interval_s: float, stop: threading.Ev
             return
 
 
-@signals.worker_ready.connect
 def _start(sender: Any = None, **_: Any) -> None:
     """Start the watchdog thread in the worker's main process, on the queues it was started with."""
-    from worker.settings import get_settings
-
     stall_after_s = get_settings().watchdog_stall_s
     if not stall_after_s or sender is None:
         return
@@ -113,3 +107,9 @@ def _start(sender: Any = None, **_: Any) -> None:
         daemon=True,
     )
     thread.start()
+
+
+def install() -> None:
+    """Count received tasks and start the watchdog when a worker is ready (create_app calls it)."""
+    signals.task_received.connect(_count_received, weak=False)
+    signals.worker_ready.connect(_start, weak=False)

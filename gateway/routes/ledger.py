@@ -13,7 +13,7 @@ from gateway.deps import Config, LedgerWriteKey, ReadKey, WaitSlot
 from gateway.problems import ApiProblem
 from gateway.responses import KEYED, QuickRunResult, Submitted, VersionCounts, problems
 from gateway.services import ledger as service
-from worker.application import app as celery_app
+from worker.application import get_app
 
 router = APIRouter(prefix="/api/v1/ledger", tags=["ledger"], responses=problems(*KEYED))
 EventId = Annotated[str, Field(min_length=1, max_length=128)]
@@ -43,7 +43,7 @@ def submit(
     the worker is going to reject it; with `wait`, `results` and the ids by outcome (`accepted`, `rejected`
     with their codes, `duplicates`, `skipped`) follow, once every result came within the timeout.
     """
-    sent = service.send(list(body.events), celery_app)
+    sent = service.send(list(body.events), get_app())
     queued = [
         {
             "event_id": s.event_id,

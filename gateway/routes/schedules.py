@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path
+from pydantic import BaseModel, ConfigDict
 
 from beat.user_schedules import ScheduleSpec
 from gateway.deps import ReadKey, require
@@ -17,8 +18,11 @@ OperatorKey = Annotated[Principal, Depends(require("operator"))]
 ScheduleName = Annotated[str, Path(min_length=1, max_length=64)]
 
 
-class Schedule(Shape):
+class Schedule(BaseModel):
     """A stored schedule, its cron expression read in `timezone` (FLEET_TIMEZONE)."""
+
+    # Exactly these keys (a Shape's extra keys would give pydantic's __init__ a `**kwargs` beside the field).
+    model_config = ConfigDict(extra="forbid")
 
     name: str
     task: str

@@ -9,6 +9,7 @@ from fastapi.responses import Response
 
 from gateway.deps import AdminKey, ReadKey
 from gateway.responses import KEYED, MaskedSettings, problems
+from worker.application import get_app
 from worker.metrics import render_latest
 from worker.settings import get_settings
 
@@ -30,5 +31,5 @@ def config(_who: AdminKey) -> dict[str, Any]:
 )
 def metrics(_who: ReadKey) -> Response:
     """Prometheus metrics of every fleet process (multiprocess-safe) and the broker's live gauges."""
-    body, content_type = render_latest()
+    body, content_type = render_latest(get_app())
     return Response(body, media_type=content_type)

@@ -14,20 +14,17 @@ from typing import Any
 from agents import actions, canvas
 from agents import replay as replays
 from agents.errors import AgentError, IdempotencyKeyConflict, InvalidTransition, RunNotFound, ToolError
+from agents.evaluation import Expected, score, summarise
+from agents.gatekeeper import priority_of
 from agents.models import TERMINAL_STATUSES, WorkflowRequest
 from agents.snapshot import diff
 from agents.tools import ToolContext
 from gateway.keys import SCOPES
+from worker.application import get_app
 from worker.stores.agents_live import TERMINAL_EVENT, build_ports, start_run
 
 # A run stops moving on its own in these states: a waiter can stop waiting.
 RESTING = TERMINAL_STATUSES | {"awaiting_approval"}
-
-
-def _app() -> Any:
-    from worker.application import app
-
-    return app
 
 
 # In-process callers (the `agent` CLI, `agent eval`) act as the operator, who holds the database and the broker.
@@ -49,11 +46,10 @@ def submit(
             if owner is not None and existing.owner != owner:
                 raise IdempotencyKeyConflict()
             return str(existing.run_id)
-    from agents.gatekeeper import priority_of
 
     priority = priority_of(parsed.options)
     run_id = str(uuid.uuid4())
-    _app().send_task(
+    get_app().send_task(
         "agents.run_workflow",
         args=[parsed.model_dump(mode="json")],
         kwargs={"owner": owner} if owner else {},
@@ -77,7 +73,7 @@ def run(
     """Submit a request; with `wait`, return the run record once it rests (finished or awaiting approval)."""
     request = WorkflowRequest(
         input=text, mode=mode, profile=profile, options=options or {}, idempotency_key=idempotency_key
-    )  # type: ignore[arg-type]
+    )
     run_id = submit(request)
     return wait_for_run(run_id, timeout_s) if wait else {"run_id": run_id, "status": "pending"}
 
@@ -153,7 +149,7 @@ def cancel(run_id: str, actor: str = "operator") -> dict[str, Any]:
     ports = build_ports()
     actions.cancel(run_id, ports, actor)
     task_ids = ports.store.task_ids(run_id)
-    app = _app()
+    app = get_app()
     if task_ids:
         app.control.revoke(task_ids, terminate=True, signal="SIGTERM")
     # The producer's id (the run id) belongs to the last stage, which a revoked canvas never reaches: resolve
@@ -167,7 +163,7 @@ def approve(run_id: str, actor: str = "operator") -> dict[str, Any]:
     """Release a held run to the executor (the analyst and the gatekeeper do not run again)."""
     ports = build_ports()
     record = actions.approve(run_id, ports, actor)
-    sig = canvas.resume(run_id, record.queue, record.priority, app=_app())
+    sig = canvas.resume(run_id, record.queue, record.priority, app=get_app())
     ports.store.add_task_ids(run_id, list(canvas.task_ids(sig)))
     sig.apply_async()
     return run_status(run_id)
@@ -237,8 +233,6 @@ __all__ = [
 
 def evaluate(samples: Path, profile: str = "local", parallel: int = 4, timeout_s: float = 120.0) -> dict[str, Any]:
     """Run every sample of `samples/inputs` through the fleet, score it against `samples/expected`, write results."""
-    from agents.evaluation import Expected, score, summarise
-
     inputs = sorted((samples / "inputs").glob("*.json"))
     if not inputs:
         raise AgentError(f"no samples in {samples / 'inputs'}")

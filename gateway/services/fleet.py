@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
+
+from worker import db
+from worker.application import get_app
 from worker.constants import QUEUES
+from worker.dead_letters import recent
 from worker.errors import DatabaseUnavailable
+from worker.fleet_status import queue_depths, workers_online
+from worker.redis_client import get_redis
+from worker.settings import get_settings, mask_url
 
 
 def fleet_status(timeout: float = 1.0) -> dict[str, Any]:
     """Broker and database health, workers online with their queues, queue depths."""
-    import redis
-
-    from worker import app, db
-    from worker.fleet_status import queue_depths, workers_online
-    from worker.redis_client import get_redis
-    from worker.settings import get_settings, mask_url
+    app = get_app()
 
     settings = get_settings()
     report: dict[str, Any] = {"healthy": True}
@@ -31,8 +34,6 @@ def fleet_status(timeout: float = 1.0) -> dict[str, Any]:
     except DatabaseUnavailable as exc:
         report["database"] = {"ok": False, "detail": str(exc)}
     if report["database"]["ok"]:
-        from worker.dead_letters import recent
-
         report["dead_letters"] = recent(hours=24)
     workers = workers_online(app, timeout=timeout) if report["broker"]["ok"] else {}
     report["workers"] = workers

@@ -9,8 +9,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from alembic.script import ScriptDirectory
+
+from worker.application import get_app
 from worker.constants import CORRELATION_HEADER, QUEUES
+from worker.db import check
 from worker.errors import FleetError
+from worker.migrate import alembic_config, current
+from worker.redis_client import get_redis
+from worker.settings import get_settings
 
 
 @dataclass(frozen=True)
@@ -70,22 +77,17 @@ def _timed(name: str, probe: Any) -> Component:
 
 def check_broker() -> Component:
     """The broker answers PING."""
-    from worker.redis_client import get_redis
-
     return _timed("broker", lambda: "PONG" if get_redis().ping() else "")
 
 
 def check_database() -> Component:
     """The database answers SELECT 1."""
-    from worker.db import check
-
     return _timed("database", lambda: "SELECT 1" if check() >= 0 else "")
 
 
 def ping_queues(timeout_s: float, queues: tuple[str, ...] = QUEUES) -> list[Component]:
     """Send fleet.ping to every queue at priority 0 and wait, bounded, for a worker on each to answer."""
-    from worker.application import app
-
+    app = get_app()
     correlation = f"health-{uuid.uuid4()}"
     started = time.perf_counter()
     try:
@@ -131,11 +133,6 @@ def readiness(timeout_s: float) -> tuple[bool, list[Component]]:
 
 def migrations() -> tuple[bool, Component]:
     """Whether the database is at every head revision."""
-    from alembic.script import ScriptDirectory
-
-    from worker.migrate import alembic_config, current
-    from worker.settings import get_settings
-
     url = get_settings().database_url
     heads = set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
 
@@ -152,8 +149,7 @@ def migrations() -> tuple[bool, Component]:
 
 def ping_queue(queue: str, priority: int, correlation_id: str | None, wait_s: float) -> dict[str, Any]:
     """Send fleet.ping to one queue; the worker's answer when it comes within `wait_s`, else the task id."""
-    from worker.application import app
-
+    app = get_app()
     headers = {CORRELATION_HEADER: correlation_id or str(uuid.uuid4())}
     result = app.send_task("fleet.ping", queue=queue, priority=priority, headers=headers, expires=max(wait_s, 60))
     out: dict[str, Any] = {"task_id": result.id, "queue": queue, "priority": priority, **headers}

@@ -56,7 +56,7 @@ def send(events: list[dict[str, Any] | str], app: Celery, on_sent: Callable[[Sen
 
 def wait(sent: list[Sent], timeout: float = 300.0, on_done: Callable[[], None] | None = None) -> list[dict[str, Any]]:
     """The result of each sent event, in order (skipped ones answered locally)."""
-    results = []
+    results: list[dict[str, Any]] = []
     for item in sent:
         if item.result is None:
             results.append({"event_id": item.event_id, "status": "skipped", "codes": [], "reason": item.skipped})
@@ -102,9 +102,10 @@ def versions() -> list[VersionStats]:
     with get_engine().connect() as connection:
         for row in connection.execute(select(table)):
             stats = rows.setdefault(row.api_version, VersionStats(row.api_version))
-            stats.statuses[row.status] = stats.statuses.get(row.status, 0) + row.count
+            count: int = row._mapping["count"]  # `row.count` is also the tuple method, to mypy
+            stats.statuses[row.status] = stats.statuses.get(row.status, 0) + count
             if row.code:
-                stats.codes[row.code] = stats.codes.get(row.code, 0) + row.count
+                stats.codes[row.code] = stats.codes.get(row.code, 0) + count
     return compare(list(rows.values()))
 
 

@@ -8,8 +8,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from beat.errors import ReportNotFound
+from beat.html import report_html
 from beat.schedule import check_report_date
+from worker import reporting
 from worker.settings import get_settings
+from worker.stores import reports as store
 
 
 def check_date(day: date) -> date:
@@ -32,15 +35,11 @@ def _record(row: Any) -> dict[str, Any]:
 
 def run_report(day: date | None = None, replace: bool = True) -> dict[str, Any]:
     """Make the report of `day` (today by default) now; files, counts, health and issue ids."""
-    from worker import reporting
-
     return reporting.generate(day, trigger="manual", replace=replace)
 
 
 def latest_report() -> dict[str, Any]:
     """The newest stored report; ReportNotFound when there is none."""
-    from worker.stores import reports as store
-
     row = store.latest_report()
     if row is None:
         raise ReportNotFound("no report has been made yet")
@@ -49,8 +48,6 @@ def latest_report() -> dict[str, Any]:
 
 def report_by_date(day: date) -> dict[str, Any]:
     """The stored report of a date; ReportNotFound when there is none."""
-    from worker.stores import reports as store
-
     row = store.get_report(check_date(day))
     if row is None:
         raise ReportNotFound(f"no report for {day.isoformat()}")
@@ -59,10 +56,6 @@ def report_by_date(day: date) -> dict[str, Any]:
 
 def report_page(day: date | None = None) -> str:
     """The stored report of a date (the newest without one) as an HTML page, its chart inlined."""
-    from beat.html import report_html
-    from worker.settings import get_settings
-    from worker.stores import reports as store
-
     row = store.get_report(day) if day is not None else store.latest_report()
     if row is None:
         raise ReportNotFound(f"no report for {day.isoformat()}" if day else "no report has been made yet")
@@ -76,7 +69,5 @@ def report_page(day: date | None = None) -> str:
 
 def briefing(hours: float = 1.0) -> dict[str, Any]:
     """The current state for a person or an LLM: Markdown plus health, components and issues."""
-    from worker import reporting
-
     markdown, data = reporting.briefing(hours=hours)
     return {"markdown": markdown, **data}

@@ -62,7 +62,10 @@ def test_a_stopped_worker_and_an_error_burst_show_up_as_issues_with_actions(
 
 
 def _scrape() -> dict[tuple[str, str, str], float]:
-    code = "import sys; from worker.metrics import render_latest; sys.stdout.buffer.write(render_latest()[0])"
+    code = (
+        "import sys; from worker.application import get_app; from worker.metrics import render_latest; "
+        "sys.stdout.buffer.write(render_latest(get_app())[0])"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     values: dict[tuple[str, str, str], float] = {}

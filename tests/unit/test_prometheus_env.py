@@ -14,15 +14,18 @@ from pathlib import Path
 from tests.support import ROOT
 
 # What the `celery` command does before any fleet code runs: Flower's plugin imports prometheus_client and
-# defines its metrics. Then the fleet's metrics are made and counted.
+# defines its metrics. Then the fleet's modules are imported (their metrics made), the app built and counts made.
 SCRIPT = """
 import prometheus_client
 flower_like = prometheus_client.Counter("flower_like_events", "made before the fleet's code ran")
 from worker import metrics
+from worker.application import get_app
+get_app()
 metrics.TASK_SUCCEEDED.labels("fleet.ping", "ledger").inc(3)
 metrics.LEDGER_EVENTS.labels("accepted", "").inc()
+metrics.LEDGER_QUICK_RUN_SECONDS.observe(0.002)
 """
-READ = "import sys; from worker.metrics import render_latest; sys.stdout.buffer.write(render_latest(live=False)[0])"
+READ = "import sys; from worker.metrics import render_latest; sys.stdout.buffer.write(render_latest()[0])"
 
 
 def _clean_env(tmp_path: Path) -> dict[str, str]:
@@ -42,4 +45,5 @@ def test_counts_made_after_an_early_prometheus_import_reach_another_process(tmp_
     ).stdout
     assert 'celery_task_succeeded_total{name="fleet.ping",queue="ledger"} 3.0' in scraped
     assert 'ledger_events_total{code="",status="accepted"} 1.0' in scraped
+    assert "ledger_quick_run_duration_seconds_count 1.0" in scraped  # no labels: made at import, before the switch
     assert "flower_like_events" not in scraped  # made before the switch: stays in its own process

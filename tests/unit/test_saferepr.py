@@ -62,7 +62,9 @@ def test_a_worker_writes_return_values_with_the_fast_path() -> None:
     import celery.app.trace
     import celery.worker.request
 
-    import worker.application  # noqa: F401  (installs it)
+    from worker.application import get_app
+
+    get_app()  # installs it
 
     assert celery.app.trace.saferepr is fast_saferepr  # type: ignore[attr-defined]
     assert celery.worker.request.saferepr is fast_saferepr  # type: ignore[attr-defined]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import (
     JSON,
@@ -39,6 +39,10 @@ from worker.models.core import AuditEvent
 AUDITED = TERMINAL_STATUSES | {"awaiting_approval"}
 
 
+@overload
+def _aware(value: datetime) -> datetime: ...
+@overload
+def _aware(value: None) -> None: ...
 def _aware(value: datetime | None) -> datetime | None:
     # SQLite hands back naive datetimes even for timezone-aware columns; they were written in UTC.
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
@@ -46,8 +50,8 @@ def _aware(value: datetime | None) -> datetime | None:
 
 def _stage_of(row: Any) -> StageOutput:
     return StageOutput(
-        stage=row.stage,  # type: ignore[arg-type]
-        status=row.status,  # type: ignore[arg-type]
+        stage=row.stage,
+        status=row.status,
         output=row.output or {},
         started_at=_aware(row.started_at),
         ended_at=_aware(row.ended_at),
@@ -62,7 +66,7 @@ def _record_of(run: Any, stages: Sequence[Any], results: Sequence[Any]) -> RunRe
     # The timeline in the order the run went through it (PostgreSQL's jsonb orders keys its own way).
     timeline = sorted((datetime.fromisoformat(v), k) for k, v in (run.timeline or {}).items())
     return RunRecord(
-        run_id=run.run_id, status=run.status, request=WorkflowRequest.model_validate(run.request),  # type: ignore[arg-type]
+        run_id=run.run_id, status=run.status, request=WorkflowRequest.model_validate(run.request),
         priority=run.priority, queue=run.queue, owner=run.owner, stages=tuple(_stage_of(s) for s in stages),
         subtasks=tuple(SubtaskResult.model_validate(r.data) for r in results), output=run.output, error=run.error,
         snapshot_id=run.snapshot_id, timeline={k: at for at, k in timeline},
@@ -72,7 +76,9 @@ def _record_of(run: Any, stages: Sequence[Any], results: Sequence[Any]) -> RunRe
 
 # Statements of the hot path (every stage, every subtask), built once per database dialect and shape, with bind
 # parameters: building and coercing a statement per call cost more than running it on SQLite.
-_RUNS, _STAGES, _RESULTS = AgentRun.__table__, AgentStage.__table__, AgentSubtaskResult.__table__
+_RUNS, _STAGES, _RESULTS = (
+    AgentRun.metadata.tables[m.__tablename__] for m in (AgentRun, AgentStage, AgentSubtaskResult)
+)
 
 
 @functools.cache
@@ -96,7 +102,7 @@ def _transition_sql(dialect: str, fields: tuple[str, ...]) -> Update:
 @functools.cache
 def _upsert_sql(dialect: str, table: Table, keys: tuple[str, ...], columns: tuple[str, ...], replace: bool) -> Insert:
     """INSERT with a bind parameter `p_<column>` per column; on a conflict on `keys`, replace the row or keep it."""
-    insert = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+    insert: postgresql.Insert | sqlite.Insert = (postgresql if dialect == "postgresql" else sqlite).insert(table)
     insert = insert.values({c: bindparam(f"p_{c}", type_=table.c[c].type) for c in columns})
     if not replace:
         return insert.on_conflict_do_nothing(index_elements=list(keys))
@@ -133,11 +139,12 @@ class SqlRunStore:
         self, table: Table, keys: tuple[str, ...], rows: dict[str, Any] | list[dict[str, Any]], replace: bool = True
     ) -> None:
         """Insert rows (column -> value), replacing (or keeping) the row already holding the same `keys`."""
-        first = rows if isinstance(rows, dict) else rows[0]
+        first: dict[str, Any] = rows if isinstance(rows, dict) else rows[0]
         statement = _upsert_sql(self.engine.dialect.name, table, keys, tuple(first), replace)
         params = {f"p_{k}": v for k, v in first.items()} if isinstance(rows, dict) else None
         with session_scope(self.engine) as session:
-            session.execute(statement, params or [{f"p_{k}": v for k, v in row.items()} for row in rows])
+            many = [] if isinstance(rows, dict) else [{f"p_{k}": v for k, v in row.items()} for row in rows]
+            session.execute(statement, params or many)
 
     def create_run(
         self, run_id: str, request: WorkflowRequest, queue: str, owner: str | None = None
@@ -237,7 +244,7 @@ class SqlRunStore:
         """Remember Celery task ids of the run (already known ones are skipped)."""
         rows = [{"task_id": t, "run_id": run_id} for t in dict.fromkeys(task_ids)]
         if rows:
-            self._upsert(AgentTask.__table__, ("task_id",), rows, replace=False)
+            self._upsert(AgentTask.metadata.tables[AgentTask.__tablename__], ("task_id",), rows, replace=False)
 
     def task_ids(self, run_id: str) -> list[str]:
         """Every task id remembered for the run."""
@@ -264,7 +271,9 @@ class SqlRunStore:
     def save_snapshot(self, snapshot_id: str, run_id: str, data: dict[str, Any]) -> None:
         """Insert or replace a snapshot."""
         self._upsert(
-            AgentSnapshot.__table__, ("snapshot_id",), {"snapshot_id": snapshot_id, "run_id": run_id, "data": data}
+            AgentSnapshot.metadata.tables[AgentSnapshot.__tablename__],
+            ("snapshot_id",),
+            {"snapshot_id": snapshot_id, "run_id": run_id, "data": data},
         )
 
     def get_snapshot(self, snapshot_id: str) -> dict[str, Any]:

@@ -70,7 +70,7 @@ class RedisEvents:
 
     def read(self, run_id: str, last_id: str = "0", block_ms: int = 1000) -> list[tuple[str, dict[str, Any]]]:
         """Events after `last_id`, waiting up to block_ms for the first one."""
-        reply = self.client.xread({stream_key(run_id): last_id}, block=block_ms, count=100)
+        reply: Any = self.client.xread({stream_key(run_id): last_id}, block=block_ms, count=100)
         return [
             (event_id, json.loads(fields["event"])) for _key, entries in reply or [] for event_id, fields in entries
         ]
@@ -98,7 +98,7 @@ class RedisCache:
             raw = self.client.get(key)
         except redis.RedisError:
             return None
-        return json.loads(raw) if raw else None  # type: ignore[arg-type]
+        return json.loads(raw) if raw else None
 
     def set(self, key: str, value: dict[str, Any], ttl_s: int) -> None:
         """Cache the output for ttl_s seconds."""
@@ -171,7 +171,7 @@ class ReadOnlySql:
                 raise ToolError(f"sql.query: a value would exceed {self.max_bytes} bytes ({message})") from None
             raise ToolError(f"sql.query: {message}") from None
 
-    def _rows(self, result: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    def _rows(self, result: Iterable[Mapping[Any, Any]]) -> list[dict[str, Any]]:
         """The rows as JSON values, fetched one by one up to `max_bytes` of JSON."""
         rows, size = [], 0
         for row in result:
@@ -247,7 +247,7 @@ def build_ports() -> Ports:
 def _fleet_status() -> dict[str, Any]:
     try:
         client = get_redis()
-        return {"queues": {q: int(client.llen(q)) for q in ("agents", "ledger", "reports")}}  # type: ignore[arg-type]
+        return {"queues": {q: int(client.llen(q)) for q in ("agents", "ledger", "reports")}}
     except redis.RedisError as exc:
         return {"error": f"broker unreachable: {exc}"}
 

@@ -13,11 +13,11 @@ import atexit
 import fcntl
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import orjson
 from sqlalchemy import Engine, event
@@ -76,7 +76,8 @@ UPSERT_MINUTE = (
 SELECT_MINUTES = "SELECT minute, events, rejected FROM ledger_minutes WHERE minute <= ? ORDER BY minute DESC LIMIT ?"
 SELECT_MINUTE_ALERT = "SELECT id FROM ledger_alerts WHERE event_id = ? AND account IS NULL"
 DELETE_SNAPSHOTS = "DELETE FROM ledger_snapshots WHERE created_at < ?"
-_SQLITE_TIME = sqlite.DATETIME().bind_processor(sqlite.dialect())
+# SQLite's DATETIME always has a bind processor (to its ISO text).
+_SQLITE_TIME = cast("Callable[[Any], Any]", sqlite.DATETIME().bind_processor(sqlite.dialect()))
 
 
 def _chunks(values: Iterable[str]) -> Iterator[list[str]]:

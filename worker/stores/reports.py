@@ -15,6 +15,9 @@ from sqlalchemy.orm import Session
 
 from beat.aggregates import HostSample, MinuteAggregate
 from worker.db import session_scope
+from worker.models.agents import AgentRun, AgentStage
+from worker.models.ledger import LedgerAlert
+from worker.models.ledger import LedgerEventRecord as Event
 from worker.models.reports import Alert, HostMinute, MetricMinute, StatusReport
 from worker.telemetry import KEY_PREFIX, MINUTES_KEY, parse_hash
 
@@ -209,8 +212,6 @@ def ledger_figures(engine: Engine, start: datetime, end: datetime) -> dict[str, 
     """Quick runs of the period: events by status, time to decision, anomaly alerts; None before the tables exist."""
     if not _tables(engine, "ledger_events", "ledger_alerts"):
         return None
-    from worker.models.ledger import LedgerAlert
-    from worker.models.ledger import LedgerEventRecord as Event
 
     period = [Event.processed_at >= start, Event.processed_at < end]
     with session_scope(engine) as session:
@@ -240,7 +241,6 @@ def agent_figures(engine: Engine, start: datetime, end: datetime) -> dict[str, A
     """Workflow runs of the period by status, and per stage: count, mean duration, tokens, cost."""
     if not _tables(engine, "agent_runs", "agent_stages"):
         return None
-    from worker.models.agents import AgentRun, AgentStage
 
     with session_scope(engine) as session:
         runs = dict(
