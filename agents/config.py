@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from agents.breaker import BreakerSettings
 from agents.errors import ConfigError
 from agents.models import AGENT_QUEUE_PATTERN
 from config_sections import validate_section
@@ -22,8 +23,22 @@ DEFAULT_TABLES = (
 DEFAULT_PROTECTED_TERMS = ("race", "religion", "ethnicity", "인종", "종교", "민족")
 
 
+class Endpoint(BaseModel):
+    """One OpenAI-compatible endpoint of a failover chain; a key left out takes the `openai` section's value."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,40}$")
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str | None = None
+    timeout_s: float | None = Field(default=None, gt=0)
+    prompt_price_per_1k: float | None = Field(default=None, ge=0)
+    completion_price_per_1k: float | None = Field(default=None, ge=0)
+
+
 class OpenAISettings(BaseModel):
-    """Where the `openai` profile sends its chat-completions request."""
+    """Where the `openai` profile sends its chat-completions request: one endpoint, or a chain tried in order."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -36,6 +51,21 @@ class OpenAISettings(BaseModel):
     # Price per 1000 tokens, to record a cost per stage.
     prompt_price_per_1k: float = Field(default=0.0, ge=0)
     completion_price_per_1k: float = Field(default=0.0, ge=0)
+    # Endpoints tried in order (each behind its own circuit breaker); empty: the one endpoint above.
+    chain: tuple[Endpoint, ...] = ()
+    # Attempts after the first on one endpoint (timeouts, 5xx, 429), with jittered exponential backoff.
+    retries: int = Field(default=1, ge=0, le=10)
+    retry_backoff_s: float = Field(default=0.2, ge=0.0, le=30.0)
+    # The whole planning call, retries and failover included: well inside the analyze stage's time limit.
+    deadline_s: float = Field(default=120.0, gt=0, le=280)
+
+    @field_validator("chain")
+    @classmethod
+    def _names_unique(cls, chain: tuple[Endpoint, ...]) -> tuple[Endpoint, ...]:
+        names = [e.name for e in chain]
+        if len(set(names)) != len(names):
+            raise ValueError(f"endpoint names must be unique, got {names}")
+        return chain
 
 
 class AgentsConfig(BaseModel):
@@ -67,6 +97,7 @@ class AgentsConfig(BaseModel):
     sweep_every_s: float = Field(default=60.0, gt=0)
     tool_modules: tuple[str, ...] = ()
     openai: OpenAISettings = OpenAISettings()
+    breaker: BreakerSettings = BreakerSettings()
 
     @model_validator(mode="after")
     def _stall_outlasts_a_subtask(self) -> AgentsConfig:

@@ -131,6 +131,9 @@ class Usage(Frozen):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
+    # The endpoint (`name:model`) that answered, and what failed before it; None for the local planner.
+    provider: str | None = None
+    failovers: tuple[str, ...] = ()
 
     @property
     def total_tokens(self) -> int:

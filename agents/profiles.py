@@ -11,9 +11,11 @@ import httpx
 from pydantic import ValidationError
 
 from agents.analyst import plan_locally
+from agents.breaker import CircuitBreaker
 from agents.config import AgentsConfig, OpenAISettings
 from agents.errors import ProfileError
 from agents.models import Plan, Subtask, Usage, WorkflowRequest
+from agents.providers import Caller, Target, targets
 from agents.tools import Registry
 
 PROMPT_TEMPLATE_NAME = "sena-planner-v1"
@@ -90,30 +92,42 @@ class LocalProfile:
 
 
 class OpenAIProfile:
-    """Asks an OpenAI-compatible chat-completions endpoint for the plan through tool calling."""
+    """Asks OpenAI-compatible chat-completions endpoints for the plan through tool calling, failing over along
+    the configured chain (agents/providers.py)."""
 
     name = "openai"
 
     def __init__(
-        self, settings: OpenAISettings, api_key: str | None, transport: httpx.BaseTransport | None = None
+        self,
+        settings: OpenAISettings,
+        api_key: str | None,
+        transport: httpx.BaseTransport | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self.settings = settings
-        self.api_key = api_key
-        self.transport = transport
+        keys = dict(env or {})
+        if api_key:
+            keys[settings.api_key_env] = api_key
+        else:
+            keys.pop(settings.api_key_env, None)
+        self.caller = Caller(settings, keys, breaker, transport)
 
     def describe(self) -> dict[str, Any]:
         """This profile as a snapshot records it (never the key)."""
         s = self.settings
+        chain = [{"name": t.name, "base_url": t.base_url, "model": t.model} for t in targets(s)]
         return {"name": "openai", "provider": "openai-compatible", "base_url": s.base_url, "model": s.model,
                 "temperature": s.temperature, "seed": s.seed, "prompt_template": PROMPT_TEMPLATE_NAME,
-                "prompt_hash": template_hash()}  # fmt: skip
+                "prompt_hash": template_hash(), "chain": chain}  # fmt: skip
 
-    def _body(self, request: WorkflowRequest, registry: Registry) -> dict[str, Any]:
+    def _body(self, request: WorkflowRequest, registry: Registry, model: str) -> dict[str, Any]:
         tools = "\n".join(
             json.dumps({"name": t.name, "version": t.version, "schema": t.schema}) for t in registry.tools()
         )
         body: dict[str, Any] = {
-            "model": self.settings.model,
+            "model": model,
             "temperature": self.settings.temperature,
             "messages": [
                 {"role": "system", "content": PROMPT_TEMPLATE.format(tools=tools)},
@@ -127,30 +141,17 @@ class OpenAIProfile:
         return body
 
     def plan(self, request: WorkflowRequest, registry: Registry) -> tuple[Plan, Usage]:
-        """The endpoint's plan, parsed and validated; ProfileError when it gives none."""
-        if not self.api_key:
-            raise ProfileError(f"the openai profile needs an API key in {self.settings.api_key_env}")
-        headers = {"Authorization": f"Bearer {self.api_key}"}
-        url = self.settings.base_url.rstrip("/") + "/chat/completions"
-        try:
-            with httpx.Client(transport=self.transport, timeout=self.settings.timeout_s) as client:
-                response = client.post(url, json=self._body(request, registry), headers=headers)
-            response.raise_for_status()
-            reply = response.json()
-        except httpx.HTTPError as exc:
-            raise ProfileError(f"the openai endpoint failed: {exc}") from None
-        except ValueError:
-            raise ProfileError("the openai endpoint answered with invalid JSON") from None
-        return parse_reply(reply), self._usage(reply)
+        """The first answering endpoint's plan, parsed and validated; ProfileError when none gives one."""
+        answer = self.caller.call(lambda target: self._body(request, registry, target.model))
+        return parse_reply(answer.reply), _usage(answer.reply, answer.target, answer.attempts)
 
-    def _usage(self, reply: Mapping[str, Any]) -> Usage:
-        usage = reply.get("usage") or {}
-        prompt, completion = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
-        cost = (
-            prompt / 1000 * self.settings.prompt_price_per_1k
-            + completion / 1000 * self.settings.completion_price_per_1k
-        )
-        return Usage(prompt_tokens=prompt, completion_tokens=completion, cost=round(cost, 6))
+
+def _usage(reply: Mapping[str, Any], target: Target, attempts: list[str]) -> Usage:
+    usage = reply.get("usage") or {}
+    prompt, completion = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+    cost = prompt / 1000 * target.prompt_price_per_1k + completion / 1000 * target.completion_price_per_1k
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, cost=round(cost, 6),
+                 provider=f"{target.name}:{target.model}", failovers=tuple(attempts))  # fmt: skip
 
 
 def parse_reply(reply: Mapping[str, Any]) -> Plan:
@@ -176,11 +177,16 @@ def parse_reply(reply: Mapping[str, Any]) -> Plan:
 
 
 def make_profile(
-    name: str, config: AgentsConfig, env: Mapping[str, str], transport: httpx.BaseTransport | None = None
+    name: str,
+    config: AgentsConfig,
+    env: Mapping[str, str],
+    transport: httpx.BaseTransport | None = None,
+    breaker: CircuitBreaker | None = None,
 ) -> Profile:
     """The profile by name; ProfileError for an unknown one."""
     if name == "local":
         return LocalProfile()
     if name == "openai":
-        return OpenAIProfile(config.openai, env.get(config.openai.api_key_env), transport)
+        key = env.get(config.openai.api_key_env)
+        return OpenAIProfile(config.openai, key, transport, env=env, breaker=breaker)
     raise ProfileError(f"unknown profile {name!r}; known: local, openai")

@@ -99,6 +99,8 @@ def analyze(run_id: str, ports: Ports, task_id: str | None = None) -> dict[str, 
             out["status"], out["output"] = "failed", {"error": str(exc)}
         else:
             out["output"], out["usage"] = {"plan": plan.model_dump(mode="json")}, usage
+            if usage.provider is not None:
+                out["output"]["provider"] = {"answered": usage.provider, "failovers": list(usage.failovers)}
     if out["status"] == "failed":
         _finish(ports, run_id, "failed", {"analyzing"}, error=f"analyze: {out['output']['error']}")
         return report(run_id, "analyze", "failed", out["output"])

@@ -102,6 +102,28 @@ class LiveCollector(Collector):
             log.warning("workers ping unavailable: %s", exc, extra={"category": "performance"})
         yield lengths
         yield up
+        yield _breakers()
+
+
+def _breakers() -> GaugeMetricFamily:
+    """Each model endpoint's circuit breaker: 0 closed, 1 half-open, 2 open (shared by every process, in Redis)."""
+    from redis.exceptions import RedisError
+
+    from agents.breaker import STATUS_VALUE
+    from worker.stores.agents_live import agents_config
+    from worker.stores.breakers import statuses
+
+    gauge = GaugeMetricFamily(
+        "agent_provider_breaker_state",
+        "Model endpoint circuit breaker: 0 closed, 1 half-open, 2 open.",
+        labels=["endpoint"],
+    )
+    try:
+        for name, status in statuses(agents_config().breaker).items():
+            gauge.add_metric([name], STATUS_VALUE[status])
+    except RedisError as exc:
+        log.warning("breaker states unavailable: %s", exc, extra={"category": "performance"})
+    return gauge
 
 
 class _Delegate(Collector):

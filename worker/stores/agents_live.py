@@ -34,6 +34,7 @@ from worker.constants import REDIS_KEY_PREFIX
 from worker.db import make_engine, normalise_url
 from worker.redis_client import get_redis
 from worker.settings import get_settings
+from worker.stores import breakers
 from worker.stores.agents import SqlRunStore
 
 log = logging.getLogger("fleet.agents")
@@ -229,8 +230,10 @@ def git_commit() -> str | None:
 
 
 def profile(name: str) -> Profile:
-    """A model profile configured from the `agents` section and the environment."""
-    return make_profile(name, agents_config(), os.environ)
+    """A model profile configured from the `agents` section and the environment, its endpoints behind the
+    breakers every worker process shares (Redis)."""
+    config = agents_config()
+    return make_profile(name, config, os.environ, breaker=breakers.breaker(config.breaker))
 
 
 @functools.cache

@@ -1,0 +1,104 @@
+"""A provider outage through real worker processes: the chain fails over, the shared breaker opens, shows in
+`agent status` and /metrics, logs a line, and closes again when the endpoint recovers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.services import agents as service
+from gateway.services.fleet import fleet_status
+from tests.fake_openai import FakeOpenAI
+from tests.support import WorkerProcess, wait_for
+from worker.metrics import render_latest
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+QUEUE = "agents-failover"
+RESET_S = 3
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[tuple[FakeOpenAI, FakeOpenAI]]:
+    with FakeOpenAI() as primary, FakeOpenAI() as backup:
+        yield primary, backup
+
+
+@pytest.fixture(scope="module")
+def failover_worker(  # type: ignore[no-untyped-def]
+    celery_app, database_url: str, session_dir: Path, servers: tuple[FakeOpenAI, FakeOpenAI]
+) -> Iterator[tuple[WorkerProcess, Path]]:
+    """Two worker processes (they share the breaker through Redis) with a two-endpoint chain."""
+    primary, backup = servers
+    folder = session_dir / QUEUE
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "fleet.yaml"
+    config.write_text(
+        "agents:\n"
+        f"  queue: {QUEUE}\n"
+        f"  breaker: {{failures: 2, window_s: 60, reset_s: {RESET_S}}}\n"
+        "  openai:\n"
+        "    model: fake-1\n"
+        "    timeout_s: 1\n"
+        "    retries: 1\n"
+        "    retry_backoff_s: 0.05\n"
+        "    chain:\n"
+        f"      - {{name: primary, base_url: '{primary.base_url}'}}\n"
+        f"      - {{name: backup, base_url: '{backup.base_url}', model: fake-2}}\n"
+    )
+    env = {"FLEET_CONFIG": str(config), "FLEET_OPENAI_API_KEY": "test-key", "FLEET_LOG_DIR": str(folder / "log")}
+    worker = WorkerProcess(queues=QUEUE, concurrency=2, name=QUEUE, env=env).start(celery_app)
+    yield worker, folder / "log"
+    worker.stop()
+
+
+def _run(text: str) -> dict[str, object]:
+    return service.run(text, profile="openai", options={"queue": QUEUE}, timeout_s=30)
+
+
+def _provider(record: dict[str, object]) -> dict[str, object]:
+    stages = record["stages"]
+    assert isinstance(stages, list)
+    return stages[0]["output"]["provider"]  # type: ignore[no-any-return]
+
+
+def _endpoints() -> dict[str, str]:
+    """The breakers as `agent status` reports them (the test process reads the same Redis)."""
+    return dict(fleet_status(timeout=0.5).get("model_endpoints") or {})
+
+
+@pytest.mark.parametrize("outage", ["fail", "hang"])
+def test_a_chain_whose_first_endpoint_is_down_answers_from_the_second_and_opens_then_closes_the_breaker(
+    failover_worker: tuple[WorkerProcess, Path], servers: tuple[FakeOpenAI, FakeOpenAI], outage: str
+) -> None:
+    primary, _backup = servers
+    _worker, log_dir = failover_worker
+    primary.mode = outage
+
+    first = _run("compute 21*2")
+    assert first["status"] == "succeeded", first["error"]
+    assert first["output"]["results"]["s1"]["value"] == "42"  # type: ignore[index]
+    assert _provider(first)["answered"] == "backup:fake-2"
+    assert _endpoints()["primary"] == "open"
+    assert 'agent_provider_breaker_state{endpoint="primary"} 2.0' in render_latest()[0].decode()
+
+    tried = primary.answered()
+    second = _run("compute 2*3")
+    assert _provider(second) == {"answered": "backup:fake-2", "failovers": ["primary: circuit open, skipped"]}
+    assert primary.answered() == tried  # the open breaker spared the endpoint
+
+    lines = [json.loads(line) for path in log_dir.glob("*.jsonl*") for line in path.read_text().splitlines()]
+    opened = [line for line in lines if line.get("breaker") == "open" and line.get("endpoint") == "primary"]
+    assert opened and opened[0]["category"] == "agent" and opened[0]["level"] == "ERROR"
+
+    primary.mode = "ok"
+    wait_for(
+        lambda: _endpoints()["primary"] == "half_open",
+        timeout=RESET_S + 10,
+        what="the breaker to become half-open after its reset time",
+    )
+    third = _run("compute 5*5")
+    assert _provider(third) == {"answered": "primary:fake-1", "failovers": []}
+    assert _endpoints()["primary"] == "closed"

@@ -1,0 +1,78 @@
+"""Model endpoints' circuit breakers in Redis: every worker process sees (and opens) the same breaker."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import redis
+
+from agents.breaker import BreakerSettings, BreakerState, CircuitBreaker
+from worker.constants import REDIS_KEY_PREFIX
+from worker.redis_client import get_redis
+
+log = logging.getLogger("fleet.agents")
+NAMES_KEY = f"{REDIS_KEY_PREFIX}agents:breakers"
+# A breaker untouched this long is forgotten (its endpoint left the chain, or nothing called it for a day).
+STATE_TTL_S = 24 * 3600
+
+
+def state_key(name: str) -> str:
+    """The Redis key holding one endpoint's breaker state (JSON)."""
+    return f"{REDIS_KEY_PREFIX}agents:breaker:{name}"
+
+
+class RedisBreakers:
+    """BreakerStore in Redis; a Redis failure reads as a closed breaker (the call is tried, never blocked)."""
+
+    def __init__(self, client: redis.Redis | None = None) -> None:
+        self.client = client or get_redis()
+
+    def load(self, name: str) -> BreakerState:
+        """The stored state, closed when none or Redis fails."""
+        try:
+            raw = self.client.get(state_key(name))
+        except redis.RedisError as exc:
+            log.warning("breaker state unavailable: %s", exc, extra={"category": "agent", "endpoint": name})
+            return BreakerState()
+        if not raw:
+            return BreakerState()
+        data = json.loads(raw)  # type: ignore[arg-type]
+        return BreakerState(data["status"], tuple(data["failures"]), data.get("opened_at"), data.get("probe_at"))
+
+    def save(self, name: str, state: BreakerState) -> None:
+        """Store the state (and the endpoint's name, for /metrics and `agent status`)."""
+        body = json.dumps({"status": state.status, "failures": list(state.failures), "opened_at": state.opened_at,
+                           "probe_at": state.probe_at})  # fmt: skip
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.set(state_key(name), body, ex=STATE_TTL_S)
+            pipe.sadd(NAMES_KEY, name)
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("breaker state not saved: %s", exc, extra={"category": "agent", "endpoint": name})
+
+    def claim_probe(self, name: str, ttl_s: float) -> bool:
+        """SET NX with a TTL: one process sends the half-open probe; a probe that dies frees it after ttl_s."""
+        try:
+            return bool(self.client.set(state_key(name) + ":probe", "1", nx=True, px=max(1, int(ttl_s * 1000))))
+        except redis.RedisError:
+            return True
+
+    def names(self) -> list[str]:
+        """Endpoints with a live state."""
+        try:
+            return sorted(str(n) for n in self.client.smembers(NAMES_KEY))  # type: ignore[union-attr]
+        except redis.RedisError:
+            return []
+
+
+def breaker(settings: BreakerSettings, client: redis.Redis | None = None) -> CircuitBreaker:
+    """The fleet's shared breaker (wall-clock time: processes on several machines compare times)."""
+    return CircuitBreaker(settings, RedisBreakers(client), time.time)
+
+
+def statuses(settings: BreakerSettings, client: redis.Redis | None = None) -> dict[str, str]:
+    """Every endpoint's breaker status now: closed, half_open or open."""
+    return dict(breaker(settings, client).statuses())
