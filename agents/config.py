@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agents.breaker import BreakerSettings
+from agents.budgets import BudgetsConfig
 from agents.errors import ConfigError
 from agents.models import AGENT_QUEUE_PATTERN
 from config_sections import validate_section
@@ -98,6 +99,7 @@ class AgentsConfig(BaseModel):
     tool_modules: tuple[str, ...] = ()
     openai: OpenAISettings = OpenAISettings()
     breaker: BreakerSettings = BreakerSettings()
+    budgets: BudgetsConfig = BudgetsConfig()
 
     @model_validator(mode="after")
     def _stall_outlasts_a_subtask(self) -> AgentsConfig:

@@ -60,6 +60,7 @@ NAMED: dict[str, int] = {
     "ToolTransientError": 503,
     "ProfileError": 422,
     "PlanError": 422,
+    "BudgetExceeded": 429,
 }
 INFRASTRUCTURE = (SqlOperationalError, RedisConnectionError, RedisTimeoutError, BrokerOperationalError)
 # Domain errors not listed above are mapped by their class name's ending.

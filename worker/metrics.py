@@ -103,6 +103,7 @@ class LiveCollector(Collector):
         yield lengths
         yield up
         yield _breakers()
+        yield from _key_usage()
 
 
 def _breakers() -> GaugeMetricFamily:
@@ -144,3 +145,21 @@ def render_latest(live: bool = True) -> tuple[bytes, str]:
     if live:
         registry.register(LiveCollector())
     return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def _key_usage() -> Iterator[GaugeMetricFamily]:
+    """Each API key's model tokens and cost today (UTC), summed from the stored stages at scrape time."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from worker.stores.usage import spent_today
+
+    tokens = GaugeMetricFamily("agent_key_tokens_today", "Model tokens spent today (UTC) by API key.", labels=["key"])
+    cost = GaugeMetricFamily("agent_key_cost_today", "Model cost spent today (UTC) by API key.", labels=["key"])
+    try:
+        for key, used in spent_today().items():
+            tokens.add_metric([key], used.total_tokens)
+            cost.add_metric([key], used.cost)
+    except SQLAlchemyError as exc:
+        log.warning("key usage unavailable: %s", exc, extra={"category": "performance"})
+    yield tokens
+    yield cost

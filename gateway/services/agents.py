@@ -13,7 +13,7 @@ from typing import Any
 
 from agents import actions, canvas
 from agents import replay as replays
-from agents.errors import AgentError, IdempotencyKeyConflict, InvalidTransition, RunNotFound, ToolError
+from agents.errors import AgentError, BudgetExceeded, IdempotencyKeyConflict, InvalidTransition, RunNotFound, ToolError
 from agents.models import TERMINAL_STATUSES, WorkflowRequest
 from agents.snapshot import diff
 from agents.tools import ToolContext
@@ -49,6 +49,8 @@ def submit(
             if owner is not None and existing.owner != owner:
                 raise IdempotencyKeyConflict()
             return str(existing.run_id)
+    if owner is not None:
+        parsed = _admitted(parsed, owner, ports.config.budgets)
     from agents.gatekeeper import priority_of
 
     priority = priority_of(parsed.options)
@@ -62,6 +64,30 @@ def submit(
         priority=priority if isinstance(priority, int) else 5,
     )
     return run_id
+
+
+def _admitted(request: WorkflowRequest, owner: str, budgets: Any) -> WorkflowRequest:
+    """The request as admission leaves it for the key's budget; BudgetExceeded when it is refused."""
+    from agents.gatekeeper import admit
+    from worker.stores.usage import spending
+
+    if budgets.for_key(owner) is None:
+        return request
+    admission = admit(request, spending(owner, budgets))
+    if admission.action == "reject":
+        raise BudgetExceeded(admission.reason)
+    return admission.request
+
+
+def key_spending(key_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Each key's model spending today (UTC) against its budget (`agent keys list`)."""
+    from agents.budgets import Spending
+    from agents.models import Usage
+    from worker.stores.usage import spent_today
+
+    budgets = build_ports().config.budgets
+    spent = spent_today(key_ids)
+    return {k: Spending(k, spent.get(k, Usage()), budgets.for_key(k)).describe() for k in key_ids}
 
 
 def run(
