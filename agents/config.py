@@ -97,6 +97,8 @@ class AgentsConfig(BaseModel):
     max_resumes: int = Field(default=3, ge=0, le=100)
     sweep_every_s: float = Field(default=60.0, gt=0)
     tool_modules: tuple[str, ...] = ()
+    # How many tokens of earlier turns a conversation's run sees; older turns become one summary line.
+    conversation_tokens: int = Field(default=2_000, ge=50, le=100_000)
     openai: OpenAISettings = OpenAISettings()
     breaker: BreakerSettings = BreakerSettings()
     budgets: BudgetsConfig = BudgetsConfig()

@@ -30,6 +30,10 @@ class BudgetExceeded(AgentError):
     """The API key spent its model budget for today; it resets at 00:00 UTC."""
 
 
+class ConversationNotFound(AgentError):
+    """No conversation has that id."""
+
+
 class RequestInvalid(AgentError):
     """The workflow request is invalid."""
 

@@ -13,10 +13,12 @@ from pydantic import ValidationError
 from agents.analyst import plan_locally
 from agents.breaker import CircuitBreaker
 from agents.config import AgentsConfig, OpenAISettings
+from agents.conversation import Context, resolve
 from agents.errors import ProfileError
 from agents.models import Plan, Subtask, Usage, WorkflowRequest
 from agents.providers import Caller, Target, targets
 from agents.tools import Registry
+from agents.tools.summarize import is_korean
 
 PROMPT_TEMPLATE_NAME = "sena-planner-v1"
 PROMPT_TEMPLATE = """You are Sena, the analyst of Agent Fleet. Read the user's request and call submit_plan once.
@@ -59,8 +61,8 @@ class Profile(Protocol):
 
     name: str
 
-    def plan(self, request: WorkflowRequest, registry: Registry) -> tuple[Plan, Usage]:
-        """The plan and the tokens it cost."""
+    def plan(self, request: WorkflowRequest, registry: Registry, context: Context | None = None) -> tuple[Plan, Usage]:
+        """The plan and the tokens it cost; `context`: the earlier turns of the run's conversation."""
         ...
 
     def describe(self) -> dict[str, Any]:
@@ -73,11 +75,12 @@ class LocalProfile:
 
     name = "local"
 
-    def plan(self, request: WorkflowRequest, registry: Registry) -> tuple[Plan, Usage]:
-        """The local planner's plan, or the caller's own `options.subtasks` (validated by the gatekeeper all the same)."""
+    def plan(self, request: WorkflowRequest, registry: Registry, context: Context | None = None) -> tuple[Plan, Usage]:
+        """The local planner's plan (a reference to an earlier result resolved first), or the caller's own
+        `options.subtasks` (validated by the gatekeeper all the same)."""
         given = request.options.get("subtasks")
         if given is None:
-            return plan_locally(request.input), Usage()
+            return _plan_in_context(request.input, context), Usage()
         try:
             subtasks = tuple(Subtask.model_validate(item) for item in given)
         except (ValidationError, TypeError) as exc:
@@ -122,7 +125,9 @@ class OpenAIProfile:
                 "temperature": s.temperature, "seed": s.seed, "prompt_template": PROMPT_TEMPLATE_NAME,
                 "prompt_hash": template_hash(), "chain": chain}  # fmt: skip
 
-    def _body(self, request: WorkflowRequest, registry: Registry, model: str) -> dict[str, Any]:
+    def _body(
+        self, request: WorkflowRequest, registry: Registry, model: str, context: Context | None = None
+    ) -> dict[str, Any]:
         tools = "\n".join(
             json.dumps({"name": t.name, "version": t.version, "schema": t.schema}) for t in registry.tools()
         )
@@ -131,6 +136,7 @@ class OpenAIProfile:
             "temperature": self.settings.temperature,
             "messages": [
                 {"role": "system", "content": PROMPT_TEMPLATE.format(tools=tools)},
+                *_history(context),
                 {"role": "user", "content": request.input},
             ],
             "tools": [{"type": "function", "function": {"name": "submit_plan", "parameters": PLAN_SCHEMA}}],
@@ -140,10 +146,37 @@ class OpenAIProfile:
             body["seed"] = self.settings.seed
         return body
 
-    def plan(self, request: WorkflowRequest, registry: Registry) -> tuple[Plan, Usage]:
+    def plan(self, request: WorkflowRequest, registry: Registry, context: Context | None = None) -> tuple[Plan, Usage]:
         """The first answering endpoint's plan, parsed and validated; ProfileError when none gives one."""
-        answer = self.caller.call(lambda target: self._body(request, registry, target.model))
+        answer = self.caller.call(lambda target: self._body(request, registry, target.model, context))
         return parse_reply(answer.reply), _usage(answer.reply, answer.target, answer.attempts)
+
+
+def _history(context: Context | None) -> list[dict[str, str]]:
+    """The conversation's earlier turns as chat messages, the summary of older ones first."""
+    if context is None:
+        return []
+    messages = (
+        [{"role": "system", "content": f"Earlier in this conversation: {context.summary}"}] if context.summary else []
+    )
+    for turn in context.turns:
+        messages += [
+            {"role": "user", "content": turn.input},
+            {"role": "assistant", "content": turn.answer or turn.status},
+        ]
+    return messages
+
+
+def _plan_in_context(text: str, context: Context | None) -> Plan:
+    """The local plan; a follow-up on the last result ("double it") is planned as the arithmetic it asks."""
+    value = context.last_value if context is not None else None
+    expression = resolve(text, value)
+    if expression is None:
+        return plan_locally(text)
+    korean = is_korean(text)
+    plan = plan_locally(f"{expression} 계산" if korean else f"compute {expression}")
+    why = f"{'이전 결과' if korean else 'the earlier result'} {value} -> {expression}; "
+    return plan.model_copy(update={"language": "ko" if korean else "en", "rationale": why + plan.rationale})
 
 
 def _usage(reply: Mapping[str, Any], target: Target, attempts: list[str]) -> Usage:

@@ -21,7 +21,7 @@ from gateway.audit import AuditBuffer
 from gateway.config import get_gateway_config
 from gateway.idempotency import IdempotencyMiddleware
 from gateway.middleware import BodyLimitMiddleware, CallAuditMiddleware
-from gateway.routes import agents, compat, fleet, health, ledger, reports, system
+from gateway.routes import agents, compat, conversations, fleet, health, ledger, reports, system
 from gateway.services.keys import key_cache
 from gateway.waits import WaitSlots
 from ledger import LedgerError
@@ -40,6 +40,7 @@ ROUTERS = (
     system.router,
     fleet.router,
     agents.router,
+    conversations.router,
     ledger.router,
     reports.router,
     compat.router,
