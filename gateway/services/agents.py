@@ -99,10 +99,16 @@ def run(
     idempotency_key: str | None = None,
     wait: bool = True,
     timeout_s: float = 120.0,
+    conversation_id: str | None = None,
 ) -> dict[str, Any]:
     """Submit a request; with `wait`, return the run record once it rests (finished or awaiting approval)."""
     request = WorkflowRequest(
-        input=text, mode=mode, profile=profile, options=options or {}, idempotency_key=idempotency_key
+        input=text,
+        mode=mode,
+        profile=profile,
+        options=options or {},
+        idempotency_key=idempotency_key,
+        conversation_id=conversation_id,
     )  # type: ignore[arg-type]
     run_id = submit(request)
     return wait_for_run(run_id, timeout_s) if wait else {"run_id": run_id, "status": "pending"}
@@ -261,6 +267,18 @@ __all__ = [
 ]
 
 
+def _earlier_turns(texts: list[str], profile: str, timeout_s: float) -> str | None:
+    """A conversation holding a sample's earlier turns, each run to its end (None for a sample without any)."""
+    if not texts:
+        return None
+    from gateway.services import conversations
+
+    conversation = str(conversations.create("agent eval")["conversation_id"])
+    for text in texts:
+        run(text, profile=profile, timeout_s=timeout_s, conversation_id=conversation)
+    return conversation
+
+
 def evaluate(samples: Path, profile: str = "local", parallel: int = 4, timeout_s: float = 120.0) -> dict[str, Any]:
     """Run every sample of `samples/inputs` through the fleet, score it against `samples/expected`, write results."""
     from agents.evaluation import Expected, score, summarise
@@ -272,8 +290,10 @@ def evaluate(samples: Path, profile: str = "local", parallel: int = 4, timeout_s
     def one(path: Path) -> dict[str, Any]:
         sample = json.loads(path.read_text(encoding="utf-8"))
         expected = Expected.model_validate_json((samples / "expected" / path.name).read_text(encoding="utf-8"))
+        conversation = _earlier_turns(sample.get("conversation") or [], profile, timeout_s)
         started = time.perf_counter()
-        record = run(sample["input"], profile=profile, options=sample.get("options", {}), timeout_s=timeout_s)
+        record = run(sample["input"], profile=profile, options=sample.get("options", {}), timeout_s=timeout_s,
+                     conversation_id=conversation)  # fmt: skip
         result = score(expected, record, (time.perf_counter() - started) * 1000)
         return {"sample": path.stem, "language": sample.get("language"), **result}
 

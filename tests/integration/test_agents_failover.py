@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from gateway.services import agents as service
 from gateway.services.fleet import fleet_status
 from tests.fake_openai import FakeOpenAI
-from tests.support import WorkerProcess, wait_for
+from tests.support import ROOT, WorkerProcess, wait_for
 from worker.metrics import render_latest
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -102,3 +103,21 @@ def test_a_chain_whose_first_endpoint_is_down_answers_from_the_second_and_opens_
     third = _run("compute 5*5")
     assert _provider(third) == {"answered": "primary:fake-1", "failovers": []}
     assert _endpoints()["primary"] == "closed"
+
+
+def test_agent_eval_on_the_failover_samples_scores_every_answer_from_the_backup(
+    failover_worker: tuple[WorkerProcess, Path], servers: tuple[FakeOpenAI, FakeOpenAI], tmp_path: Path
+) -> None:
+    primary, _backup = servers
+    primary.mode = "fail"
+    samples = tmp_path / "eval-failover"
+    shutil.copytree(ROOT / "samples" / "eval-failover", samples)
+    for path in (samples / "inputs").glob("*.json"):  # the samples run on this module's worker
+        path.write_text(json.dumps({**json.loads(path.read_text()), "options": {"queue": QUEUE}}, ensure_ascii=False))
+
+    summary = service.evaluate(samples, profile="openai", parallel=2)
+
+    assert summary["metrics"]["samples"] == 3
+    assert summary["metrics"]["accuracy"] == 1.0 and summary["metrics"]["schema_compliance_pct"] == 100.0
+    scored = [json.loads(line) for line in (Path(summary["results_dir"]) / "samples.jsonl").read_text().splitlines()]
+    assert {s["provider"] for s in scored} == {"backup"}
