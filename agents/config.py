@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -69,6 +69,36 @@ class OpenAISettings(BaseModel):
         return chain
 
 
+class McpServer(BaseModel):
+    """An MCP server whose tools join the registry as `<name>.<tool>` (`agents.mcp_servers`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,30}$")
+    transport: Literal["stdio", "http"]
+    # stdio: the command that starts the server (one process per call); http: the streamable HTTP endpoint.
+    command: tuple[str, ...] = ()
+    env: dict[str, str] = Field(default_factory=dict)
+    url: str | None = None
+    version: str = Field(default="v1", pattern=r"^v[0-9]{1,3}$")
+    timeout_s: float = Field(default=10.0, gt=0, le=300)
+    # Only these tools of the server are registered (empty: all it lists).
+    tools: tuple[str, ...] = ()
+    # Tools free of side effects besides those the server marks readOnlyHint; every other one has side effects.
+    read_only: tuple[str, ...] = ()
+    # Side-effecting tools wait for a person's approval (and need `scope`, admin by default, on the run).
+    approval: bool = True
+    scope: str | None = None
+
+    @model_validator(mode="after")
+    def _transport_has_its_address(self) -> McpServer:
+        if self.transport == "stdio" and not self.command:
+            raise ValueError(f"MCP server {self.name}: stdio needs a command")
+        if self.transport == "http" and not self.url:
+            raise ValueError(f"MCP server {self.name}: http needs a url")
+        return self
+
+
 class AgentsConfig(BaseModel):
     """Limits, policy and tool settings of the agent workflow."""
 
@@ -97,6 +127,7 @@ class AgentsConfig(BaseModel):
     max_resumes: int = Field(default=3, ge=0, le=100)
     sweep_every_s: float = Field(default=60.0, gt=0)
     tool_modules: tuple[str, ...] = ()
+    mcp_servers: tuple[McpServer, ...] = ()
     # How many tokens of earlier turns a conversation's run sees; older turns become one summary line.
     conversation_tokens: int = Field(default=2_000, ge=50, le=100_000)
     openai: OpenAISettings = OpenAISettings()

@@ -95,7 +95,9 @@ def _reviews(plan: Plan, request: WorkflowRequest, registry: Registry, config: A
     reasons += [
         f"{s.id}: tool {s.tool} needs a person's approval"
         for s in plan.subtasks
-        if s.tool in config.review_tools or s.tool_ref in config.review_tools
+        if s.tool in config.review_tools
+        or s.tool_ref in config.review_tools
+        or (registry.has(s.tool, s.version) and registry.get(s.tool, s.version).needs_approval)
     ]
     reasons.extend(
         f"the request matches the review pattern {p!r}" for p in config.review_patterns if re.search(p, request.input)

@@ -207,6 +207,14 @@ def _extra_tools(config: AgentsConfig) -> list[Tool]:
     tools: list[Tool] = []
     for name in config.tool_modules:
         tools.extend(importlib.import_module(name).TOOLS)
+    for server in config.mcp_servers:
+        from agents.tools import mcp
+
+        try:
+            tools.extend(mcp.discover(server))
+        except ToolError as exc:
+            # Its tools stay unregistered: the gatekeeper rejects a plan naming one, saying so.
+            log.error("%s", exc, extra={"category": "agent", "mcp_server": server.name})
     return tools
 
 
