@@ -7,9 +7,10 @@ from typing import Annotated, Any
 import anyio
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agents.errors import AgentError, RunNotFound
+from agents.models import WorkflowRequest, unstorable_path
 from gateway.auth import authenticate
 from gateway.config import get_gateway_config
 from gateway.deps import Config, ReadKey, RunKey, WaitSlot, admit
@@ -28,6 +29,12 @@ class NewConversation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     title: str = Field(default="", max_length=200, pattern=r"^[^\x00]*$")
+
+    @model_validator(mode="after")
+    def _storable(self) -> NewConversation:
+        if unstorable_path(self.title, "title") is not None:
+            raise ValueError("title holds a lone surrogate, not storable text")
+        return self
 
 
 class Conversation(BaseModel):
@@ -65,6 +72,15 @@ class TurnRequest(BaseModel):
     input: str = Field(min_length=1, max_length=20_000)
     profile: str = Field(default="local", pattern=r"^[a-z][a-z0-9_-]{0,31}$")
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _a_valid_request(self) -> TurnRequest:
+        """Checked as the workflow request it becomes (queue, finite numbers, storable text): 422, not later."""
+        try:
+            WorkflowRequest(input=self.input, profile=self.profile, options=self.options)
+        except ValidationError as exc:
+            raise ValueError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+        return self
 
 
 class TurnAccepted(BaseModel):

@@ -135,3 +135,35 @@ def test_a_bad_turn_on_the_websocket_is_an_error_and_the_conversation_goes_on(
 
     assert (error["type"], error["code"]) == ("error", "validation_failed")
     assert answer["answer"] == "6*7 = 42"
+
+
+@pytest.mark.parametrize(
+    "body",
+    ['{"input": "\\ud800"}', '{"input": "compute 1+1", "options": {"queue": "fleet:evil"}}',
+     '{"input": "compute 1+1", "options": {"x": NaN}}', '{"input": "x", "profile": "Bad Profile"}'],
+    ids=["lone-surrogate", "foreign-queue", "nan", "bad-profile"],
+)  # fmt: skip
+def test_a_turn_no_run_could_take_is_refused_with_422_before_anything_runs(
+    api_server: ApiServer, tokens: dict[str, str], body: str
+) -> None:
+    with _client(api_server, tokens["alice"]) as http:
+        cid = http.post("/api/v1/conversations", json={}).json()["conversation_id"]
+        refused = http.post(
+            f"/api/v1/conversations/{cid}/turns", content=body, headers={"Content-Type": "application/json"}
+        )
+        turns = http.get(f"/api/v1/conversations/{cid}").json()["turns"]
+
+    assert refused.status_code == 422, refused.text
+    assert turns == []
+
+
+def test_the_websocket_of_an_unknown_conversation_says_so_and_closes(
+    api_server: ApiServer, tokens: dict[str, str]
+) -> None:
+    with _ws(api_server, "no-such-conversation", tokens["alice"]) as ws:
+        error = json.loads(ws.recv(timeout=30))
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=30)
+
+    assert (error["status"], error["code"]) == (404, "conversation_not_found")
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4404
