@@ -151,6 +151,7 @@ def _key_usage() -> Iterator[GaugeMetricFamily]:
     """Each API key's model tokens and cost today (UTC), summed from the stored stages at scrape time."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    from worker.errors import FleetError
     from worker.stores.usage import spent_today
 
     tokens = GaugeMetricFamily("agent_key_tokens_today", "Model tokens spent today (UTC) by API key.", labels=["key"])
@@ -159,7 +160,7 @@ def _key_usage() -> Iterator[GaugeMetricFamily]:
         for key, used in spent_today().items():
             tokens.add_metric([key], used.total_tokens)
             cost.add_metric([key], used.cost)
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, FleetError) as exc:
         log.warning("key usage unavailable: %s", exc, extra={"category": "performance"})
     yield tokens
     yield cost

@@ -183,6 +183,9 @@ async def _one_turn(websocket: WebSocket, conversation_id: str, who: Principal) 
         await websocket.send_json({"type": "error", "status": 422, "code": "validation_failed", "detail": str(exc)})
         return
     try:
+        # Each turn counts against the key's rate limit, as a POST of it would.
+        host = websocket.client.host if websocket.client else ""
+        await anyio.to_thread.run_sync(admit, who, "run", get_gateway_config(), host)
         run_id = await anyio.to_thread.run_sync(_submit, conversation_id, body, who)
     except (ApiProblem, AgentError) as exc:
         await websocket.send_json(_problem(exc))

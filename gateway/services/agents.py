@@ -13,7 +13,15 @@ from typing import Any
 
 from agents import actions, canvas
 from agents import replay as replays
-from agents.errors import AgentError, BudgetExceeded, IdempotencyKeyConflict, InvalidTransition, RunNotFound, ToolError
+from agents.errors import (
+    AgentError,
+    BudgetExceeded,
+    ConversationNotFound,
+    IdempotencyKeyConflict,
+    InvalidTransition,
+    RunNotFound,
+    ToolError,
+)
 from agents.models import TERMINAL_STATUSES, WorkflowRequest
 from agents.snapshot import diff
 from agents.tools import ToolContext
@@ -49,6 +57,8 @@ def submit(
             if owner is not None and existing.owner != owner:
                 raise IdempotencyKeyConflict()
             return str(existing.run_id)
+    if owner is not None and parsed.conversation_id is not None and "operator" not in (parsed.scopes or ()):
+        _own_conversation(parsed.conversation_id, owner)
     if owner is not None:
         parsed = _admitted(parsed, owner, ports.config.budgets)
     from agents.gatekeeper import priority_of
@@ -64,6 +74,14 @@ def submit(
         priority=priority if isinstance(priority, int) else 5,
     )
     return run_id
+
+
+def _own_conversation(conversation_id: str, owner: str) -> None:
+    """A key adds turns only to its own conversations (a turn sees the earlier ones): 404 for another's."""
+    from worker.stores import conversations
+
+    if conversations.get(conversation_id)["owner"] != owner:
+        raise ConversationNotFound(f"no conversation {conversation_id}")
 
 
 def _admitted(request: WorkflowRequest, owner: str, budgets: Any) -> WorkflowRequest:

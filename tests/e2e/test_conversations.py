@@ -75,6 +75,9 @@ def test_another_keys_conversation_is_not_found_and_a_read_key_cannot_post_turns
         assert bob.get(f"/api/v1/conversations/{cid}").status_code == 404
         assert bob.post(f"/api/v1/conversations/{cid}/turns", json={"input": "double it"}).status_code == 404
         assert cid not in [c["conversation_id"] for c in bob.get("/api/v1/conversations").json()]
+        # Nor can a plain run join it (it would see alice's turns)
+        joined = bob.post("/api/v1/agent/run", json={"input": "double it", "conversation_id": cid})
+        assert joined.status_code == 404 and joined.json()["code"] == "conversation_not_found"
     with _client(api_server, tokens["reader"]) as reader:
         refused = reader.post(f"/api/v1/conversations/{cid}/turns", json={"input": "compute 1+1"})
         assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
