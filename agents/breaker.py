@@ -49,8 +49,8 @@ class BreakerStore(Protocol):
         """The endpoint's state (closed when never seen)."""
         ...
 
-    def save(self, name: str, state: BreakerState) -> None:
-        """Replace the endpoint's state."""
+    def update(self, name: str, change: Callable[[BreakerState], BreakerState]) -> tuple[BreakerState, BreakerState]:
+        """Apply `change` to the endpoint's state atomically (no other process's update lost); (before, after)."""
         ...
 
     def claim_probe(self, name: str, ttl_s: float) -> bool:
@@ -74,9 +74,11 @@ class MemoryBreakers:
         """The stored state, closed by default."""
         return self.states.get(name, BreakerState())
 
-    def save(self, name: str, state: BreakerState) -> None:
-        """Store the state."""
-        self.states[name] = state
+    def update(self, name: str, change: Callable[[BreakerState], BreakerState]) -> tuple[BreakerState, BreakerState]:
+        """Apply the change."""
+        before = self.load(name)
+        self.states[name] = change(before)
+        return before, self.states[name]
 
     def claim_probe(self, name: str, ttl_s: float) -> bool:
         """One probe per ttl (a clock of None: every claim after the first needs a reset)."""
@@ -116,28 +118,30 @@ class CircuitBreaker:
         if status == "open":
             return Admission(False)
         if self.store.claim_probe(name, self.settings.reset_s):
-            self.store.save(name, replace(state, status="half_open"))
+            self.store.update(name, lambda now: replace(now, status="half_open") if now.status == "open" else now)
             return Admission(True, probe=True)
         return Admission(False)
 
     def succeeded(self, name: str) -> bool:
         """Close the breaker after a good answer; True when it was not closed (it closes now)."""
-        state = self.store.load(name)
-        if state.status == "closed" and not state.failures:
-            return False
-        self.store.save(name, BreakerState())
-        return state.status != "closed"
+        if self.store.load(name) == BreakerState():
+            return False  # the common case, without a write
+        before, _after = self.store.update(name, lambda _state: BreakerState())
+        return before.status != "closed"
 
     def failed(self, name: str) -> bool:
         """Count a failure (or timeout); True when this failure opens the breaker."""
         now = self.clock()
-        state = self.store.load(name)
-        recent = (*(t for t in state.failures if t > now - self.settings.window_s), now)
-        if state.status == "half_open" or len(recent) >= self.settings.failures:
-            self.store.save(name, BreakerState("open", recent, opened_at=now, probe_at=now + self.settings.reset_s))
-            return state.status != "open"
-        self.store.save(name, replace(state, failures=recent))
-        return False
+        settings = self.settings
+
+        def count(state: BreakerState) -> BreakerState:
+            recent = (*(t for t in state.failures if t > now - settings.window_s), now)
+            if state.status == "half_open" or len(recent) >= settings.failures:
+                return BreakerState("open", recent, opened_at=now, probe_at=now + settings.reset_s)
+            return replace(state, failures=recent)
+
+        before, after = self.store.update(name, count)
+        return after.status == "open" and before.status != "open"
 
     def statuses(self) -> dict[str, BreakerStatus]:
         """Every known endpoint's status now (what /metrics and `agent status` show)."""

@@ -121,3 +121,21 @@ def test_agent_eval_on_the_failover_samples_scores_every_answer_from_the_backup(
     assert summary["metrics"]["accuracy"] == 1.0 and summary["metrics"]["schema_compliance_pct"] == 100.0
     scored = [json.loads(line) for line in (Path(summary["results_dir"]) / "samples.jsonl").read_text().splitlines()]
     assert {s["provider"] for s in scored} == {"backup"}
+
+
+def test_failures_counted_at_once_by_many_callers_are_all_kept(redis_server) -> None:  # type: ignore[no-untyped-def]
+    from concurrent.futures import ThreadPoolExecutor
+
+    import redis as redis_client
+
+    from agents.breaker import BreakerSettings
+    from worker.stores.breakers import breaker
+
+    client = redis_client.Redis.from_url(redis_server.url, decode_responses=True)
+    shared = breaker(BreakerSettings(failures=1000, window_s=600, reset_s=60), client)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _i: shared.failed("concurrent"), range(200)))
+
+    assert len(shared.store.load("concurrent").failures) == 200
+    assert shared.statuses()["concurrent"] == "closed"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 
 import redis
 
@@ -36,22 +37,30 @@ class RedisBreakers:
         except redis.RedisError as exc:
             log.warning("breaker state unavailable: %s", exc, extra={"category": "agent", "endpoint": name})
             return BreakerState()
-        if not raw:
-            return BreakerState()
-        data = json.loads(raw)  # type: ignore[arg-type]
-        return BreakerState(data["status"], tuple(data["failures"]), data.get("opened_at"), data.get("probe_at"))
+        return _parse(raw)
 
-    def save(self, name: str, state: BreakerState) -> None:
-        """Store the state (and the endpoint's name, for /metrics and `agent status`)."""
-        body = json.dumps({"status": state.status, "failures": list(state.failures), "opened_at": state.opened_at,
-                           "probe_at": state.probe_at})  # fmt: skip
+    def update(self, name: str, change: Callable[[BreakerState], BreakerState]) -> tuple[BreakerState, BreakerState]:
+        """WATCH, read, change, MULTI/EXEC, again when another process wrote in between; a Redis failure
+        changes nothing (the breaker then reads as it was)."""
+        key = state_key(name)
         try:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.set(state_key(name), body, ex=STATE_TTL_S)
-            pipe.sadd(NAMES_KEY, name)
-            pipe.execute()
+            with self.client.pipeline() as pipe:
+                while True:
+                    try:
+                        pipe.watch(key)
+                        before = _parse(pipe.get(key))
+                        after = change(before)
+                        pipe.multi()
+                        pipe.set(key, _dump(after), ex=STATE_TTL_S)
+                        pipe.sadd(NAMES_KEY, name)
+                        pipe.execute()
+                        return before, after
+                    except redis.WatchError:
+                        continue
         except redis.RedisError as exc:
             log.warning("breaker state not saved: %s", exc, extra={"category": "agent", "endpoint": name})
+            state = self.load(name)
+            return state, state
 
     def claim_probe(self, name: str, ttl_s: float) -> bool:
         """SET NX with a TTL: one process sends the half-open probe; a probe that dies frees it after ttl_s."""
@@ -66,6 +75,18 @@ class RedisBreakers:
             return sorted(str(n) for n in self.client.smembers(NAMES_KEY))  # type: ignore[union-attr]
         except redis.RedisError:
             return []
+
+
+def _parse(raw: object) -> BreakerState:
+    if not raw:
+        return BreakerState()
+    data = json.loads(str(raw))
+    return BreakerState(data["status"], tuple(data["failures"]), data.get("opened_at"), data.get("probe_at"))
+
+
+def _dump(state: BreakerState) -> str:
+    return json.dumps({"status": state.status, "failures": list(state.failures), "opened_at": state.opened_at,
+                       "probe_at": state.probe_at})  # fmt: skip
 
 
 def breaker(settings: BreakerSettings, client: redis.Redis | None = None) -> CircuitBreaker:
