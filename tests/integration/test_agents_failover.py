@@ -18,7 +18,7 @@ from worker.metrics import render_latest
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 QUEUE = "agents-failover"
-RESET_S = 3
+RESET_S = 10  # long enough that a loaded machine still sees the breaker open after the first run
 
 
 @pytest.fixture(scope="module")
