@@ -289,9 +289,9 @@ def tool_list(as_json: bool = typer.Option(False, "--json")) -> None:
     if not _emit(tools, as_json):
         table = Table("tool", "side effect", "schema hash", "description")
         for t in tools:
-            table.add_row(
-                f"{t['name']}:{t['version']}", "yes" if t["side_effect"] else "no", t["schema_hash"], t["description"]
-            )
+            effect = ("yes, approved by a person" if t.get("needs_approval") else "yes") if t["side_effect"] else "no"
+            origin = f"[{t['origin']}] " if t.get("origin") else ""
+            table.add_row(f"{t['name']}:{t['version']}", effect, t["schema_hash"], origin + t["description"])
         console.print(table)
 
 

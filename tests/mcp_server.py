@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
+import anyio
 from mcp.server.fastmcp import FastMCP
 from mcp.types import ToolAnnotations
 
@@ -32,9 +32,9 @@ def build(port: int = 8000) -> FastMCP:
         return {"saved": text}
 
     @server.tool(annotations=READ_ONLY)
-    def slow(seconds: float) -> dict[str, float]:
-        """Sleep, then answer (for time limits)."""
-        time.sleep(seconds)
+    async def slow(seconds: float) -> dict[str, float]:
+        """Sleep, then answer (for time limits); the server answers others meanwhile."""
+        await anyio.sleep(seconds)
         return {"slept": seconds}
 
     return server

@@ -3,6 +3,8 @@ tools run inside workflows under the gatekeeper's allow-list, cache, time limits
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import subprocess
 import sys
@@ -128,3 +130,17 @@ def test_an_mcp_call_past_the_servers_time_limit_fails_the_subtask_with_the_reas
 
     assert record["status"] == "failed"
     assert "web.slow:v2: MCP server web did not answer: timed out after 2 s (after 2 attempts)" in record["error"]
+
+
+def test_agent_tool_list_shows_the_mcp_tools_with_their_origin_and_approval(
+    mcp_worker: WorkerProcess, notes: Path
+) -> None:
+    env = {**os.environ, "FLEET_CONFIG": str(notes.parent / "fleet.yaml")}
+    agent = str(Path(sys.executable).parent / "agent")
+    listed = subprocess.run([agent, "tool", "list", "--json"], env=env, capture_output=True, text=True, check=True)
+
+    tools = {f"{t['name']}:{t['version']}": t for t in json.loads(listed.stdout)}
+    assert tools["calc.add:v1"]["origin"] == "mcp:calc" and not tools["calc.add:v1"]["side_effect"]
+    assert tools["web.note:v2"]["side_effect"] and tools["web.note:v2"]["needs_approval"]
+    assert tools["web.add:v2"]["schema"]["required"] == ["a", "b"]
+    assert "math.calculate:v1" in tools  # beside the fleet's own
