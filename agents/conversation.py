@@ -81,19 +81,20 @@ _REFERENCE = re.compile(
     r"\b(it|that|this|the (previous |last )?(result|answer|value|number))\b|그 ?결과|결과|그거|그것|이거|그 ?값|그 ?답",
     re.IGNORECASE,
 )
-# (pattern, how the earlier value becomes an expression); the first that matches wins.
-_OPERATIONS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = tuple(
+# (pattern, the expression it makes of the earlier value `v` and the match); the first that matches wins.
+_OPERATIONS: tuple[tuple[re.Pattern[str], Callable[[str, re.Match[str]], str]], ...] = tuple(
     (re.compile(pattern, re.IGNORECASE), build)
     for pattern, build in (
-        (r"\bdouble\b|두 ?배", lambda m: "*2"),
-        (r"\btriple\b|세 ?배", lambda m: "*3"),
-        (r"\bhalve\b|\bhalf of\b|절반|반으로", lambda m: "/2"),
-        (r"\bsquare\b|제곱", lambda m: "^2"),
-        (rf"{_NUMBER} ?배", lambda m: f"*{m.group(1)}"),
-        (rf"\badd {_NUMBER}|\bplus {_NUMBER}|{_NUMBER} ?(?:을|를)? ?더하|{_NUMBER} ?(?:을|를)? ?더해", lambda m: f"+{_first(m)}"),
-        (rf"\bsubtract {_NUMBER}|\bminus {_NUMBER}|{_NUMBER} ?(?:을|를)? ?빼", lambda m: f"-{_first(m)}"),
-        (rf"\bmultiply (?:\w+ )*?by {_NUMBER}|\btimes {_NUMBER}|{_NUMBER} ?(?:을|를)? ?곱", lambda m: f"*{_first(m)}"),
-        (rf"\bdivide (?:\w+ )*?by {_NUMBER}|{_NUMBER} ?(?:으로|로) ?나누|{_NUMBER} ?(?:으로|로) ?나눠", lambda m: f"/{_first(m)}"),
+        (r"\bdouble\b|두 ?배", lambda v, m: f"{v}*2"),
+        (r"\btriple\b|세 ?배", lambda v, m: f"{v}*3"),
+        (r"\bhalve\b|\bhalf of\b|절반|반으로", lambda v, m: f"{v}/2"),
+        (r"\bsquare root\b|\bsqrt\b|제곱근|루트", lambda v, m: f"sqrt({v})"),
+        (r"\bsquare\b|제곱", lambda v, m: f"{v}^2"),
+        (rf"{_NUMBER} ?배", lambda v, m: f"{v}*{m.group(1)}"),
+        (rf"\badd {_NUMBER}|\bplus {_NUMBER}|{_NUMBER} ?(?:을|를)? ?더하|{_NUMBER} ?(?:을|를)? ?더해", lambda v, m: f"{v}+{_first(m)}"),
+        (rf"\bsubtract {_NUMBER}|\bminus {_NUMBER}|{_NUMBER} ?(?:을|를)? ?빼", lambda v, m: f"{v}-{_first(m)}"),
+        (rf"\bmultiply (?:\w+ )*?by {_NUMBER}|\btimes {_NUMBER}|{_NUMBER} ?(?:을|를)? ?곱", lambda v, m: f"{v}*{_first(m)}"),
+        (rf"\bdivide (?:\w+ )*?by {_NUMBER}|{_NUMBER} ?(?:으로|로) ?나누|{_NUMBER} ?(?:으로|로) ?나눠", lambda v, m: f"{v}/{_first(m)}"),
     )
 )  # fmt: skip
 _EXPRESSION = re.compile(r"\d\s*[-+*/^×÷]\s*\d")
@@ -115,6 +116,5 @@ def resolve(text: str, value: str | None) -> str | None:
     for pattern, build in _OPERATIONS:
         match = pattern.search(text)
         if match:
-            base = f"({value})" if value.startswith("-") else value
-            return base + build(match)
+            return build(f"({value})" if value.startswith("-") else value, match)
     return None

@@ -43,6 +43,8 @@ def _turns(ports: runner.Ports, *texts: str, conversation: str = "c1") -> list[s
             ["10/4 = 2.5", "2.5*10 = 25", "25-5 = 20"],
         ),
         (("100-1 계산해줘", "그 결과를 3으로 나눠", "두 배로 해줘"), ["100-1 = 99", "99/3 = 33", "33*2 = 66"]),
+        (("compute 12*12", "take the square root of it", "square it"), ["12*12 = 144", "sqrt(144) = 12", "12^2 = 144"]),
+        (("7*7 계산해줘", "그 결과의 제곱근을 구해줘"), ["7*7 = 49", "sqrt(49) = 7"]),
     ],
 )
 def test_a_follow_up_works_on_the_earlier_result(
@@ -110,8 +112,8 @@ def test_resolving_any_text_gives_nothing_or_arithmetic_on_the_earlier_value(tex
     resolved = resolve(text, value)
     if resolved is not None:
         base = f"({value})" if value.startswith("-") else value
-        assert resolved.startswith(base) and resolved[len(base)] in "+-*/^"
-        assert len(resolved) <= len(base) + 1 + len(text)
+        assert resolved == f"sqrt({base})" or (resolved.startswith(base) and resolved[len(base)] in "+-*/^")
+        assert len(resolved) <= len(base) + 6 + len(text)
 
 
 def test_a_request_with_its_own_calculation_is_not_a_follow_up() -> None:
