@@ -1,6 +1,7 @@
 """A real MCP server for the tests: `python tests/mcp_server.py stdio` or `... http PORT`.
 
-`add` is read-only; `note` appends to the file named by FLEET_TEST_MCP_NOTES (a side effect); `slow` sleeps.
+`add` is read-only; `note` appends to the file named by FLEET_TEST_MCP_NOTES (a side effect); `slow` sleeps;
+`environ` says whether the server sees a variable.
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ def build(port: int = 8000) -> FastMCP:
         """Sleep, then answer (for time limits); the server answers others meanwhile."""
         await anyio.sleep(seconds)
         return {"slept": seconds}
+
+    @server.tool(annotations=READ_ONLY)
+    def environ(name: str) -> dict[str, bool]:
+        """Whether this server process sees an environment variable."""
+        return {"present": name in os.environ}
 
     return server
 

@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 import httpx
 from mcp import ClientSession, StdioServerParameters, types
-from mcp.client.stdio import stdio_client
+from mcp.client.stdio import get_default_environment, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 from agents.config import McpServer
@@ -30,8 +30,9 @@ UNREACHABLE = (OSError, httpx.HTTPError, anyio.BrokenResourceError, anyio.Closed
 @asynccontextmanager
 async def _session(server: McpServer) -> AsyncIterator[ClientSession]:
     if server.transport == "stdio":
-        params = StdioServerParameters(command=server.command[0], args=list(server.command[1:]),
-                                       env={**os.environ, **server.env})  # fmt: skip
+        # Not the worker's environment (database URL, API keys): the basics a process needs, and the server's own.
+        env = {**get_default_environment(), **server.env}
+        params = StdioServerParameters(command=server.command[0], args=list(server.command[1:]), env=env)
         with open(os.devnull, "w") as quiet:  # the server's own stderr chatter is not ours to log
             async with stdio_client(params, errlog=quiet) as (read, write), ClientSession(read, write) as session:
                 await session.initialize()

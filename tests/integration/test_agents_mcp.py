@@ -144,3 +144,14 @@ def test_agent_tool_list_shows_the_mcp_tools_with_their_origin_and_approval(
     assert tools["web.note:v2"]["side_effect"] and tools["web.note:v2"]["needs_approval"]
     assert tools["web.add:v2"]["schema"]["required"] == ["a", "b"]
     assert "math.calculate:v1" in tools  # beside the fleet's own
+
+
+def test_a_stdio_mcp_server_sees_its_own_variables_not_the_workers_secrets(mcp_worker: WorkerProcess) -> None:
+    record = _run(
+        {"id": "s1", "tool": "calc.environ", "args": {"name": "FLEET_DATABASE_URL"}},
+        {"id": "s2", "tool": "calc.environ", "args": {"name": "FLEET_BROKER_URL"}},
+        {"id": "s3", "tool": "calc.environ", "args": {"name": "FLEET_TEST_MCP_NOTES"}},
+    )
+
+    assert record["status"] == "succeeded", record["error"]
+    assert record["output"]["results"] == {"s1": {"present": False}, "s2": {"present": False}, "s3": {"present": True}}
