@@ -69,6 +69,10 @@ class OpenAISettings(BaseModel):
         return chain
 
 
+# The prefixes of the built-in tools' names: an MCP server of that name would shadow them.
+BUILTIN_PREFIXES = frozenset({"math", "sql", "text", "ledger", "system"})
+
+
 class McpServer(BaseModel):
     """An MCP server whose tools join the registry as `<name>.<tool>` (`agents.mcp_servers`)."""
 
@@ -89,9 +93,13 @@ class McpServer(BaseModel):
     # Side-effecting tools wait for a person's approval (and need `scope`, admin by default, on the run).
     approval: bool = True
     scope: str | None = None
+    # The most JSON one call's output may hold (it is stored with the run).
+    max_output_bytes: int = Field(default=1_000_000, ge=1_000, le=100_000_000)
 
     @model_validator(mode="after")
     def _transport_has_its_address(self) -> McpServer:
+        if self.name in BUILTIN_PREFIXES:
+            raise ValueError(f"MCP server name {self.name!r} is taken by the fleet's own tools ({self.name}.*)")
         if self.transport == "stdio" and not self.command:
             raise ValueError(f"MCP server {self.name}: stdio needs a command")
         if self.transport == "http" and not self.url:
@@ -141,6 +149,14 @@ class AgentsConfig(BaseModel):
                 f"stall_after_s ({self.stall_after_s}) must exceed subtask_time_limit_s ({self.subtask_time_limit_s})"
             )
         return self
+
+    @field_validator("mcp_servers")
+    @classmethod
+    def _server_names_unique(cls, servers: tuple[McpServer, ...]) -> tuple[McpServer, ...]:
+        names = [s.name for s in servers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"MCP server names must be unique, got {names}")
+        return servers
 
     @field_validator("blocked_patterns", "review_patterns")
     @classmethod

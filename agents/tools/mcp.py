@@ -84,7 +84,11 @@ def _runner(
             # A side effect may have happened before the answer was lost: never retried blindly.
             error = ToolError if side_effect else ToolTransientError
             raise error(f"{ref}: MCP server {server.name} did not answer: {_why(exc, server)}") from None
-        return output_of(result, ref)
+        output = output_of(result, ref)
+        size = len(json.dumps(output, ensure_ascii=False, default=str).encode())
+        if size > server.max_output_bytes:
+            raise ToolError(f"{ref}: the output holds {size} bytes; the limit is {server.max_output_bytes}")
+        return output
 
     return run
 

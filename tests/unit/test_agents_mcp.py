@@ -74,8 +74,15 @@ def test_a_call_result_becomes_an_output_and_an_error_result_a_tool_error() -> N
 @pytest.mark.parametrize(
     ("server", "message"),
     [({"name": "a", "transport": "stdio"}, "stdio needs a command"), ({"name": "a", "transport": "http"}, "http needs a url"),
-     ({"name": "Bad Name", "transport": "http", "url": "http://x"}, "name")],
+     ({"name": "Bad Name", "transport": "http", "url": "http://x"}, "name"),
+     ({"name": "math", "transport": "http", "url": "http://x"}, "taken by the fleet's own tools")],
 )  # fmt: skip
 def test_an_mcp_server_entry_names_what_it_lacks(server: dict[str, str], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         McpServer.model_validate(server)
+
+
+def test_two_mcp_servers_of_one_name_are_refused() -> None:
+    server = {"name": "a", "transport": "http", "url": "http://x"}
+    with pytest.raises(ValidationError, match="MCP server names must be unique"):
+        AgentsConfig.model_validate({"mcp_servers": [server, server]})

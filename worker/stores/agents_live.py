@@ -207,21 +207,34 @@ def _extra_tools(config: AgentsConfig) -> list[Tool]:
     tools: list[Tool] = []
     for name in config.tool_modules:
         tools.extend(importlib.import_module(name).TOOLS)
-    for server in config.mcp_servers:
-        from agents.tools import mcp
-
-        try:
-            tools.extend(mcp.discover(server))
-        except ToolError as exc:
-            # Its tools stay unregistered: the gatekeeper rejects a plan naming one, saying so.
-            log.error("%s", exc, extra={"category": "agent", "mcp_server": server.name})
     return tools
+
+
+def _add_mcp_tools(registry: Registry, config: AgentsConfig) -> Registry:
+    """Each MCP server's tools; a server that does not answer, or a tool that would shadow one already
+    registered, is left out and logged (the gatekeeper rejects a plan naming it as not registered)."""
+    from agents.tools import mcp
+
+    for server in config.mcp_servers:
+        try:
+            tools = mcp.discover(server)
+        except ToolError as exc:
+            log.error("%s", exc, extra={"category": "agent", "mcp_server": server.name})
+            continue
+        for tool in tools:
+            if registry.has(tool.name, tool.version):
+                log.error("MCP tool %s left out: a tool of that name and version is registered", tool.ref,
+                          extra={"category": "agent", "mcp_server": server.name})  # fmt: skip
+                continue
+            registry.register(tool)
+    return registry
 
 
 @functools.cache
 def registry() -> Registry:
-    """The built-in tools plus those of `agents.tool_modules`."""
-    return default_registry(_extra_tools(agents_config()))
+    """The built-in tools plus those of `agents.tool_modules` and of the MCP servers (`agents.mcp_servers`)."""
+    config = agents_config()
+    return _add_mcp_tools(default_registry(_extra_tools(config)), config)
 
 
 @functools.cache
