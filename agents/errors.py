@@ -26,6 +26,14 @@ class RunNotFound(AgentError):
     """No run has that id."""
 
 
+class BudgetExceeded(AgentError):
+    """The API key spent its model budget for today; it resets at 00:00 UTC."""
+
+
+class ConversationNotFound(AgentError):
+    """No conversation has that id."""
+
+
 class RequestInvalid(AgentError):
     """The workflow request is invalid."""
 

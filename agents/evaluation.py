@@ -22,6 +22,8 @@ class Expected(BaseModel):
     numeric: dict[str, float] = Field(default_factory=dict)
     tolerance: float = 1e-9
     contains: list[str] = Field(default_factory=list)
+    # The endpoint that should have answered (`name` of agents.openai.chain), for failover samples.
+    provider: str | None = None
 
 
 def _lookup(record: dict[str, Any], path: str) -> Any:
@@ -45,6 +47,14 @@ def planned_tools(record: dict[str, Any]) -> list[str]:
     return []
 
 
+def answered_by(record: dict[str, Any]) -> str | None:
+    """The name of the model endpoint that planned the run (None for the local planner)."""
+    for stage in record.get("stages", []):
+        if stage["stage"] == "analyze" and "provider" in stage["output"]:
+            return str(stage["output"]["provider"]["answered"]).split(":", 1)[0]
+    return None
+
+
 def score(expected: Expected, record: dict[str, Any], latency_ms: float) -> dict[str, Any]:
     """One sample's checks: schema, JSON, accuracy, tool selection, verifier, latency."""
     analyze = next((s for s in record.get("stages", []) if s["stage"] == "analyze"), None)
@@ -56,6 +66,7 @@ def score(expected: Expected, record: dict[str, Any], latency_ms: float) -> dict
         and all(str(_lookup(record, p)) == v for p, v in expected.exact.items())
         and all(_numeric_ok(_lookup(record, p), v, expected.tolerance) for p, v in expected.numeric.items())
         and all(text in answer for text in expected.contains)
+        and (expected.provider is None or answered_by(record) == expected.provider)
     )
     tools = planned_tools(record)
     true_positive = sum((Counter(tools) & Counter(expected.tools)).values())
@@ -70,6 +81,7 @@ def score(expected: Expected, record: dict[str, Any], latency_ms: float) -> dict
         "tp": true_positive,
         "fp": len(tools) - true_positive,
         "fn": len(expected.tools) - true_positive,
+        "provider": answered_by(record),
         "verified": None if verify is None else bool(verify["output"].get("verification", {}).get("passed")),
         "latency_ms": round(latency_ms, 1),
         "error": error or None,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from agents import graph
+from agents.budgets import Spending
 from agents.config import AgentsConfig
 from agents.errors import ToolInputError
 from agents.models import Plan, Usage, Verdict, WorkflowRequest
@@ -92,13 +94,18 @@ def _reviews(plan: Plan, request: WorkflowRequest, registry: Registry, config: A
     reasons += [
         f"{s.id}: tool {s.tool} needs a person's approval"
         for s in plan.subtasks
-        if s.tool in config.review_tools or s.tool_ref in config.review_tools
+        if s.tool in config.review_tools
+        or s.tool_ref in config.review_tools
+        or (registry.has(s.tool, s.version) and registry.get(s.tool, s.version).needs_approval)
     ]
     reasons.extend(
         f"the request matches the review pattern {p!r}" for p in config.review_patterns if re.search(p, request.input)
     )
     if request.options.get("require_approval") is True:
         reasons.append("the request asks for a person's approval")
+    budget = request.options.get("budget")
+    if isinstance(budget, dict) and budget.get("action") == "hold":
+        reasons.append(f"over its budget, held for a person: {budget.get('reason')}")
     return reasons
 
 
@@ -113,3 +120,29 @@ def check(plan: Plan, request: WorkflowRequest, registry: Registry, config: Agen
     if reviews:
         return Verdict(decision="needs_human", reasons=tuple(reviews), priority=level)
     return Verdict(decision="approve", reasons=("every subtask is registered, valid and allowed",), priority=level)
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What admission did with a request: admitted as is, moved to a cheaper profile, held, or refused."""
+
+    action: Literal["admit", "cheaper", "hold", "reject"]
+    request: WorkflowRequest
+    reason: str = ""
+
+
+def admit(request: WorkflowRequest, spending: Spending) -> Admission:
+    """Lubit at the door: a key within its budget is admitted; past it, its budget's `over` decides. The request
+    carries the decision in `options.budget`, so the run record says why its profile changed or it waits."""
+    over = spending.over
+    if over is None or spending.budget is None:
+        return Admission("admit", request)
+    reason = f"key {spending.key_id} used {over} today (UTC)"
+    budget = spending.budget
+    if budget.over == "reject":
+        return Admission("reject", request, f"budget_exceeded: {reason}; it resets at 00:00 UTC")
+    note = {"action": budget.over, "reason": reason}
+    update: dict[str, Any] = {"options": {**request.options, "budget": note}}
+    if budget.over == "cheaper":
+        update["profile"] = budget.cheaper_profile
+    return Admission(budget.over, request.model_copy(update=update), reason)

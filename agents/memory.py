@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from agents.conversation import Turn, turn_of
 from agents.errors import RunNotFound
 from agents.models import Plan, RunRecord, StageOutput, SubtaskResult, WorkflowRequest
 from agents.ports import SubtaskState
@@ -22,6 +23,8 @@ class MemoryStore:
         self.changed: dict[str, datetime] = {}
         self.resumed: dict[str, int] = {}
         self.refused: list[dict[str, Any]] = []
+        # Earlier turns by conversation, as a replay gives them (the original run's context).
+        self.turns: dict[str, list[Turn]] = {}
 
     def _changed_at(self, run_id: str) -> datetime:
         # When the run, a stage or a result of it last changed.
@@ -125,6 +128,14 @@ class MemoryStore:
         """Count a resume; the run counts as changed now."""
         self.resumed[run_id] = self.resumed.get(run_id, 0) + 1
         self.changed[run_id] = datetime.now(UTC)
+
+    def conversation_turns(self, conversation_id: str, before: datetime, limit: int = 50) -> list[Turn]:
+        """The conversation's earlier turns, oldest first (those seeded by a replay, when it seeded some)."""
+        if conversation_id in self.turns:
+            return list(self.turns[conversation_id])[-limit:]
+        runs = [r for r in self.runs.values() if r.request.conversation_id == conversation_id
+                and r.created_at is not None and r.created_at < before]  # fmt: skip
+        return [turn_of(r) for r in sorted(runs, key=lambda r: r.created_at or before)[-limit:]]
 
     def get_snapshot(self, snapshot_id: str) -> dict[str, Any]:
         """A stored snapshot."""

@@ -46,6 +46,8 @@ class WorkflowRequest(Frozen):
     profile: str = Field(default="local", pattern=r"^[a-z][a-z0-9_-]{0,31}$")
     options: dict[str, Any] = Field(default_factory=dict)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+    # The conversation the run is a turn of: its analyst sees the earlier turns (agents/conversation.py).
+    conversation_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
     # The scopes granted to the API key that submitted the run (the gateway sets them, whatever the body said);
     # None from a producer that is not the API: its side-effecting subtasks wait for a person's approval.
     scopes: tuple[str, ...] | None = Field(
@@ -131,6 +133,9 @@ class Usage(Frozen):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
+    # The endpoint (`name:model`) that answered, and what failed before it; None for the local planner.
+    provider: str | None = None
+    failovers: tuple[str, ...] = ()
 
     @property
     def total_tokens(self) -> int:

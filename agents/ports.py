@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from agents.conversation import Turn
 from agents.models import Plan, RunRecord, StageOutput, SubtaskResult, WorkflowRequest
 
 
@@ -82,6 +83,10 @@ class RunStore(Protocol):
 
     def note_resume(self, run_id: str, status: str) -> None:
         """Record that the sweep resumed the run from `status` (the run counts as changed now)."""
+        ...
+
+    def conversation_turns(self, conversation_id: str, before: datetime, limit: int = 50) -> list[Turn]:
+        """The newest `limit` runs of a conversation created before `before`, as turns, oldest first."""
         ...
 
     def get_snapshot(self, snapshot_id: str) -> dict[str, Any]:

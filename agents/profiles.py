@@ -11,10 +11,14 @@ import httpx
 from pydantic import ValidationError
 
 from agents.analyst import plan_locally
+from agents.breaker import CircuitBreaker
 from agents.config import AgentsConfig, OpenAISettings
+from agents.conversation import Context, resolve
 from agents.errors import ProfileError
 from agents.models import Plan, Subtask, Usage, WorkflowRequest
+from agents.providers import Caller, Target, targets
 from agents.tools import Registry
+from agents.tools.summarize import is_korean
 
 PROMPT_TEMPLATE_NAME = "sena-planner-v1"
 PROMPT_TEMPLATE = """You are Sena, the analyst of Agent Fleet. Read the user's request and call submit_plan once.
@@ -57,8 +61,8 @@ class Profile(Protocol):
 
     name: str
 
-    def plan(self, request: WorkflowRequest, registry: Registry) -> tuple[Plan, Usage]:
-        """The plan and the tokens it cost."""
+    def plan(self, request: WorkflowRequest, registry: Registry, context: Context | None = None) -> tuple[Plan, Usage]:
+        """The plan and the tokens it cost; `context`: the earlier turns of the run's conversation."""
         ...
 
     def describe(self) -> dict[str, Any]:
@@ -71,11 +75,12 @@ class LocalProfile:
 
     name = "local"
 
-    def plan(self, request: WorkflowRequest, registry: Registry) -> tuple[Plan, Usage]:
-        """The local planner's plan, or the caller's own `options.subtasks` (validated by the gatekeeper all the same)."""
+    def plan(self, request: WorkflowRequest, registry: Registry, context: Context | None = None) -> tuple[Plan, Usage]:
+        """The local planner's plan (a reference to an earlier result resolved first), or the caller's own
+        `options.subtasks` (validated by the gatekeeper all the same)."""
         given = request.options.get("subtasks")
         if given is None:
-            return plan_locally(request.input), Usage()
+            return _plan_in_context(request.input, context), Usage()
         try:
             subtasks = tuple(Subtask.model_validate(item) for item in given)
         except (ValidationError, TypeError) as exc:
@@ -90,33 +95,48 @@ class LocalProfile:
 
 
 class OpenAIProfile:
-    """Asks an OpenAI-compatible chat-completions endpoint for the plan through tool calling."""
+    """Asks OpenAI-compatible chat-completions endpoints for the plan through tool calling, failing over along
+    the configured chain (agents/providers.py)."""
 
     name = "openai"
 
     def __init__(
-        self, settings: OpenAISettings, api_key: str | None, transport: httpx.BaseTransport | None = None
+        self,
+        settings: OpenAISettings,
+        api_key: str | None,
+        transport: httpx.BaseTransport | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self.settings = settings
-        self.api_key = api_key
-        self.transport = transport
+        keys = dict(env or {})
+        if api_key:
+            keys[settings.api_key_env] = api_key
+        else:
+            keys.pop(settings.api_key_env, None)
+        self.caller = Caller(settings, keys, breaker, transport)
 
     def describe(self) -> dict[str, Any]:
         """This profile as a snapshot records it (never the key)."""
         s = self.settings
+        chain = [{"name": t.name, "base_url": t.base_url, "model": t.model} for t in targets(s)]
         return {"name": "openai", "provider": "openai-compatible", "base_url": s.base_url, "model": s.model,
                 "temperature": s.temperature, "seed": s.seed, "prompt_template": PROMPT_TEMPLATE_NAME,
-                "prompt_hash": template_hash()}  # fmt: skip
+                "prompt_hash": template_hash(), "chain": chain}  # fmt: skip
 
-    def _body(self, request: WorkflowRequest, registry: Registry) -> dict[str, Any]:
+    def _body(
+        self, request: WorkflowRequest, registry: Registry, model: str, context: Context | None = None
+    ) -> dict[str, Any]:
         tools = "\n".join(
             json.dumps({"name": t.name, "version": t.version, "schema": t.schema}) for t in registry.tools()
         )
         body: dict[str, Any] = {
-            "model": self.settings.model,
+            "model": model,
             "temperature": self.settings.temperature,
             "messages": [
                 {"role": "system", "content": PROMPT_TEMPLATE.format(tools=tools)},
+                *_history(context),
                 {"role": "user", "content": request.input},
             ],
             "tools": [{"type": "function", "function": {"name": "submit_plan", "parameters": PLAN_SCHEMA}}],
@@ -126,31 +146,45 @@ class OpenAIProfile:
             body["seed"] = self.settings.seed
         return body
 
-    def plan(self, request: WorkflowRequest, registry: Registry) -> tuple[Plan, Usage]:
-        """The endpoint's plan, parsed and validated; ProfileError when it gives none."""
-        if not self.api_key:
-            raise ProfileError(f"the openai profile needs an API key in {self.settings.api_key_env}")
-        headers = {"Authorization": f"Bearer {self.api_key}"}
-        url = self.settings.base_url.rstrip("/") + "/chat/completions"
-        try:
-            with httpx.Client(transport=self.transport, timeout=self.settings.timeout_s) as client:
-                response = client.post(url, json=self._body(request, registry), headers=headers)
-            response.raise_for_status()
-            reply = response.json()
-        except httpx.HTTPError as exc:
-            raise ProfileError(f"the openai endpoint failed: {exc}") from None
-        except ValueError:
-            raise ProfileError("the openai endpoint answered with invalid JSON") from None
-        return parse_reply(reply), self._usage(reply)
+    def plan(self, request: WorkflowRequest, registry: Registry, context: Context | None = None) -> tuple[Plan, Usage]:
+        """The first answering endpoint's plan, parsed and validated; ProfileError when none gives one."""
+        answer = self.caller.call(lambda target: self._body(request, registry, target.model, context))
+        return parse_reply(answer.reply), _usage(answer.reply, answer.target, answer.attempts)
 
-    def _usage(self, reply: Mapping[str, Any]) -> Usage:
-        usage = reply.get("usage") or {}
-        prompt, completion = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
-        cost = (
-            prompt / 1000 * self.settings.prompt_price_per_1k
-            + completion / 1000 * self.settings.completion_price_per_1k
-        )
-        return Usage(prompt_tokens=prompt, completion_tokens=completion, cost=round(cost, 6))
+
+def _history(context: Context | None) -> list[dict[str, str]]:
+    """The conversation's earlier turns as chat messages, the summary of older ones first."""
+    if context is None:
+        return []
+    messages = (
+        [{"role": "system", "content": f"Earlier in this conversation: {context.summary}"}] if context.summary else []
+    )
+    for turn in context.turns:
+        messages += [
+            {"role": "user", "content": turn.input},
+            {"role": "assistant", "content": turn.answer or turn.status},
+        ]
+    return messages
+
+
+def _plan_in_context(text: str, context: Context | None) -> Plan:
+    """The local plan; a follow-up on the last result ("double it") is planned as the arithmetic it asks."""
+    value = context.last_value if context is not None else None
+    expression = resolve(text, value)
+    if expression is None:
+        return plan_locally(text)
+    korean = is_korean(text)
+    plan = plan_locally(f"{expression} 계산" if korean else f"compute {expression}")
+    why = f"{'이전 결과' if korean else 'the earlier result'} {value} -> {expression}; "
+    return plan.model_copy(update={"language": "ko" if korean else "en", "rationale": why + plan.rationale})
+
+
+def _usage(reply: Mapping[str, Any], target: Target, attempts: list[str]) -> Usage:
+    usage = reply.get("usage") or {}
+    prompt, completion = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+    cost = prompt / 1000 * target.prompt_price_per_1k + completion / 1000 * target.completion_price_per_1k
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, cost=round(cost, 6),
+                 provider=f"{target.name}:{target.model}", failovers=tuple(attempts))  # fmt: skip
 
 
 def parse_reply(reply: Mapping[str, Any]) -> Plan:
@@ -176,11 +210,16 @@ def parse_reply(reply: Mapping[str, Any]) -> Plan:
 
 
 def make_profile(
-    name: str, config: AgentsConfig, env: Mapping[str, str], transport: httpx.BaseTransport | None = None
+    name: str,
+    config: AgentsConfig,
+    env: Mapping[str, str],
+    transport: httpx.BaseTransport | None = None,
+    breaker: CircuitBreaker | None = None,
 ) -> Profile:
     """The profile by name; ProfileError for an unknown one."""
     if name == "local":
         return LocalProfile()
     if name == "openai":
-        return OpenAIProfile(config.openai, env.get(config.openai.api_key_env), transport)
+        key = env.get(config.openai.api_key_env)
+        return OpenAIProfile(config.openai, key, transport, env=env, breaker=breaker)
     raise ProfileError(f"unknown profile {name!r}; known: local, openai")

@@ -6,6 +6,7 @@ from dataclasses import replace as dc_replace
 from typing import Any
 
 from agents import runner, subtask
+from agents.conversation import Context
 from agents.errors import AgentError, ToolTransientError
 from agents.memory import MemoryEvents, MemoryStore
 from agents.models import STAGES, RunRecord, WorkflowRequest
@@ -73,6 +74,10 @@ def replay(
     request = WorkflowRequest.model_validate(snapshot.get("input") or original.request.model_dump())
     store.create_run(replay_id, request.model_copy(update={"idempotency_key": None}), original.queue)
     _seed(original, store, replay_id, from_stage, ports)
+    analyzed = original.stage("analyze")
+    if request.conversation_id and analyzed is not None and "context" in analyzed.output:
+        # The earlier turns as the original run saw them: the conversation may have gone on since.
+        store.turns[request.conversation_id] = list(Context.model_validate(analyzed.output["context"]).turns)
     replayed = run_inline(replay_id, dc_replace(ports, store=store, events=events, cache=None))
     return {
         "run_id": original.run_id,

@@ -11,6 +11,7 @@ from typing import Any
 
 from agents import executor, gatekeeper, graph, verifier
 from agents.config import AgentsConfig
+from agents.conversation import Context, bound
 from agents.errors import AgentError, InvalidTransition
 from agents.models import TERMINAL_STATUSES, Plan, RunRecord, StageOutput, Usage, Verdict
 from agents.ports import EventSink, RunStore, ToolCache
@@ -83,6 +84,15 @@ def report(run_id: str, stage: str, status: str, output: dict[str, Any] | None =
     return {"run_id": run_id, "stage": stage, "status": status, "output": output, **extra}
 
 
+def conversation_context(ports: Ports, record: RunRecord) -> Context | None:
+    """The earlier turns of the run's conversation, bounded by `conversation_tokens`; None outside one."""
+    conversation = record.request.conversation_id
+    if conversation is None:
+        return None
+    earlier = ports.store.conversation_turns(conversation, record.created_at or utcnow())
+    return bound([t for t in earlier if t.run_id != record.run_id], ports.config.conversation_tokens)
+
+
 def analyze(run_id: str, ports: Ports, task_id: str | None = None) -> dict[str, Any]:
     """Sena: plan the request (only from `pending`)."""
     record = ports.store.get_run(run_id)
@@ -94,11 +104,16 @@ def analyze(run_id: str, ports: Ports, task_id: str | None = None) -> dict[str, 
             return report(run_id, "analyze", record.status)
     with _stage(ports, run_id, "analyze", task_id) as out:
         try:
-            plan, usage = ports.profiles(record.request.profile).plan(record.request, ports.registry)
+            context = conversation_context(ports, record)
+            plan, usage = ports.profiles(record.request.profile).plan(record.request, ports.registry, context)
         except AgentError as exc:
             out["status"], out["output"] = "failed", {"error": str(exc)}
         else:
             out["output"], out["usage"] = {"plan": plan.model_dump(mode="json")}, usage
+            if context is not None:
+                out["output"]["context"] = context.model_dump(mode="json")
+            if usage.provider is not None:
+                out["output"]["provider"] = {"answered": usage.provider, "failovers": list(usage.failovers)}
     if out["status"] == "failed":
         _finish(ports, run_id, "failed", {"analyzing"}, error=f"analyze: {out['output']['error']}")
         return report(run_id, "analyze", "failed", out["output"])

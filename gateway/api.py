@@ -20,7 +20,7 @@ from gateway.audit import AuditBuffer
 from gateway.config import get_gateway_config
 from gateway.idempotency import IdempotencyMiddleware
 from gateway.middleware import BodyLimitMiddleware, CallAuditMiddleware
-from gateway.routes import agents, compat, fleet, health, ledger, reports, schedules, system
+from gateway.routes import agents, compat, conversations, fleet, health, ledger, reports, schedules, system
 from gateway.services.keys import key_cache, keys_exist
 from gateway.waits import WaitSlots
 from worker import logging as fleet_logging
@@ -39,6 +39,7 @@ ROUTERS = (
     system.router,
     fleet.router,
     agents.router,
+    conversations.router,
     ledger.router,
     reports.router,
     schedules.router,

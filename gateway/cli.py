@@ -137,6 +137,10 @@ def _print_status(report: dict[str, object]) -> None:
     for queue, info in queues.items():
         depths.add_row(queue, str(info["depth"]), str(info["workers"]))
     console.print(depths)
+    endpoints = report.get("model_endpoints")
+    if isinstance(endpoints, dict) and endpoints:
+        marks = {"closed": "[green]closed[/]", "half_open": "[yellow]half-open[/]", "open": "[red]open[/]"}
+        console.print("model endpoints (circuit): " + ", ".join(f"{n} {marks[s]}" for n, s in endpoints.items()))
     letters = report.get("dead_letters")
     if isinstance(letters, dict) and letters["counts"]:
         counts = ", ".join(f"{reason} {count}" for reason, count in letters["counts"].items())

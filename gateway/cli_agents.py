@@ -156,24 +156,48 @@ def chat(
     profile: str = typer.Option("local", callback=_known_profile, help="Model profile."),
     timeout: float = typer.Option(120.0, min=0.0, help="Seconds to wait for each answer."),
 ) -> None:
-    """Ask one request after another (empty line or Ctrl-D ends)."""
+    """One conversation, a request per line: each sees the earlier turns ("now double it"). `/new` starts another
+    conversation, `/history` shows this one's turns; an empty line or Ctrl-D ends."""
     from agents.models import WorkflowRequest
     from gateway.services import agents as service
+    from gateway.services import conversations
 
     require_broker()
+    conversation = conversations.create("agent chat")["conversation_id"]
+    console.print(f"conversation {conversation} (/new starts another, /history shows it)", highlight=False)
     for line in (
         sys.stdin if not sys.stdin.isatty() else iter(lambda: typer.prompt("you", default="", show_default=False), "")
     ):
         text = line.strip()
         if not text:
             break
-        request = WorkflowRequest(input=text, profile=profile)
+        if text in {"/new", "/history"}:
+            conversation = _chat_command(text, conversation)
+            continue
+        request = WorkflowRequest(input=text, profile=profile, conversation_id=conversation)
         run_id = service.submit(request)
         record = service.wait_for_run(run_id, timeout)
         if record["status"] == "pending":
             raise typer.Exit(_withdraw(run_id, request, timeout))
         answer = (record.get("output") or {}).get("answer") or record.get("error") or record["status"]
         console.print(f"[bold]agent[/] ({record['status']}): {answer}", highlight=False)
+
+
+def _chat_command(command: str, conversation: str) -> str:
+    """`/new`: a fresh conversation; `/history`: this one's turns. The conversation to go on with."""
+    from gateway.services import conversations
+
+    if command == "/new":
+        conversation = conversations.create("agent chat")["conversation_id"]
+        console.print(f"conversation {conversation}", highlight=False)
+        return conversation
+    turns = conversations.get(conversation)["turns"]
+    for index, turn in enumerate(turns, start=1):
+        console.print(f"{index}. you: {turn['input']}\n   agent ({turn['status']}): {turn['answer'] or turn['error']}",
+                      highlight=False)  # fmt: skip
+    if not turns:
+        console.print("no turns yet", highlight=False)
+    return conversation
 
 
 def batch(
@@ -268,9 +292,9 @@ def tool_list(as_json: bool = typer.Option(False, "--json")) -> None:
     if not _emit(tools, as_json):
         table = Table("tool", "side effect", "schema hash", "description")
         for t in tools:
-            table.add_row(
-                f"{t['name']}:{t['version']}", "yes" if t["side_effect"] else "no", t["schema_hash"], t["description"]
-            )
+            effect = ("yes, approved by a person" if t.get("needs_approval") else "yes") if t["side_effect"] else "no"
+            origin = f"[{t['origin']}] " if t.get("origin") else ""
+            table.add_row(f"{t['name']}:{t['version']}", effect, t["schema_hash"], origin + t["description"])
         console.print(table)
 
 

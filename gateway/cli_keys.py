@@ -45,14 +45,26 @@ def list_(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List keys (ids, names, scopes; never tokens)."""
+    from gateway.services.agents import key_spending
+
     keys = key_service.list_keys(include_revoked)
+    spending = key_spending([k.key_id for k in keys])
     if as_json:
-        typer.echo(json.dumps([asdict(k) for k in keys], default=str))
+        typer.echo(json.dumps([{**asdict(k), "usage_today": spending[k.key_id]} for k in keys], default=str))
         return
     for key in keys:
         state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
         limit = f" limit={key.rate_limit}" if key.rate_limit else ""
-        typer.echo(f"{key.key_id}  {key.name:<24} {','.join(key.scopes):<28} {state}{limit}")
+        typer.echo(
+            f"{key.key_id}  {key.name:<24} {','.join(key.scopes):<28} {state}{limit}  {_usage(spending[key.key_id])}"
+        )
+
+
+def _usage(spent: dict[str, object]) -> str:
+    """`today 150/1000 tokens, cost 0.12/1`: the spending, against the budget when there is one."""
+    tokens = f"{spent['tokens_today']}" + (f"/{spent['tokens_per_day']}" if spent["tokens_per_day"] is not None else "")
+    cost = f"{spent['cost_today']:g}" + (f"/{spent['cost_per_day']:g}" if spent["cost_per_day"] is not None else "")
+    return f"today {tokens} tokens, cost {cost}" + (" OVER BUDGET" if spent["over_budget"] else "")
 
 
 @keys_app.command("revoke")

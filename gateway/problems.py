@@ -19,6 +19,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agents.errors import (
     AgentError,
+    BudgetExceeded,
+    ConversationNotFound,
     IdempotencyKeyConflict,
     InvalidTransition,
     PlanError,
@@ -82,6 +84,8 @@ DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
     PlanError: (422, "plan_error"),
     ProfileError: (422, "profile_error"),
     RunNotFound: (404, "run_not_found"),
+    ConversationNotFound: (404, "conversation_not_found"),
+    BudgetExceeded: (429, "budget_exceeded"),
     RequestInvalid: (422, "request_invalid"),
     IdempotencyKeyConflict: (409, "idempotency_key_conflict"),
     InvalidTransition: (409, "invalid_transition"),

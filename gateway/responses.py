@@ -195,6 +195,8 @@ class ToolInfo(Shape):
     description: str
     side_effect: bool
     scope: str | None
+    needs_approval: bool = Field(description="A person approves each call (side-effecting MCP tools by default).")
+    origin: str | None = Field(description="The MCP server that serves the tool; null for a built-in one.")
     schema_: dict[str, Any] = Field(alias="schema", description="The JSON schema of the tool's arguments.")
     schema_hash: str
 

@@ -36,10 +36,14 @@ def plan_for(text: str) -> str:
 
 
 class FakeOpenAI:
-    """`POST /v1/chat/completions` on a free local port; remembers every request body and header."""
+    """`POST /v1/chat/completions` on a free local port; remembers every request body and header. `mode` makes it
+    an outage at will: `ok`, `fail` (HTTP 503), `hang` (holds the request `hang_s`, then closes it unanswered)."""
 
-    def __init__(self) -> None:
+    def __init__(self, mode: str = "ok", hang_s: float = 5.0) -> None:
         self.requests: list[tuple[dict[str, str], dict[str, Any]]] = []
+        self.mode = mode
+        self.hang_s = hang_s
+        self._release = threading.Event()
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -48,6 +52,12 @@ class FakeOpenAI:
                 owner.requests.append((dict(self.headers), body))
                 if self.path != "/v1/chat/completions":
                     self.send_error(404)
+                    return
+                if owner.mode == "fail":
+                    self.send_error(503, "model overloaded")
+                    return
+                if owner.mode == "hang":
+                    owner._release.wait(owner.hang_s)  # the client gave up long before: nothing to answer
                     return
                 user = next(m["content"] for m in body["messages"] if m["role"] == "user")
                 data = json.dumps(_reply(plan_for(user))).encode()
@@ -72,6 +82,11 @@ class FakeOpenAI:
         self.thread.start()
         return self
 
+    def answered(self) -> int:
+        """How many requests reached the chat-completions path."""
+        return sum(1 for _headers, body in self.requests if "messages" in body)
+
     def __exit__(self, *_exc: object) -> None:
+        self._release.set()
         self.server.shutdown()
         self.server.server_close()

@@ -112,6 +112,29 @@ class LiveCollector(Collector):
             log.warning("workers ping unavailable: %s", exc, extra={"category": "performance"})
         yield lengths
         yield up
+        yield _breakers()
+        yield from _key_usage()
+
+
+def _breakers() -> GaugeMetricFamily:
+    """Each model endpoint's circuit breaker: 0 closed, 1 half-open, 2 open (shared by every process, in Redis)."""
+    from redis.exceptions import RedisError
+
+    from agents.breaker import STATUS_VALUE
+    from worker.stores.agents_live import agents_config
+    from worker.stores.breakers import statuses
+
+    gauge = GaugeMetricFamily(
+        "agent_provider_breaker_state",
+        "Model endpoint circuit breaker: 0 closed, 1 half-open, 2 open.",
+        labels=["endpoint"],
+    )
+    try:
+        for name, status in statuses(agents_config().breaker).items():
+            gauge.add_metric([name], STATUS_VALUE[status])
+    except RedisError as exc:
+        log.warning("breaker states unavailable: %s", exc, extra={"category": "performance"})
+    return gauge
 
 
 class _Delegate(Collector):
@@ -134,3 +157,22 @@ def render_latest(app: Any = None) -> tuple[bytes, str]:
     if app is not None:
         registry.register(LiveCollector(app))
     return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def _key_usage() -> Iterator[GaugeMetricFamily]:
+    """Each API key's model tokens and cost today (UTC), summed from the stored stages at scrape time."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from worker.errors import FleetError
+    from worker.stores.usage import spent_today
+
+    tokens = GaugeMetricFamily("agent_key_tokens_today", "Model tokens spent today (UTC) by API key.", labels=["key"])
+    cost = GaugeMetricFamily("agent_key_cost_today", "Model cost spent today (UTC) by API key.", labels=["key"])
+    try:
+        for key, used in spent_today().items():
+            tokens.add_metric([key], used.total_tokens)
+            cost.add_metric([key], used.cost)
+    except (SQLAlchemyError, FleetError) as exc:
+        log.warning("key usage unavailable: %s", exc, extra={"category": "performance"})
+    yield tokens
+    yield cost

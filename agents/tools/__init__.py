@@ -66,6 +66,10 @@ class Tool:
     cacheable: bool = True
     # The API scope whoever submits a run needs for this tool; a side-effecting tool without one needs admin.
     scope: str | None = None
+    # A person approves every run that calls it (MCP tools with side effects, by default).
+    needs_approval: bool = False
+    # Where the tool comes from: None for the fleet's own, `mcp:<server>` for an MCP server's.
+    origin: str | None = None
 
     @property
     def required_scope(self) -> str | None:
@@ -96,6 +100,8 @@ class Tool:
             "description": self.description,
             "side_effect": self.side_effect,
             "scope": self.required_scope,
+            "needs_approval": self.needs_approval,
+            "origin": self.origin,
             "schema": self.schema,
             "schema_hash": self.schema_hash,
         }

@@ -13,7 +13,15 @@ from typing import Any
 
 from agents import actions, canvas
 from agents import replay as replays
-from agents.errors import AgentError, IdempotencyKeyConflict, InvalidTransition, RunNotFound, ToolError
+from agents.errors import (
+    AgentError,
+    BudgetExceeded,
+    ConversationNotFound,
+    IdempotencyKeyConflict,
+    InvalidTransition,
+    RunNotFound,
+    ToolError,
+)
 from agents.evaluation import Expected, score, summarise
 from agents.gatekeeper import priority_of
 from agents.models import TERMINAL_STATUSES, WorkflowRequest
@@ -46,6 +54,10 @@ def submit(
             if owner is not None and existing.owner != owner:
                 raise IdempotencyKeyConflict()
             return str(existing.run_id)
+    if owner is not None and parsed.conversation_id is not None and "operator" not in (parsed.scopes or ()):
+        _own_conversation(parsed.conversation_id, owner)
+    if owner is not None:
+        parsed = _admitted(parsed, owner, ports.config.budgets)
 
     priority = priority_of(parsed.options)
     run_id = str(uuid.uuid4())
@@ -60,6 +72,38 @@ def submit(
     return run_id
 
 
+def _own_conversation(conversation_id: str, owner: str) -> None:
+    """A key adds turns only to its own conversations (a turn sees the earlier ones): 404 for another's."""
+    from worker.stores import conversations
+
+    if conversations.get(conversation_id)["owner"] != owner:
+        raise ConversationNotFound(f"no conversation {conversation_id}")
+
+
+def _admitted(request: WorkflowRequest, owner: str, budgets: Any) -> WorkflowRequest:
+    """The request as admission leaves it for the key's budget; BudgetExceeded when it is refused."""
+    from agents.gatekeeper import admit
+    from worker.stores.usage import spending
+
+    if budgets.for_key(owner) is None:
+        return request
+    admission = admit(request, spending(owner, budgets))
+    if admission.action == "reject":
+        raise BudgetExceeded(admission.reason)
+    return admission.request
+
+
+def key_spending(key_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Each key's model spending today (UTC) against its budget (`agent keys list`)."""
+    from agents.budgets import Spending
+    from agents.models import Usage
+    from worker.stores.usage import spent_today
+
+    budgets = build_ports().config.budgets
+    spent = spent_today(key_ids)
+    return {k: Spending(k, spent.get(k, Usage()), budgets.for_key(k)).describe() for k in key_ids}
+
+
 def run(
     text: str,
     *,
@@ -69,10 +113,16 @@ def run(
     idempotency_key: str | None = None,
     wait: bool = True,
     timeout_s: float = 120.0,
+    conversation_id: str | None = None,
 ) -> dict[str, Any]:
     """Submit a request; with `wait`, return the run record once it rests (finished or awaiting approval)."""
     request = WorkflowRequest(
-        input=text, mode=mode, profile=profile, options=options or {}, idempotency_key=idempotency_key
+        input=text,
+        mode=mode,
+        profile=profile,
+        options=options or {},
+        idempotency_key=idempotency_key,
+        conversation_id=conversation_id,
     )
     run_id = submit(request)
     return wait_for_run(run_id, timeout_s) if wait else {"run_id": run_id, "status": "pending"}
@@ -231,6 +281,18 @@ __all__ = [
 ]
 
 
+def _earlier_turns(texts: list[str], profile: str, timeout_s: float) -> str | None:
+    """A conversation holding a sample's earlier turns, each run to its end (None for a sample without any)."""
+    if not texts:
+        return None
+    from gateway.services import conversations
+
+    conversation = str(conversations.create("agent eval")["conversation_id"])
+    for text in texts:
+        run(text, profile=profile, timeout_s=timeout_s, conversation_id=conversation)
+    return conversation
+
+
 def evaluate(samples: Path, profile: str = "local", parallel: int = 4, timeout_s: float = 120.0) -> dict[str, Any]:
     """Run every sample of `samples/inputs` through the fleet, score it against `samples/expected`, write results."""
     inputs = sorted((samples / "inputs").glob("*.json"))
@@ -240,8 +302,10 @@ def evaluate(samples: Path, profile: str = "local", parallel: int = 4, timeout_s
     def one(path: Path) -> dict[str, Any]:
         sample = json.loads(path.read_text(encoding="utf-8"))
         expected = Expected.model_validate_json((samples / "expected" / path.name).read_text(encoding="utf-8"))
+        conversation = _earlier_turns(sample.get("conversation") or [], profile, timeout_s)
         started = time.perf_counter()
-        record = run(sample["input"], profile=profile, options=sample.get("options", {}), timeout_s=timeout_s)
+        record = run(sample["input"], profile=profile, options=sample.get("options", {}), timeout_s=timeout_s,
+                     conversation_id=conversation)  # fmt: skip
         result = score(expected, record, (time.perf_counter() - started) * 1000)
         return {"sample": path.stem, "language": sample.get("language"), **result}
 

@@ -35,6 +35,11 @@ def fleet_status(timeout: float = 1.0) -> dict[str, Any]:
         report["database"] = {"ok": False, "detail": str(exc)}
     if report["database"]["ok"]:
         report["dead_letters"] = recent(hours=24)
+    if report["broker"]["ok"]:
+        from worker.stores.agents_live import agents_config
+        from worker.stores.breakers import statuses
+
+        report["model_endpoints"] = statuses(agents_config().breaker)
     workers = workers_online(app, timeout=timeout) if report["broker"]["ok"] else {}
     report["workers"] = workers
     report["queues"] = {

@@ -22,7 +22,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 # Moderate: the whole fuzz runs in about a minute on a shared two-core machine.
 MAX_EXAMPLES = 20
 # Operations that wait (for a worker that never comes, up to gateway.wait_timeout_s) or render a report.
-SLOW = {"/api/v1/reports/run", "/api/v1/agent/run", "/api/v1/agent/run/stream", "/api/v1/ledger/events", "/api/v1/ping"}
+SLOW = {"/api/v1/reports/run", "/api/v1/agent/run", "/api/v1/agent/run/stream", "/api/v1/ledger/events", "/api/v1/ping",
+        "/api/v1/conversations/{conversation_id}/turns"}  # fmt: skip
 SLOW_EXAMPLES = 6
 
 

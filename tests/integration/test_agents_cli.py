@@ -118,3 +118,15 @@ def test_agent_status_with_a_run_id_prints_that_run(fleet_worker: WorkerProcess)
 
     assert done.exit_code == 0, done.output
     assert json.loads(done.output)["output"]["results"]["s1"]["value"] == "42"
+
+
+def test_agent_chat_keeps_one_conversation_until_new_and_shows_its_history(fleet_worker: WorkerProcess) -> None:
+    lines = ["compute 21*2", "now double it", "그 결과에 3을 더해", "/history", "/new", "double it", ""]
+
+    done = runner.invoke(app, ["chat"], input="\n".join(lines) + "\n")
+
+    assert done.exit_code == 0, done.output
+    assert "(succeeded): 42*2 = 84" in done.output and "(succeeded): 84+3 = 87" in done.output
+    assert "1. you: compute 21*2" in done.output and "3. you: 그 결과에 3을 더해" in done.output
+    # After /new the earlier result is out of reach: nothing to double
+    assert done.output.rstrip().splitlines()[-1].startswith("agent (rejected): no tool fits")

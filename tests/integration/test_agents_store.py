@@ -218,3 +218,24 @@ def test_task_ids_and_snapshots_written_again_keep_one_row(store: SqlRunStore) -
 
     assert sorted(store.task_ids(run_id)) == sorted(ids)
     assert store.get_snapshot(f"snap-{run_id}")["v"] == 2
+
+
+def test_a_conversations_turns_are_its_earlier_runs_oldest_first_with_their_last_value(store: SqlRunStore) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    conversation = uuid.uuid4().hex
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+    for run_id, text in zip(ids, ["compute 21*2", "now double it", "add 1 to it"], strict=True):
+        store.create_run(run_id, WorkflowRequest(input=text, conversation_id=conversation), "agents")
+    store.create_run(str(uuid.uuid4()), WorkflowRequest(input="elsewhere", conversation_id="other"), "agents")
+    store.transition(
+        ids[0], "succeeded", frozenset({"pending"}), output={"answer": "21*2 = 42", "results": {"s1": {"value": "42"}}}
+    )
+    third = store.get_run(ids[2])
+
+    turns = store.conversation_turns(conversation, third.created_at or datetime.now(UTC))
+
+    assert [t.run_id for t in turns] == ids[:2]
+    assert (turns[0].answer, turns[0].value, turns[1].value) == ("21*2 = 42", "42", None)
+    later = datetime.now(UTC) + timedelta(days=1)
+    assert [t.run_id for t in store.conversation_turns(conversation, later, limit=2)] == ids[1:]

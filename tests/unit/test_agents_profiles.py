@@ -60,3 +60,20 @@ def test_without_an_api_key_the_profile_says_which_variable_to_set(fake: FakeOpe
 def test_a_reply_without_a_valid_plan_is_refused(reply: dict[str, object], message: str) -> None:
     with pytest.raises(ProfileError, match=message):
         parse_reply(reply)
+
+
+def test_a_conversation_turn_sends_the_earlier_turns_and_the_summary_as_messages(fake: FakeOpenAI) -> None:
+    from agents.conversation import Context, Turn
+
+    earlier = Turn(run_id="r1", input="compute 21*2", status="succeeded", answer="21*2 = 42", value="42")
+    context = Context(turns=(earlier,), summary="2 earlier turns: hello -> hi", summarised=2)
+
+    _profile(fake).plan(WorkflowRequest(input="now double it", profile="openai"), default_registry(), context)
+
+    messages = fake.requests[0][1]["messages"]
+    assert [(m["role"], m["content"]) for m in messages[1:]] == [
+        ("system", "Earlier in this conversation: 2 earlier turns: hello -> hi"),
+        ("user", "compute 21*2"),
+        ("assistant", "21*2 = 42"),
+        ("user", "now double it"),
+    ]

@@ -40,6 +40,8 @@ BEFORE_THE_TABLE: dict[str, tuple[int, str]] = {
     "agents.errors.ToolTransientError": (503, "tool_transient_error"),
     "agents.errors.ToolInputError": (422, "tool_input_error"),
     "agents.errors.ToolNotFound": (404, "tool_not_found"),
+    "agents.errors.ConversationNotFound": (404, "conversation_not_found"),
+    "agents.errors.BudgetExceeded": (429, "budget_exceeded"),
     "agents.errors.ToolUnavailable": (503, "tool_unavailable"),
     "ledger.LedgerError": (400, "ledger_error"),
     "ledger.ConfigError": (400, "config_error"),

@@ -191,6 +191,10 @@ def _versions() -> list[dict[str, Any]]:
     return [asdict(item) for item in compare(stats)]
 
 
+def _conversation() -> dict[str, Any]:
+    return {"conversation_id": "c-1", "title": "계산", "owner": "abcd1234", "created_at": T.isoformat()}
+
+
 def _schedule(enabled: bool = True) -> dict[str, Any]:
     return {"name": "ledger-hourly", "task": "fleet.ping", "cron": "0 * * * *", "timezone": "Asia/Seoul",
             "args": [1, "é"], "kwargs": {"x": 1.5}, "queue": None, "priority": 2, "enabled": enabled,
@@ -220,6 +224,13 @@ SAMPLES: list[tuple[str, str, list[Any]]] = [
     ("GET", "/api/v1/briefing", [_briefing()]),
     ("GET", "/api/v1/schedules", [{"timezone": "Asia/Seoul", "schedules": [_schedule()]}, {"timezone": "UTC", "schedules": []}]),
     ("POST", "/api/v1/schedules", [_schedule()]),
+    ("POST", "/api/v1/conversations", [_conversation()]),
+    ("GET", "/api/v1/conversations", [[_conversation(), {**_conversation(), "owner": None, "title": ""}], []]),
+    ("GET", "/api/v1/conversations/{conversation_id}",
+     [{**_conversation(), "turns": [{"run_id": "r", "input": "21*2", "status": "succeeded", "answer": "42",
+                                      "value": "42", "error": None, "created_at": T.isoformat()}]}]),
+    ("POST", "/api/v1/conversations/{conversation_id}/turns",
+     [{"run_id": "r", "status": "pending", "status_url": "/api/v1/agent/status/r"}]),
     ("DELETE", "/api/v1/schedules/{name}", [{"removed": "ledger-hourly"}]),
     ("POST", "/api/v1/schedules/{name}/pause", [_schedule(enabled=False)]),
     ("POST", "/api/v1/schedules/{name}/resume", [_schedule()]),

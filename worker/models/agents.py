@@ -24,6 +24,8 @@ class AgentRun(Base):
     queue: Mapped[str] = mapped_column(String(64), default="agents")
     # The visible id of the API key that submitted the run (None: the CLI, a plain producer, or before 0002).
     owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The conversation the run is a turn of (agents_0003); None for a run on its own.
+    conversation_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     priority: Mapped[int] = mapped_column(Integer, default=5)
     output: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -32,7 +34,25 @@ class AgentRun(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
-    __table_args__ = (Index("ix_agent_runs_status", "status"), Index("ix_agent_runs_created_at", "created_at"))
+    __table_args__ = (
+        Index("ix_agent_runs_status", "status"),
+        Index("ix_agent_runs_created_at", "created_at"),
+        Index("ix_agent_runs_conversation", "conversation_id", "created_at"),
+    )
+
+
+class AgentConversation(Base):
+    """A conversation: the runs that name it are its turns, in the order they were created."""
+
+    __tablename__ = "agent_conversations"
+
+    conversation_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The API key that created it (None: the CLI); only it, or `operator`, reads it and adds turns.
+    owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    title: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (Index("ix_agent_conversations_owner", "owner", "created_at"),)
 
 
 class AgentStage(Base):

@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert, Update
 
+from agents.conversation import Turn, turn_of
 from agents.errors import RunNotFound
 from agents.models import TERMINAL_STATUSES, Plan, RunRecord, StageOutput, SubtaskResult, Usage, WorkflowRequest
 from agents.ports import SubtaskState
@@ -156,6 +157,7 @@ class SqlRunStore:
         try:
             with session_scope(self.engine) as session:
                 run = AgentRun(run_id=run_id, status="pending", request=request.model_dump(mode="json"), queue=queue, owner=owner,
+                               conversation_id=request.conversation_id,
                                idempotency_key=request.idempotency_key, snapshot_id=snapshot_id_of(run_id),
                                timeline={"pending": now.isoformat()}, created_at=now, updated_at=now)  # fmt: skip
                 session.add(run)
@@ -319,6 +321,21 @@ class SqlRunStore:
         with session_scope(self.engine) as session:
             session.execute(update(AgentRun).where(AgentRun.run_id == run_id).values(updated_at=datetime.now(UTC)))
             audit.record(session, "agent", "run_resumed", run_id, actor="sweep", status=status)
+
+    def conversation_runs(self, conversation_id: str, before: datetime, limit: int = 50) -> list[RunRecord]:
+        """The newest `limit` runs of a conversation created before `before`, oldest first."""
+        query = (
+            select(AgentRun)
+            .where(AgentRun.conversation_id == conversation_id, AgentRun.created_at < before)
+            .order_by(AgentRun.created_at.desc())
+            .limit(limit)
+        )
+        with session_scope(self.engine) as session:
+            return [self._record(session, run) for run in reversed(session.scalars(query).all())]
+
+    def conversation_turns(self, conversation_id: str, before: datetime, limit: int = 50) -> list[Turn]:
+        """The newest `limit` runs of a conversation created before `before`, as turns, oldest first."""
+        return [turn_of(r) for r in self.conversation_runs(conversation_id, before, limit)]
 
     def list_runs(self, limit: int = 20) -> list[dict[str, Any]]:
         """The latest runs, newest first, as short summaries."""

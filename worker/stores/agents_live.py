@@ -34,6 +34,7 @@ from worker.constants import REDIS_KEY_PREFIX
 from worker.db import make_engine, normalise_url
 from worker.redis_client import get_redis
 from worker.settings import get_settings
+from worker.stores import breakers
 from worker.stores.agents import SqlRunStore
 
 log = logging.getLogger("fleet.agents")
@@ -209,10 +210,31 @@ def _extra_tools(config: AgentsConfig) -> list[Tool]:
     return tools
 
 
+def _add_mcp_tools(registry: Registry, config: AgentsConfig) -> Registry:
+    """Each MCP server's tools; a server that does not answer, or a tool that would shadow one already
+    registered, is left out and logged (the gatekeeper rejects a plan naming it as not registered)."""
+    from agents.tools import mcp
+
+    for server in config.mcp_servers:
+        try:
+            tools = mcp.discover(server)
+        except ToolError as exc:
+            log.error("%s", exc, extra={"category": "agent", "mcp_server": server.name})
+            continue
+        for tool in tools:
+            if registry.has(tool.name, tool.version):
+                log.error("MCP tool %s left out: a tool of that name and version is registered", tool.ref,
+                          extra={"category": "agent", "mcp_server": server.name})  # fmt: skip
+                continue
+            registry.register(tool)
+    return registry
+
+
 @functools.cache
 def registry() -> Registry:
-    """The built-in tools plus those of `agents.tool_modules`."""
-    return default_registry(_extra_tools(agents_config()))
+    """The built-in tools plus those of `agents.tool_modules` and of the MCP servers (`agents.mcp_servers`)."""
+    config = agents_config()
+    return _add_mcp_tools(default_registry(_extra_tools(config)), config)
 
 
 @functools.cache
@@ -229,8 +251,10 @@ def git_commit() -> str | None:
 
 
 def profile(name: str) -> Profile:
-    """A model profile configured from the `agents` section and the environment."""
-    return make_profile(name, agents_config(), os.environ)
+    """A model profile configured from the `agents` section and the environment, its endpoints behind the
+    breakers every worker process shares (Redis)."""
+    config = agents_config()
+    return make_profile(name, config, os.environ, breaker=breakers.breaker(config.breaker))
 
 
 @functools.cache
