@@ -14,6 +14,7 @@ from gateway.services import agents as service
 from gateway.services.fleet import fleet_status
 from tests.fake_openai import FakeOpenAI
 from tests.support import ROOT, WorkerProcess, wait_for
+from worker.application import get_app
 from worker.metrics import render_latest
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -83,7 +84,7 @@ def test_a_chain_whose_first_endpoint_is_down_answers_from_the_second_and_opens_
     assert first["output"]["results"]["s1"]["value"] == "42"  # type: ignore[index]
     assert _provider(first)["answered"] == "backup:fake-2"
     assert _endpoints()["primary"] == "open"
-    assert 'agent_provider_breaker_state{endpoint="primary"} 2.0' in render_latest()[0].decode()
+    assert 'agent_provider_breaker_state{endpoint="primary"} 2.0' in render_latest(get_app())[0].decode()
 
     tried = primary.answered()
     second = _run("compute 2*3")
