@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, wait_for
+from tests.processes import AGENT, ROOT, WorkerProcess, documented_env, wait_for
 from worker.redis_server import find_binary, free_port
 
 pytestmark = pytest.mark.e2e
-
-AGENT = str(Path(sys.executable).parent / "agent")
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -61,16 +57,15 @@ def test_the_fleet_works_over_tls_with_a_client_certificate_and_refuses_a_server
     tls_redis: tuple[int, Path], tmp_path: Path
 ) -> None:
     port, certs = tls_redis
-    env = {
-        "PATH": os.environ["PATH"],
-        "FLEET_BROKER_URL": f"rediss://127.0.0.1:{port}/0",
-        "FLEET_REDIS_CA_CERT": str(certs / "ca.crt"),
-        "FLEET_REDIS_CLIENT_CERT": str(certs / "client.crt"),
-        "FLEET_REDIS_CLIENT_KEY": str(certs / "client.key"),
-        "FLEET_DATABASE_URL": f"sqlite:///{tmp_path / 'fleet.db'}",
-        "FLEET_LOG_DIR": str(tmp_path / "log"),
-        "FLEET_REPORT_DIR": str(tmp_path / "reports"),
-    }
+    env = documented_env(
+        broker_url=f"rediss://127.0.0.1:{port}/0",
+        redis_ca_cert=str(certs / "ca.crt"),
+        redis_client_cert=str(certs / "client.crt"),
+        redis_client_key=str(certs / "client.key"),
+        database_url=f"sqlite:///{tmp_path / 'fleet.db'}",
+        log_dir=str(tmp_path / "log"),
+        report_dir=str(tmp_path / "reports"),
+    )
 
     def agent(*args: str, extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -79,14 +74,7 @@ def test_the_fleet_works_over_tls_with_a_client_certificate_and_refuses_a_server
 
     assert agent("db", "upgrade").returncode == 0
     # Given a worker started as documented, with only the FLEET_* variables of a TLS Redis
-    with (tmp_path / "worker.out").open("wb") as out:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", "ledger", "-c", "1", "-n", "tls@%h"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    worker = WorkerProcess("ledger", name="tls", environ=env, log_path=tmp_path / "worker.out").start()
     try:
         # Then `agent status` reaches it over TLS and sees the worker
         status = wait_for(lambda: (r := agent("status")).returncode == 0 and r, timeout=120, interval=1)
@@ -102,8 +90,4 @@ def test_the_fleet_works_over_tls_with_a_client_certificate_and_refuses_a_server
         assert refused.returncode == 3 and "Traceback" not in refused.stderr
         assert "error:" in refused.stderr or "broker" in refused.stdout
     finally:
-        worker.terminate()
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        worker.stop()

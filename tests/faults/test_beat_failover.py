@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -15,7 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.support import ROOT, wait_for
+from tests.processes import BeatProcess, documented_env, wait_for
 from worker.redis_server import RedisServer
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -37,17 +33,6 @@ def _sent(client: redis.Redis) -> Counter[str]:
     return names
 
 
-def _beat(env: dict[str, str], out: Path) -> subprocess.Popen[bytes]:
-    with out.open("wb") as handle:
-        return subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker", "beat", "--loglevel", "INFO"],
-            cwd=ROOT,
-            env=env,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-        )
-
-
 def test_a_standby_beat_takes_over_within_the_lock_ttl_and_nothing_is_sent_twice(
     redis_server: RedisServer, database_url: str, session_dir: Path, tmp_path: Path
 ) -> None:
@@ -60,29 +45,27 @@ def test_a_standby_beat_takes_over_within_the_lock_ttl_and_nothing_is_sent_twice
     )
     client = redis.Redis(port=redis_server.port, db=DB)
     client.flushdb()
-    env = {
-        "PATH": os.environ["PATH"],
-        "FLEET_BROKER_URL": f"redis://127.0.0.1:{redis_server.port}/{DB}",
-        "FLEET_DATABASE_URL": database_url,
-        "FLEET_CONFIG": str(config),
-        "FLEET_LOG_DIR": str(tmp_path / "log"),
-        "FLEET_REPORT_DIR": str(tmp_path / "reports"),
-        "FLEET_BEAT_LOCK_TIMEOUT_S": str(LOCK_TIMEOUT_S),
-    }
+    env = documented_env(
+        broker_url=f"redis://127.0.0.1:{redis_server.port}/{DB}",
+        database_url=database_url,
+        config=str(config),
+        log_dir=str(tmp_path / "log"),
+        report_dir=str(tmp_path / "reports"),
+        beat_lock_timeout_s=str(LOCK_TIMEOUT_S),
+    )
     # When two `celery -A worker beat` processes start, the second while the first holds the lock
-    first = _beat(env, tmp_path / "beat-1.out")
+    first = BeatProcess(env, tmp_path / "beat-1.out").start()
     second = None
     try:
         wait_for(lambda: _sent(client)["agents.sweep"] >= 2, timeout=60, interval=0.2, what="the first beat's sweeps")
-        second = _beat(env, tmp_path / "beat-2.out")
+        second = BeatProcess(env, tmp_path / "beat-2.out").start()
         time.sleep(3)
         # Then one sweep goes out per second, not two (the standby waits for the lock)
         before = _sent(client)["agents.sweep"]
         time.sleep(4)
         assert _sent(client)["agents.sweep"] - before <= 5
         # When the active beat is killed outright (no chance to release its lock)
-        first.send_signal(signal.SIGKILL)
-        first.wait(10)
+        first.kill()
         killed_at = time.monotonic()
         at_kill = _sent(client)["agents.sweep"]
         wait_for(lambda: _sent(client)["agents.sweep"] > at_kill, timeout=LOCK_TIMEOUT_S + 15, interval=0.1)
@@ -90,7 +73,7 @@ def test_a_standby_beat_takes_over_within_the_lock_ttl_and_nothing_is_sent_twice
         print(f"standby beat took over {takeover_s:.1f} s after the kill (lock TTL {LOCK_TIMEOUT_S} s)")
         # Then the standby takes over within the lock's TTL plus one loop
         assert takeover_s <= LOCK_TIMEOUT_S + 10
-        assert "Acquired lock" in (tmp_path / "beat-2.out").read_text()
+        assert "Acquired lock" in second.output()
         # And the daily report, due after the kill, is sent once, by the survivor
         wait_for(
             lambda: _sent(client)["reports.daily_status"] >= 1,
@@ -106,8 +89,7 @@ def test_a_standby_beat_takes_over_within_the_lock_ttl_and_nothing_is_sent_twice
         assert 1 <= sent["reports.collect_metrics"] <= minutes
     finally:
         for beat in (first, second):
-            if beat is not None and beat.poll() is None:
-                beat.terminate()
-                beat.wait(20)
+            if beat is not None:
+                beat.stop(20)
     # And a beat stopped cleanly releases its lock at once
     assert client.get("fleet:beat::lock") is None

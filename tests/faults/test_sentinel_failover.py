@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,14 +16,13 @@ import redis
 from redis.sentinel import Sentinel
 from sqlalchemy import create_engine, text
 
-from tests.support import ROOT, wait_for
+from tests.processes import AGENT, ROOT, WorkerProcess, documented_env, wait_for
 from worker.redis_server import find_binary, free_port
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 MASTER = "fleetmaster"
 EVENTS = 2000
-AGENT = str(Path(sys.executable).parent / "agent")
 
 
 @dataclass
@@ -126,26 +123,18 @@ def test_the_master_dies_mid_stream_and_after_failover_every_event_has_exactly_o
 ) -> None:
     # Given a fleet whose broker and results are the master that three Sentinels name
     database = f"sqlite:///{tmp_path / 'fleet.db'}"
-    env = {
-        "PATH": os.environ["PATH"],
-        "FLEET_BROKER_URL": redis_ha.url,
-        "FLEET_SENTINEL_MASTER": MASTER,
-        "FLEET_DATABASE_URL": database,
-        "FLEET_LOG_DIR": str(tmp_path / "log"),
-        "FLEET_REPORT_DIR": str(tmp_path / "reports"),
-    }
+    env = documented_env(
+        broker_url=redis_ha.url,
+        sentinel_master=MASTER,
+        database_url=database,
+        log_dir=str(tmp_path / "log"),
+        report_dir=str(tmp_path / "reports"),
+    )
     assert _agent(env, "db", "upgrade").returncode == 0
     events = tmp_path / "events.jsonl"
     generated = _agent(env, "ledger", "generate", "--events", str(EVENTS), "--faults", "0", "--seed", "11")
     events.write_text(generated.stdout)
-    with (tmp_path / "worker.out").open("wb") as out:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", "ledger", "-c", "2", "-n", "ledger@%h"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    worker = WorkerProcess("ledger", 2, name="ledger", environ=env, log_path=tmp_path / "worker.out").start()
     try:
         # (`agent status` reaches the broker through the Sentinels and sees the worker)
         status = wait_for(lambda: (r := _agent(env, "status")).returncode == 0 and r, timeout=120, interval=1)
@@ -189,11 +178,7 @@ def test_the_master_dies_mid_stream_and_after_failover_every_event_has_exactly_o
         if "submit" in locals() and submit.poll() is None:
             submit.kill()
             submit.communicate()
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        worker.stop()
 
 
 def _steady(database: str):  # type: ignore[no-untyped-def]
