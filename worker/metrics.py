@@ -28,6 +28,11 @@ from worker.fleet_status import queue_depths, workers_online
 from worker.prometheus_env import ensure_multiproc_dir
 from worker.redis_client import get_redis
 
+# prometheus_client writes a metric made below straight to PROMETHEUS_MULTIPROC_DIR when that is set already
+# (a child of `agent up`, a pod's env): the folder must exist before the first one is made.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
+
 log = logging.getLogger("fleet.reports")
 
 _TASK = ["name", "queue"]

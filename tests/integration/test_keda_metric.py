@@ -18,7 +18,7 @@ from worker.redis_server import RedisServer
 
 pytestmark = pytest.mark.integration
 
-SCRAPE = "from worker.metrics import render_latest; import sys; sys.stdout.write(render_latest()[0].decode())"
+SCRAPE = "from worker.application import get_app; from worker.metrics import render_latest; import sys; sys.stdout.write(render_latest(get_app())[0].decode())"
 
 
 def test_the_keda_query_sees_messages_in_every_priority_list(redis_server: RedisServer, tmp_path: Path) -> None:
