@@ -22,9 +22,11 @@ from gateway.config import get_gateway_config
 from gateway.idempotency import IdempotencyMiddleware
 from gateway.middleware import BodyLimitMiddleware, CallAuditMiddleware
 from gateway.routes import agents, compat, fleet, health, ledger, reports, system
+from gateway.routes import alerts as alert_routes
 from gateway.services.keys import key_cache
 from gateway.waits import WaitSlots
 from ledger import LedgerError
+from worker import alerts
 from worker import logging as fleet_logging
 from worker.redis_client import get_redis
 from worker.telemetry import http_latency_middleware
@@ -42,6 +44,7 @@ ROUTERS = (
     agents.router,
     ledger.router,
     reports.router,
+    alert_routes.router,
     compat.router,
 )
 
@@ -90,9 +93,11 @@ def create_app() -> FastAPI:
     async def lifespan(_api: FastAPI) -> AsyncIterator[None]:
         announce_auth_mode()
         flusher = asyncio.create_task(_flush_periodically(audit))
+        alerts.start("api")  # the API contends for the alert evaluator's lease like every fleet process
         try:
             yield
         finally:
+            alerts.stop()
             flusher.cancel()
             await anyio.to_thread.run_sync(audit.flush)
 

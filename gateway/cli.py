@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from gateway import cli_agents, cli_errors, cli_keys, cli_ledger, cli_reports
+from gateway import cli_agents, cli_alerts, cli_errors, cli_keys, cli_ledger, cli_reports
 from gateway.cli_errors import EXIT_OK, EXIT_UNAVAILABLE
 
 app = typer.Typer(
@@ -168,7 +168,7 @@ def api(
     )
 
 
-for _module in (cli_ledger, cli_agents, cli_reports, cli_keys):
+for _module in (cli_ledger, cli_agents, cli_reports, cli_keys, cli_alerts):
     _module.register(app)
 
 

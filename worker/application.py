@@ -18,6 +18,7 @@ TASK_MODULES = ["worker.tasks", "ledger.tasks", "agents.tasks", "beat.tasks"]
 app = Celery("fleet", include=TASK_MODULES, amqp="worker.transport:FleetAMQP")
 app.config_from_object("celeryconfig")
 
+import worker.alerts  # noqa: E402  (the alert evaluator of worker and beat main processes; docs/reports.md)
 import worker.dead_letters  # noqa: E402  (records refused messages)
 import worker.signals  # noqa: E402  (connects logging, correlation and metrics to the app)
 import worker.telemetry  # noqa: E402  (per-minute aggregates and Prometheus counters; reports.telemetry)

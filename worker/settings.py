@@ -16,7 +16,7 @@ from worker.constants import DEFAULT_BROKER_URL, DEFAULT_DATABASE_URL, MAX_COUNT
 from worker.errors import SettingsError
 
 # Top-level sections of FLEET_CONFIG; each package validates its own section with its own model.
-CONFIG_SECTIONS = frozenset({"ledger", "agents", "reports", "gateway", "notifications", "logging"})
+CONFIG_SECTIONS = frozenset({"ledger", "agents", "reports", "gateway", "notifications", "logging", "alerts"})
 
 
 class Settings(BaseSettings):
