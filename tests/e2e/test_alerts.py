@@ -280,3 +280,28 @@ def test_the_cli_and_the_api_show_the_history_and_silence_a_rule(fleet: Fleet) -
     assert wrong.returncode == 2 and "unknown rule" in wrong.stderr
     assert run_agent("alerts", "silence", "dead_letters", "--for", "2", env=fleet.env).returncode == 2
     assert run_agent("alerts", "unsilence", "task_error_rate", env=fleet.env).stdout.strip().endswith("unsilenced")
+
+
+def test_agent_alerts_test_reaches_every_channel(fleet: Fleet, receiver: Receiver) -> None:
+    from tests.support import run_agent
+
+    done = run_agent("alerts", "test", env=fleet.env)
+    assert done.returncode == 0 and "webhook" in done.stdout and "sent" in done.stdout
+    assert [r["type"] for r in receiver.of("test")] == ["alert.firing"]
+
+
+def test_when_the_evaluating_process_dies_another_takes_over_within_the_lease(fleet: Fleet) -> None:
+    # Given the API holding the lease and the ledger worker contending
+    client = redis.Redis.from_url(fleet.broker_url)
+    assert (client.get("fleet:alerts:leader") or b"").startswith(b"api@")
+    # When the API is killed (no clean release)
+    assert fleet.api.process is not None
+    fleet.api.process.kill()
+    fleet.api.process.wait(10)
+    # Then the worker's evaluator holds the lease within lease_s (3 x evaluate_every_s) and one more turn
+    wait_for(
+        lambda: (client.get("fleet:alerts:leader") or b"").startswith(b"worker@"),
+        timeout=4 * EVALUATE_EVERY_S + 5,
+        what="the worker's evaluator to take over",
+    )
+    client.close()
