@@ -30,6 +30,7 @@ from beat.errors import ReportConfigError
 from beat.incidents import Incident, Step, Transition, step
 from worker import alert_channels, alert_sampler
 from worker.constants import REDIS_KEY_PREFIX
+from worker.telemetry import muted
 
 log = logging.getLogger("fleet.alerts")
 
@@ -165,7 +166,10 @@ class Evaluator:
             )
             self.leading = leading
             self.history.clear()  # a leader's rates start from its own samples
-        return self.evaluate(client) if leading else None
+        if not leading:
+            return None
+        with muted():  # the evaluator's own SQL is not the fleet's latency
+            return self.evaluate(client)
 
     def evaluate(self, client: Any) -> Step:
         """Sample, advance the incidents, store them and their history, send the notifications."""
