@@ -19,6 +19,7 @@ from beat.errors import ReportError
 from gateway import problems
 from gateway.audit import AuditBuffer
 from gateway.config import get_gateway_config
+from gateway.correlation import CorrelationMiddleware
 from gateway.idempotency import IdempotencyMiddleware
 from gateway.middleware import BodyLimitMiddleware, CallAuditMiddleware
 from gateway.routes import agents, compat, fleet, health, ledger, reports, system
@@ -115,6 +116,7 @@ def create_app() -> FastAPI:
     api.add_middleware(IdempotencyMiddleware, redis_factory=get_redis, ttl_s=config.idempotency_ttl_s)
     api.add_middleware(CallAuditMiddleware, audit=audit)
     api.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
+    api.add_middleware(CorrelationMiddleware)  # outside the body limit: even a 413 carries the id
     if config.cors_origins:
         api.add_middleware(
             CORSMiddleware,
