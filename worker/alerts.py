@@ -139,6 +139,50 @@ def _history(transitions: list[Transition]) -> None:
         )
 
 
+def incidents_between(start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Incidents that fired in [start, end), each with when it resolved (None while it still fires)."""
+    from sqlalchemy import select
+
+    from worker.db import session_scope
+    from worker.models.alerts import AlertEvent
+
+    try:
+        with session_scope() as session:
+            fired = session.scalars(
+                select(AlertEvent).where(AlertEvent.state == "firing", AlertEvent.at >= start, AlertEvent.at < end)
+            ).all()
+            ids = [row.incident_id for row in fired]
+            resolved = (
+                dict(
+                    session.execute(
+                        select(AlertEvent.incident_id, AlertEvent.at).where(
+                            AlertEvent.state == "resolved", AlertEvent.incident_id.in_(ids)
+                        )
+                    ).all()
+                )
+                if ids
+                else {}
+            )
+            return [
+                {
+                    "rule": row.rule,
+                    "labels": row.labels,
+                    "severity": row.severity,
+                    "summary": row.summary,
+                    "fired_at": _minute(row.at),
+                    "resolved_at": _minute(resolved[row.incident_id]) if row.incident_id in resolved else None,
+                }
+                for row in fired
+            ]
+    except SQLAlchemyError as exc:  # a database without the alerts tables yet: the report goes on without them
+        log.warning("alert incidents unavailable for the report: %s", exc, extra={"category": "system"})
+        return []
+
+
+def _minute(at: datetime) -> str:
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).isoformat(timespec="minutes")
+
+
 class Evaluator:
     """One process's contender: holds the lease or waits for it; the holder evaluates."""
 

@@ -16,6 +16,7 @@ from beat.config import ReportsConfig, reports_config
 from beat.report import Report, ReportInputs, build_briefing, build_report
 from beat.schedule import check_report_date, in_offline_window, is_late, report_period
 from worker import evidence
+from worker.alerts import incidents_between
 from worker.db import get_engine
 from worker.redis_client import get_redis
 from worker.settings import get_settings
@@ -120,6 +121,7 @@ def _inputs(
         late=late,
         offline=in_offline_window(now_local.time(), ctx.config.window),
         language=ctx.language,
+        incidents=incidents_between(start.astimezone(UTC), end.astimezone(UTC) + timedelta(seconds=1)),
     )
 
 

@@ -148,6 +148,7 @@ ledger:
         "FLEET_CONFIG": str(config),
         "PROMETHEUS_MULTIPROC_DIR": str(folder / "prometheus"),
         "FLEET_WATCHDOG_STALL_S": "0",
+        "FLEET_REPORT_DIR": str(folder / "reports"),
     }
     api = ApiServer(config, folder / "api.out", env).start()
     client = redis.Redis.from_url(broker)
@@ -280,6 +281,11 @@ def test_the_cli_and_the_api_show_the_history_and_silence_a_rule(fleet: Fleet) -
     assert wrong.returncode == 2 and "unknown rule" in wrong.stderr
     assert run_agent("alerts", "silence", "dead_letters", "--for", "2", env=fleet.env).returncode == 2
     assert run_agent("alerts", "unsilence", "task_error_rate", env=fleet.env).stdout.strip().endswith("unsilenced")
+    # And the day's report lists the incidents with when they fired and resolved
+    report = run_agent("report", "--json", env=fleet.env)
+    assert report.returncode == 0, report.stderr
+    markdown = Path(json.loads(report.stdout)["files"]["markdown"]).read_text()
+    assert "## Alerts" in markdown and "`queue_without_worker` (queue=ledger)" in markdown
 
 
 def test_agent_alerts_test_reaches_every_channel(fleet: Fleet, receiver: Receiver) -> None:

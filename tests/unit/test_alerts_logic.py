@@ -150,3 +150,23 @@ def test_a_custom_rule_watches_any_exported_metric_as_a_rate() -> None:
 def test_a_bad_alerts_section_is_one_clear_error(raw: dict, message: str) -> None:
     with pytest.raises(ReportConfigError, match="FLEET_CONFIG: " + message.replace("[", r"\[").replace("]", r"\]")):
         alerts_config(raw)
+
+
+def test_the_report_and_the_briefing_list_the_periods_incidents() -> None:
+    from dataclasses import replace
+
+    from beat.analyzer import load_catalogue
+    from beat.report import build_briefing, build_report
+    from tests.unit.test_report_logic import _inputs
+
+    incident = {"rule": "queue_without_worker", "labels": {"queue": "ledger"}, "severity": "critical",
+                "summary": "queue ledger holds 3 messages and no worker consumes it",
+                "fired_at": "2026-11-21T10:05+00:00", "resolved_at": None}  # fmt: skip
+    inputs = replace(_inputs("en"), incidents=[incident])
+    report = build_report(inputs, load_catalogue())
+    assert "## Alerts" in report.markdown and "`queue_without_worker` (queue=ledger)" in report.markdown
+    assert "still firing" in report.markdown and report.figures["incidents"] == [incident]
+    briefing, data = build_briefing(inputs, load_catalogue())
+    assert "queue ledger holds 3 messages" in briefing and data["incidents"] == [incident]
+    quiet = build_report(_inputs("ko"), load_catalogue())
+    assert "## 경보" in quiet.markdown and "발생한 경보가 없습니다" in quiet.markdown
