@@ -102,17 +102,34 @@ def _counts_since(model: Any, column: str, since: datetime) -> dict[Labels, floa
     return {labels_of(**{column: str(value or "")}): float(count) for value, count in rows}
 
 
-def exported(render: Callable[[], bytes]) -> Sample:
-    """Every sample of the Prometheus exposition, by sample name (`celery_task_failed_total`, ...)."""
+def exported(render: Callable[[], bytes], wanted: frozenset[str] | None = None) -> Sample:
+    """The samples of the Prometheus exposition by sample name (`celery_task_failed_total`, ...): all, or those
+    named in `wanted` (the parser is pure Python: lines no rule reads are dropped before it sees them)."""
     from prometheus_client.parser import text_string_to_metric_families
 
+    text = render().decode()
+    if wanted is not None:
+        text = "\n".join(line for line in text.splitlines() if line[:1] != "#" and _sample_name(line) in wanted) + "\n"
     out: Sample = {}
-    for family in text_string_to_metric_families(render().decode()):
+    for family in text_string_to_metric_families(text):
         for sample in family.samples:
             labels = tuple(sorted((k, v) for k, v in sample.labels.items() if k != "pid"))
             series = out.setdefault(sample.name, {})
             series[labels] = series.get(labels, 0.0) + float(sample.value)
     return out
+
+
+def _sample_name(line: str) -> str:
+    end = len(line)
+    for mark in ("{", " "):
+        at = line.find(mark)
+        if 0 <= at < end:
+            end = at
+    return line[:end]
+
+
+# The exported samples the built-in rules read; custom rules add theirs.
+BUILT_IN_EXPORTED = frozenset({"celery_task_failed_total", "celery_task_succeeded_total", "ledger_events_total"})
 
 
 def _prometheus_text() -> bytes:
@@ -173,7 +190,8 @@ def sample(config: AlertsConfig, redis_client: Any, app: Any, ping_timeout: floa
     if config.rule("report_missing").enabled:
         take("report", lambda: {(): _report_missing()}, "fleet_report_missing")
     try:
-        for name, series in exported(_prometheus_text).items():
+        wanted = BUILT_IN_EXPORTED | {rule.metric for rule in config.custom}
+        for name, series in exported(_prometheus_text, wanted).items():
             out.setdefault(name, series)
     except (OSError, ValueError) as exc:
         log.warning("alerts: exported metrics unavailable: %s", exc, extra={"category": "system"})
