@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -25,9 +26,10 @@ from gateway.middleware import BodyLimitMiddleware, CallAuditMiddleware
 from gateway.routes import agents, compat, fleet, health, ledger, reports, system
 from gateway.routes import alerts as alert_routes
 from gateway.services.keys import key_cache
+from gateway.tracing import TracingMiddleware
 from gateway.waits import WaitSlots
 from ledger import LedgerError
-from worker import alerts
+from worker import alerts, otel
 from worker import logging as fleet_logging
 from worker.redis_client import get_redis
 from worker.telemetry import http_latency_middleware
@@ -117,6 +119,9 @@ def create_app() -> FastAPI:
     api.add_middleware(CallAuditMiddleware, audit=audit)
     api.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
     api.add_middleware(CorrelationMiddleware)  # outside the body limit: even a 413 carries the id
+    # OTEL_EXPORTER_OTLP_ENDPOINT set: a server span per request (FastAPI's own where it has them).
+    if otel.setup("agent-fleet-api") and importlib.util.find_spec("fastapi.telemetry") is None:
+        api.add_middleware(TracingMiddleware)
     if config.cors_origins:
         api.add_middleware(
             CORSMiddleware,
