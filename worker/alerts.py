@@ -250,6 +250,8 @@ class Evaluator:
                 self.tick()
             except (RedisError, OSError, ReportConfigError) as exc:
                 log.warning("alert evaluation skipped: %s", exc, extra={"category": "system"})
+            except Exception:  # a fault in one evaluation must not end the thread: the next turn tries again
+                log.exception("alert evaluation failed", extra={"category": "system"})
             self.stop_event.wait(self.config.evaluate_every_s)
 
     def stop(self) -> None:
