@@ -66,7 +66,7 @@ def run_workflow(self: Task, request: dict[str, Any], owner: str | None = None) 
         reason = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'request'}: {e['msg']}" for e in exc.errors())
         log.warning("run %s refused: %s", self.request.id, reason, extra={"category": "agent"})
         raise RequestInvalid(reason) from None
-    record, created = start_run(self.request.id, parsed, owner)
+    record, created = start_run(self.request.id, parsed, owner, trace_id=otel.trace_id())
     fleet_logging.bind(run_id=record.run_id, category="agent")
     otel.annotate(**{"fleet.run_id": record.run_id, "fleet.workflow.mode": parsed.mode})
     # Not created (the idempotency key's run), or created by an earlier delivery of this very message that

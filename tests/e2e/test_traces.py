@@ -157,7 +157,8 @@ def test_one_trace_runs_from_the_producer_through_every_stage_and_tool_call(trac
     assert analyze["gen_ai.operation.name"] == "chat" and "gen_ai.usage.input_tokens" in analyze
     tools = [s for s in spans if s["name"] == "agent.tool_call"]
     assert all(s["attributes"]["gen_ai.tool.name"] and s["attributes"]["fleet.run_id"] == run_id for s in tools)
-    # And the worker's log lines of the run carry the trace id
+    # And the run record and the worker's log lines of the run carry the trace id
+    assert answer.json()["trace_id"] == trace_id
     lines = [
         json.loads(line)
         for path in Path(env["FLEET_LOG_DIR"]).glob("*.jsonl")

@@ -24,6 +24,8 @@ class AgentRun(Base):
     queue: Mapped[str] = mapped_column(String(64), default="agents")
     # The visible id of the API key that submitted the run (None: the CLI, a plain producer, or before 0002).
     owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The OpenTelemetry trace id the run was started in (None when traces are off, or before agents_0003).
+    trace_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     priority: Mapped[int] = mapped_column(Integer, default=5)
     output: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
