@@ -191,6 +191,8 @@ def _latest(history: History, metric: str) -> Mapping[Labels, float]:
 
 def queue_without_worker(history: History, rule: RuleConfig) -> dict[Labels, tuple[float, str]]:
     """A queue holds messages and no worker consumes it."""
+    if not history or "fleet_queue_consumers" not in history[-1][1]:
+        return {}  # the workers could not be asked: not knowing is no evidence that none consumes
     depths, consumers = _latest(history, "celery_queue_length"), _latest(history, "fleet_queue_consumers")
     return {
         labels: (depth, f"queue {dict(labels)['queue']} holds {depth:.0f} messages and no worker consumes it")

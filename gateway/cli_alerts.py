@@ -89,11 +89,15 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"{rule} {'unsilenced' if alerts.unsilence(rule) else 'was not silenced'}")
 
     @alerts_app.command("test")
-    def test() -> None:
+    def test(
+        channel: str = typer.Option(None, "--channel", help="Only this kind: webhook, slack or email."),
+    ) -> None:
         """Send a test alert to every configured channel once; exit 1 if one did not take it."""
         from gateway.services import alerts
 
-        outcomes = alerts.send_test()
+        if channel not in (None, "webhook", "slack", "email"):
+            raise typer.BadParameter("must be webhook, slack or email", param_hint="--channel")
+        outcomes = alerts.send_test(channel)
         if not outcomes:
             typer.echo("no channel configured (alerts.webhooks, notifications.slack_webhook_url, notifications.email)")
             raise typer.Exit(1)

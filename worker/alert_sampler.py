@@ -62,15 +62,28 @@ def _hosts(redis_client: Any, fresh_s: float) -> dict[Labels, float]:
     return out
 
 
-def oldest_ages(redis_client: Any, now: float) -> dict[Labels, float]:
+KNOWN_QUEUES_KEY = REDIS_KEY_PREFIX + "alerts:queues"
+
+
+def known_queues(redis_client: Any, online: dict[str, list[str]]) -> tuple[str, ...]:
+    """The fleet's queues and every queue a worker was ever seen consuming (`agents-<name>` ones), remembered in
+    Redis: a queue whose only worker died is still watched, by this evaluator and the next."""
+    seen = {q for queues in online.values() for q in queues}
+    if seen:
+        redis_client.sadd(KNOWN_QUEUES_KEY, *sorted(seen))
+    remembered = {q.decode() if isinstance(q, bytes) else str(q) for q in redis_client.smembers(KNOWN_QUEUES_KEY)}
+    return tuple(sorted({*QUEUES, *seen, *remembered}))
+
+
+def oldest_ages(redis_client: Any, now: float, queues: tuple[str, ...] = QUEUES) -> dict[Labels, float]:
     """Seconds since the oldest waiting message of each queue was published (kombu pushes left, pops right)."""
     pipe = redis_client.pipeline(transaction=False)
-    for queue in QUEUES:
+    for queue in queues:
         for name in priority_lists(queue):
             pipe.lindex(name, -1)
     tails = iter(pipe.execute())
     out = {}
-    for queue in QUEUES:
+    for queue in queues:
         sent = []
         for _name in priority_lists(queue):
             raw = next(tails)
@@ -87,10 +100,9 @@ def oldest_ages(redis_client: Any, now: float) -> dict[Labels, float]:
     return out
 
 
-def consumers(app: Any, timeout: float) -> dict[Labels, float]:
-    """Workers consuming each queue, from the replies to one broadcast."""
-    online = workers_online(app, timeout=timeout)
-    return {labels_of(queue=q): float(sum(q in queues for queues in online.values())) for q in QUEUES}
+def consumers(online: dict[str, list[str]], queues: tuple[str, ...]) -> dict[Labels, float]:
+    """Workers consuming each queue, from the replies to one broadcast (`workers_online`)."""
+    return {labels_of(queue=q): float(sum(q in served for served in online.values())) for q in queues}
 
 
 def _counts_since(model: Any, column: str, since: datetime) -> dict[Labels, float]:
@@ -168,15 +180,27 @@ def sample(config: AlertsConfig, redis_client: Any, app: Any, ping_timeout: floa
         for name in names:
             out[name] = values
 
+    queues = QUEUES
+    try:
+        online: dict[str, list[str]] | None = workers_online(app, timeout=ping_timeout)
+    except (OSError, KombuOperationalError) as exc:
+        log.warning("alerts: workers unavailable this evaluation: %s", exc, extra={"category": "system"})
+        online = None
+    try:
+        queues = known_queues(redis_client, online or {})
+    except RedisError as exc:
+        log.warning("alerts: known queues unavailable this evaluation: %s", exc, extra={"category": "system"})
+    if online is not None:  # without the workers' answers, no rule may conclude that none consumes
+        out["fleet_queue_consumers"] = consumers(online, queues)
     started = time.perf_counter()
     take(
         "queue depths",
-        lambda: {labels_of(queue=q): float(n) for q, n in queue_depths(redis_client).items()},
+        lambda: {labels_of(queue=q): float(n) for q, n in queue_depths(redis_client, queues).items()},
         "celery_queue_length",
     )
-    out["fleet_broker_latency_seconds"] = {(): time.perf_counter() - started}
-    take("waiting messages", lambda: oldest_ages(redis_client, now), "fleet_queue_oldest_age_seconds")
-    take("workers", lambda: consumers(app, ping_timeout), "fleet_queue_consumers")
+    if "celery_queue_length" in out:  # the time of one round trip, not of a failure
+        out["fleet_broker_latency_seconds"] = {(): time.perf_counter() - started}
+    take("waiting messages", lambda: oldest_ages(redis_client, now, queues), "fleet_queue_oldest_age_seconds")
     take("hosts", lambda: _hosts(redis_client, 3 * config.evaluate_every_s), "fleet_memory_used_percent")
     take("database", lambda: {(): db.check() / 1000.0}, "fleet_database_latency_seconds")
     window = datetime.fromtimestamp(now, UTC)

@@ -79,8 +79,9 @@ def unsilence(rule: str) -> bool:
     return alerts.unsilence(get_redis(), rule)
 
 
-def send_test() -> dict[str, bool]:
-    """Send one `alert.firing` of a rule named `test` to every configured channel, once each: channel -> taken."""
+def send_test(kind: str | None = None) -> dict[str, bool]:
+    """Send one `alert.firing` of a rule named `test` to every configured channel (or those of one kind: webhook,
+    slack, email), once each: channel -> taken."""
     from beat.alert_rules import alerts_config
     from beat.incidents import Incident, Notification
     from worker.alert_channels import channels, deliver
@@ -103,4 +104,5 @@ def send_test() -> dict[str, bool]:
     )
     notification = Notification("alert.firing", incident, now)
     config = alerts_config(get_settings().section("alerts"))
-    return {f"{c.kind} {c.target}": deliver(notification, c, attempts=1) for c in channels(config, notifications())}
+    targets = [c for c in channels(config, notifications()) if kind is None or c.kind == kind]
+    return {f"{c.kind} {c.target}": deliver(notification, c, attempts=1) for c in targets}

@@ -52,3 +52,16 @@ def test_only_the_series_the_rules_read_are_parsed() -> None:
     found = exported(lambda: text, frozenset({"celery_task_failed_total"}))
     # Per-process series are summed (the pid label dropped), other families skipped
     assert found == {"celery_task_failed_total": {labels_of(name="fleet.fail", queue="ledger"): 5.0}}
+
+
+def test_a_queue_a_worker_was_seen_consuming_is_watched_after_the_worker_is_gone(redis_server) -> None:  # type: ignore[no-untyped-def]
+    from worker.alert_sampler import consumers, known_queues
+
+    client = _client(redis_server)
+    # Given a worker seen consuming agents-reports2 once
+    assert "agents-reports2" in known_queues(client, {"w1@host": ["agents-reports2"]})
+    # When it is gone, the queue is still known, and counted as consumed by nobody
+    queues = known_queues(client, {})
+    assert {"agents", "ledger", "reports", "agents-reports2"} <= set(queues)
+    assert consumers({}, queues)[labels_of(queue="agents-reports2")] == 0.0
+    client.close()

@@ -170,3 +170,11 @@ def test_the_report_and_the_briefing_list_the_periods_incidents() -> None:
     assert "queue ledger holds 3 messages" in briefing and data["incidents"] == [incident]
     quiet = build_report(_inputs("ko"), load_catalogue())
     assert "## 경보" in quiet.markdown and "발생한 경보가 없습니다" in quiet.markdown
+
+
+def test_a_queue_is_not_said_to_have_no_worker_when_the_workers_could_not_be_asked() -> None:
+    config = AlertsConfig()
+    depths = {"celery_queue_length": {LEDGER: 3.0}}
+    assert [f for f in evaluate([(0.0, depths)], config) if f.rule == "queue_without_worker"] == []
+    asked = {**depths, "fleet_queue_consumers": {LEDGER: 0.0}}
+    assert [f.labels for f in evaluate([(0.0, asked)], config) if f.rule == "queue_without_worker"] == [LEDGER]
