@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from beat.alert_rules import Finding, Labels, Severity
+from beat.alert_config import Severity
+from beat.alert_rules import Finding, Labels
 
 State = Literal["pending", "firing", "resolved"]
 EventType = Literal["alert.firing", "alert.resolved"]

@@ -16,7 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from beat.alert_rules import AlertsConfig, evaluate, labels_of
+from beat.alert_config import AlertsConfig
+from beat.alert_rules import evaluate, labels_of
 from beat.incidents import step
 from bench.common import BenchContext, Row
 

@@ -21,7 +21,7 @@ import httpx
 from sqlalchemy.exc import SQLAlchemyError
 from standardwebhooks.webhooks import Webhook
 
-from beat.alert_rules import AlertsConfig, WebhookTarget
+from beat.alert_config import AlertsConfig, WebhookTarget
 from beat.config import NotificationsConfig
 from beat.incidents import Notification
 

@@ -21,7 +21,8 @@ from redis.exceptions import RedisError
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from beat.alert_rules import AlertsConfig, Labels, labels_of
+from beat.alert_config import AlertsConfig
+from beat.alert_rules import Labels, labels_of
 from worker.constants import QUEUES, REDIS_KEY_PREFIX
 from worker.errors import DatabaseUnavailable
 from worker.fleet_status import priority_lists, queue_depths, workers_online

@@ -25,7 +25,8 @@ from typing import Any
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from beat.alert_rules import AlertsConfig, alerts_config, evaluate
+from beat.alert_config import AlertsConfig, alerts_config
+from beat.alert_rules import evaluate
 from beat.errors import ReportConfigError
 from beat.incidents import Incident, Step, Transition, step
 from worker import alert_channels, alert_sampler

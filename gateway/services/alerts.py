@@ -56,7 +56,7 @@ def history(hours: float = 24.0, limit: int = 500) -> list[dict[str, Any]]:
 
 def known_rules() -> list[str]:
     """Built-in rule names and the custom ones of FLEET_CONFIG."""
-    from beat.alert_rules import BUILT_IN, alerts_config
+    from beat.alert_config import BUILT_IN, alerts_config
     from worker.settings import get_settings
 
     config = alerts_config(get_settings().section("alerts"))
@@ -82,7 +82,7 @@ def unsilence(rule: str) -> bool:
 def send_test(kind: str | None = None) -> dict[str, bool]:
     """Send one `alert.firing` of a rule named `test` to every configured channel (or those of one kind: webhook,
     slack, email), once each: channel -> taken."""
-    from beat.alert_rules import alerts_config
+    from beat.alert_config import alerts_config
     from beat.incidents import Incident, Notification
     from worker.alert_channels import channels, deliver
     from worker.notify import config as notifications

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from beat.alert_rules import WebhookTarget, labels_of
+from beat.alert_config import WebhookTarget
+from beat.alert_rules import labels_of
 from beat.incidents import Incident, Notification
 from worker.alert_channels import Channel, DeliveryFailed, deliver, signed_request
 

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beat.alert_rules import AlertsConfig, Finding, alerts_config, evaluate, increase, labels_of
+from beat.alert_config import AlertsConfig, alerts_config
+from beat.alert_rules import Finding, evaluate, increase, labels_of
 from beat.errors import ReportConfigError
 from beat.incidents import Incident, step
 
