@@ -91,13 +91,21 @@ def analyze(self: Task, run_id: str) -> dict[str, Any]:
     usage = result.get("usage", {})
     for kind in ("prompt", "completion"):
         AGENT_TOKENS.labels("analyze", kind).inc(usage.get(f"{kind}_tokens", 0))
-    # The analyst's model call, in the GenAI semantic conventions.
+    if otel.enabled():
+        _annotate_model_call(run_id, usage)
+    return result
+
+
+def _annotate_model_call(run_id: str, usage: dict[str, Any]) -> None:
+    # The analyst's model call, in the GenAI semantic conventions (model from the run's profile: one read, traced only).
+    ports = build_ports()
+    described = ports.profiles(ports.store.get_run(run_id).request.profile).describe()
     otel.annotate(**{
         "fleet.run_id": run_id, "fleet.stage": "analyze", "gen_ai.operation.name": "chat",
-        "gen_ai.request.model": result.get("model"), "gen_ai.usage.input_tokens": usage.get("prompt_tokens", 0),
+        "gen_ai.provider.name": described.get("provider"), "gen_ai.request.model": described.get("model"),
+        "gen_ai.usage.input_tokens": usage.get("prompt_tokens", 0),
         "gen_ai.usage.output_tokens": usage.get("completion_tokens", 0),
     })  # fmt: skip
-    return result
 
 
 @app.task(name="agents.gate", **INTERMEDIATE)

@@ -155,6 +155,7 @@ def test_one_trace_runs_from_the_producer_through_every_stage_and_tool_call(trac
     assert tasks["run/agents.run_workflow"]["attributes"]["fleet.run_id"] == run_id
     analyze = tasks["run/agents.analyze"]["attributes"]
     assert analyze["gen_ai.operation.name"] == "chat" and "gen_ai.usage.input_tokens" in analyze
+    assert analyze["gen_ai.request.model"] == "rules-v1"  # the local profile's model
     tools = [s for s in spans if s["name"] == "agent.tool_call"]
     assert all(s["attributes"]["gen_ai.tool.name"] and s["attributes"]["fleet.run_id"] == run_id for s in tools)
     # And the run record and the worker's log lines of the run carry the trace id
