@@ -31,7 +31,7 @@ class MemoryStore:
         return self.changed.get(run_id) or self.get_run(run_id).updated_at or datetime.now(UTC)
 
     def create_run(
-        self, run_id: str, request: WorkflowRequest, queue: str, owner: str | None = None
+        self, run_id: str, request: WorkflowRequest, queue: str, owner: str | None = None, trace_id: str | None = None
     ) -> tuple[RunRecord, bool]:
         """A new pending run, or the one with the same idempotency key."""
         if request.idempotency_key and request.idempotency_key in self.keys:
@@ -39,7 +39,7 @@ class MemoryStore:
         if run_id in self.runs:
             return self.runs[run_id], False
         now = datetime.now(UTC)
-        record = RunRecord(run_id=run_id, status="pending", request=request, queue=queue, owner=owner,
+        record = RunRecord(run_id=run_id, status="pending", request=request, queue=queue, owner=owner, trace_id=trace_id,
                            snapshot_id=f"snap-{run_id}", timeline={"pending": now}, created_at=now,
                            updated_at=now)  # fmt: skip
         self.runs[run_id] = record

@@ -216,6 +216,8 @@ class RunRecord(Frozen):
     queue: str = "agents"
     # The API key (its visible id) that submitted the run; None for the CLI and plain Celery producers.
     owner: str | None = None
+    # The OpenTelemetry trace the run was started in (worker/otel.py), None when traces are off.
+    trace_id: str | None = None
     stages: tuple[StageOutput, ...] = ()
     subtasks: tuple[SubtaskResult, ...] = ()
     output: dict[str, Any] | None = None

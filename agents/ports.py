@@ -24,7 +24,7 @@ class RunStore(Protocol):
     """The shared run context: runs, stages, subtask results, snapshots and idempotency keys."""
 
     def create_run(
-        self, run_id: str, request: WorkflowRequest, queue: str, owner: str | None = None
+        self, run_id: str, request: WorkflowRequest, queue: str, owner: str | None = None, trace_id: str | None = None
     ) -> tuple[RunRecord, bool]:
         """A new pending run, or the existing one with the same idempotency key (then False)."""
         ...

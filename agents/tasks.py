@@ -14,6 +14,7 @@ from agents import canvas, runner, subtask
 from agents.errors import AgentError, RequestInvalid, SubtaskRefused, ToolTransientError
 from agents.models import TERMINAL_STATUSES, WorkflowRequest
 from worker import logging as fleet_logging
+from worker import otel
 from worker.application import get_app, task
 from worker.metrics import AGENT_REQUESTS, AGENT_STAGE_DURATION, AGENT_TOKENS, AGENT_TOOL_CALLS
 from worker.stores.agents_live import build_ports, start_run
@@ -65,8 +66,9 @@ def run_workflow(self: Task, request: dict[str, Any], owner: str | None = None) 
         reason = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'request'}: {e['msg']}" for e in exc.errors())
         log.warning("run %s refused: %s", self.request.id, reason, extra={"category": "agent"})
         raise RequestInvalid(reason) from None
-    record, created = start_run(self.request.id, parsed, owner)
+    record, created = start_run(self.request.id, parsed, owner, trace_id=otel.trace_id())
     fleet_logging.bind(run_id=record.run_id, category="agent")
+    otel.annotate(**{"fleet.run_id": record.run_id, "fleet.workflow.mode": parsed.mode})
     # Not created (the idempotency key's run), or created by an earlier delivery of this very message that
     # then moved on: the record. Still pending after an earlier delivery: it died before sending the stages.
     if record.status != "pending" or (not created and record.run_id != self.request.id):
@@ -86,9 +88,24 @@ def analyze(self: Task, run_id: str) -> dict[str, Any]:
     """Sena: plan the request; the stage report (run status and plan)."""
     with AGENT_STAGE_DURATION.labels("analyze").time(), fleet_logging.bound(run_id=run_id):
         result = runner.analyze(run_id, build_ports(), self.request.id)
+    usage = result.get("usage", {})
     for kind in ("prompt", "completion"):
-        AGENT_TOKENS.labels("analyze", kind).inc(result.get("usage", {}).get(f"{kind}_tokens", 0))
+        AGENT_TOKENS.labels("analyze", kind).inc(usage.get(f"{kind}_tokens", 0))
+    if otel.enabled():
+        _annotate_model_call(run_id, usage)
     return result
+
+
+def _annotate_model_call(run_id: str, usage: dict[str, Any]) -> None:
+    # The analyst's model call, in the GenAI semantic conventions (model from the run's profile: one read, traced only).
+    ports = build_ports()
+    described = ports.profiles(ports.store.get_run(run_id).request.profile).describe()
+    otel.annotate(**{
+        "fleet.run_id": run_id, "fleet.stage": "analyze", "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": described.get("provider"), "gen_ai.request.model": described.get("model"),
+        "gen_ai.usage.input_tokens": usage.get("prompt_tokens", 0),
+        "gen_ai.usage.output_tokens": usage.get("completion_tokens", 0),
+    })  # fmt: skip
 
 
 @task(name="agents.gate", **INTERMEDIATE)
@@ -96,6 +113,7 @@ def gate(self: Task, run_id: str) -> dict[str, Any]:
     """Lubit: approve, reject or hold the plan; the stage report (run status and verdict)."""
     with AGENT_STAGE_DURATION.labels("gate").time(), fleet_logging.bound(run_id=run_id):
         result = runner.gate(run_id, build_ports(), self.request.id)
+    otel.annotate(**{"fleet.run_id": run_id, "fleet.stage": "gate"})
     if result["status"] in TERMINAL_STATUSES:
         AGENT_REQUESTS.labels(result.get("mode", "planner"), result["status"]).inc()
     return result
@@ -105,6 +123,7 @@ def gate(self: Task, run_id: str) -> dict[str, Any]:
 def execute(self: Task, run_id: str) -> dict[str, Any]:
     """GitCode: replace this task with one group per dependency level (verify follows from the chain)."""
     ports = build_ports()
+    otel.annotate(**{"fleet.run_id": run_id, "fleet.stage": "execute"})
     record, levels = runner.begin_execute(run_id, ports, self.request.id)
     if levels is None:
         return runner.report(run_id, "execute", record.status)
@@ -127,7 +146,8 @@ def run_subtask(
     """Run one subtask of the approved plan (`previous`, the level before's results, is not trusted: outputs come
     from the run context); transient tool errors retry with exponential backoff, then the subtask fails."""
     ports = build_ports()
-    with fleet_logging.bound(run_id=run_id, subtask_id=subtask_id):
+    otel.annotate(**{"fleet.run_id": run_id, "fleet.subtask_id": subtask_id})
+    with fleet_logging.bound(run_id=run_id, subtask_id=subtask_id), otel.span("agent.tool_call") as call:
         try:
             result = subtask.run(run_id, subtask_id, ports, spec)
         except SubtaskRefused as exc:
@@ -141,6 +161,10 @@ def run_subtask(
         except SoftTimeLimitExceeded:
             limit = ports.config.subtask_time_limit_s
             result = subtask.fail(run_id, subtask_id, f"timed out after {limit} s", self.request.retries + 1, ports)
+        if call is not None:  # the GenAI conventions' tool call (gen_ai.tool.name), set before the span ends
+            call.set_attributes({"fleet.run_id": run_id, "gen_ai.operation.name": "execute_tool",
+                                 "gen_ai.tool.name": result.tool, "fleet.tool.version": str(result.version),
+                                 "fleet.tool.status": result.status})  # fmt: skip
     AGENT_TOOL_CALLS.labels(f"{result.tool}:{result.version}", "cached" if result.cached else result.status).inc()
     if result.status != "succeeded":
         extra = {
@@ -160,6 +184,7 @@ def verify(self: Task, run_id: str) -> dict[str, Any]:
     """RUNE: check the run; returns the run record, also stored as the result of the run id (the producer's)."""
     with AGENT_STAGE_DURATION.labels("verify").time(), fleet_logging.bound(run_id=run_id):
         record = runner.verify(run_id, build_ports(), self.request.id)
+    otel.annotate(**{"fleet.run_id": run_id, "fleet.stage": "verify", "fleet.run.status": record.status})
     if record.status in runner.IN_FLIGHT:
         # Sent before the run was ready (a duplicate): nothing for the producer, whose id (the run id) resolves
         # only when the run rests; this task ends as a stage report.

@@ -12,6 +12,7 @@ from beat.analyzer import PRIORITY_ORDER, Evidence, Issue, Pattern, analyze
 from beat.components import Component, Health, Probe, assess, rollup
 from beat.config import ReportsConfig
 from beat.coverage import unexplained
+from beat.i18n import words
 from beat.render import render_briefing, render_report
 from beat.summary import DaySummary, compare, describe, summarise
 from beat.thresholds import Level, classify_all
@@ -40,6 +41,8 @@ class ReportInputs:
     late: bool = False
     offline: bool = False
     language: str = "en"
+    # Alert incidents that fired in the period: rule, labels, severity, summary, fired_at, resolved_at (or None).
+    incidents: Sequence[dict[str, Any]] = ()
 
 
 @dataclass(slots=True)
@@ -97,8 +100,10 @@ def build_report(inputs: ReportInputs, patterns: Sequence[Pattern], chart: str |
         "ledger": inputs.ledger,
         "agents": inputs.agents,
         "chart": chart,
+        "incidents": list(inputs.incidents),
     }
     markdown = render_report(figures, summary, levels, components, issues, inputs.language)
+    markdown += render_incidents(inputs.incidents, inputs.language)
     return Report(inputs.day, health, inputs.late, markdown, figures, issues, components)
 
 
@@ -110,5 +115,23 @@ def build_briefing(inputs: ReportInputs, patterns: Sequence[Pattern]) -> tuple[s
         "health": health.value,
         "components": [{"name": c.name, "status": c.status.value, "detail": c.detail} for c in components],
         "issues": [issue.as_json() for issue in issues],
+        "incidents": list(inputs.incidents),
     }
-    return render_briefing(health, components, issues, inputs.language), data
+    markdown = render_briefing(health, components, issues, inputs.language)
+    return markdown + render_incidents(inputs.incidents, inputs.language), data
+
+
+def render_incidents(incidents: Sequence[dict[str, Any]], language: str) -> str:
+    """The period's alert incidents as a Markdown section, newest first."""
+    w = words(language)
+    out = ["", f"## {w['alerts']}", ""]
+    if not incidents:
+        return "\n".join([*out, w["alerts_none"], ""])
+    for incident in sorted(incidents, key=lambda i: str(i["fired_at"]), reverse=True):
+        labels = ", ".join(f"{k}={v}" for k, v in dict(incident["labels"]).items())
+        until = incident.get("resolved_at") or w["still_firing"]
+        out.append(
+            f"- **{incident['severity']}** `{incident['rule']}`{f' ({labels})' if labels else ''}: "
+            f"{incident['summary']} ({incident['fired_at']} → {until})"
+        )
+    return "\n".join([*out, ""])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -18,11 +19,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from gateway import problems, responses
 from gateway.audit import AuditBuffer
 from gateway.config import get_gateway_config
+from gateway.correlation import CorrelationMiddleware
 from gateway.idempotency import IdempotencyMiddleware
 from gateway.middleware import BodyLimitMiddleware, CallAuditMiddleware
 from gateway.routes import agents, compat, conversations, fleet, health, ledger, reports, schedules, system
+from gateway.routes import alerts as alert_routes
 from gateway.services.keys import key_cache, keys_exist
+from gateway.tracing import TracingMiddleware
 from gateway.waits import WaitSlots
+from worker import alerts, otel
 from worker import logging as fleet_logging
 from worker.application import get_app
 from worker.redis_client import get_redis
@@ -43,6 +48,7 @@ ROUTERS = (
     ledger.router,
     reports.router,
     schedules.router,
+    alert_routes.router,
     compat.router,
 )
 
@@ -91,9 +97,11 @@ def create_app() -> FastAPI:
     async def lifespan(_api: FastAPI) -> AsyncIterator[None]:
         announce_auth_mode()
         flusher = asyncio.create_task(_flush_periodically(audit))
+        alerts.start("api")  # the API contends for the alert evaluator's lease like every fleet process
         try:
             yield
         finally:
+            alerts.stop()
             flusher.cancel()
             await anyio.to_thread.run_sync(audit.flush)
 
@@ -119,6 +127,10 @@ def create_app() -> FastAPI:
     api.add_middleware(IdempotencyMiddleware, redis_factory=get_redis, ttl_s=config.idempotency_ttl_s)
     api.add_middleware(CallAuditMiddleware, audit=audit)
     api.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
+    api.add_middleware(CorrelationMiddleware)  # outside the body limit: even a 413 carries the id
+    # OTEL_EXPORTER_OTLP_ENDPOINT set: a server span per request (FastAPI's own where it has them).
+    if otel.setup("agent-fleet-api") and importlib.util.find_spec("fastapi.telemetry") is None:
+        api.add_middleware(TracingMiddleware)
     if config.cors_origins:
         api.add_middleware(
             CORSMiddleware,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from gateway import cli_agents, cli_backup, cli_errors, cli_keys, cli_ledger, cli_reports, cli_schedules
+from gateway import cli_agents, cli_alerts, cli_backup, cli_errors, cli_keys, cli_ledger, cli_reports, cli_schedules
 from gateway.cli_errors import EXIT_OK, EXIT_UNAVAILABLE
 
 app = typer.Typer(
@@ -176,7 +176,7 @@ def api(
     )
 
 
-for _module in (cli_ledger, cli_agents, cli_reports, cli_keys, cli_backup, cli_schedules):
+for _module in (cli_ledger, cli_agents, cli_reports, cli_keys, cli_backup, cli_schedules, cli_alerts):
     _module.register(app)
 
 

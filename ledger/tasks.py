@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from ledger.config import LedgerConfig, load_config
 from ledger.quickrun import run
+from worker import otel
 from worker.application import task
 from worker.masking import mask_identifier
 from worker.metrics import LEDGER_EVENTS, LEDGER_QUICK_RUN_SECONDS
@@ -78,6 +79,21 @@ def _log(raw: Any, result: dict[str, Any], config: LedgerConfig) -> None:
     )
 
 
+def _event_span(result: dict[str, Any]) -> None:
+    # One span per event under the task's: the batch decided them together, so each is marked, not timed.
+    with otel.span(
+        "ledger.event",
+        **{
+            "ledger.event_id": str(result.get("event_id")),
+            "ledger.event_type": result.get("event_type"),
+            "ledger.status": result["status"],
+            "ledger.code": result["codes"][0] if result["codes"] else "",
+            "ledger.duration_ms": result.get("duration_ms"),
+        },
+    ):
+        pass
+
+
 def process(
     raws: list[Any], correlation_id: str | None, *, final: bool = True, batch: bool = False
 ) -> list[dict[str, Any]]:
@@ -94,6 +110,8 @@ def process(
     for raw, result in zip(raws, results, strict=True):
         if result["status"] == "waiting":
             continue
+        if otel.enabled():
+            _event_span(result)
         counts[result["status"], result["codes"][0] if result["codes"] else ""] += 1
         if not (quiet and result["status"] == "accepted"):
             _log(raw, result, config)

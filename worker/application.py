@@ -12,7 +12,7 @@ from typing import Any
 from celery import Celery
 from celery.local import Proxy
 
-from worker import codec, dead_letters, metrics, otel, saferepr, signals, telemetry, watchdog
+from worker import alerts, codec, dead_letters, metrics, otel, saferepr, signals, telemetry, watchdog
 
 # Task modules: each package's thin adapters. Later packages add theirs here.
 TASK_MODULES = ["worker.tasks", "ledger.tasks", "agents.tasks", "beat.tasks"]
@@ -36,6 +36,7 @@ def create_app() -> Celery:
     app.config_from_object("celeryconfig")
     dead_letters.install()  # records refused messages
     signals.install()  # logging, correlation ids and task context on every line
+    alerts.install()  # the alert evaluator of worker and beat main processes (docs/reports.md)
     otel.install()  # optional traces, off unless OTEL_EXPORTER_OTLP_ENDPOINT is set
     telemetry.install()  # per-minute aggregates and Prometheus counters (reports.telemetry)
     watchdog.install()  # exits a worker that stopped consuming; see docs/RELIABILITY.md

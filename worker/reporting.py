@@ -16,12 +16,13 @@ from beat.config import ReportsConfig, reports_config
 from beat.report import Report, ReportInputs, build_briefing, build_report
 from beat.schedule import check_report_date, in_offline_window, is_late, missed_report_due, report_period
 from worker import evidence
+from worker.alerts import incidents_between
 from worker.application import get_app
 from worker.db import get_engine
 from worker.redis_client import get_redis
 from worker.settings import get_settings
 from worker.stores import reports as store
-from worker.telemetry import RECORDER, minute_of
+from worker.telemetry import RECORDER, minute_of, muted, request_flush
 
 log = logging.getLogger("fleet.reports")
 
@@ -67,7 +68,28 @@ def collect(now: datetime | None = None, ctx: Context | None = None) -> dict[str
     return {"minute": minute.isoformat(), "rows_moved": moved, "error_lines": sample.error_lines}
 
 
-def _inputs(day: date, now: datetime, ctx: Context, late: bool, period_days: float = 1.0) -> ReportInputs:
+def collect_now(ctx: Context, now: datetime) -> datetime | None:
+    """What the running processes hold in memory, written now, and a host sample of this minute.
+
+    Returns when the collector (`reports.collect_metrics`) last sampled before this one: the report's probe
+    judges the collector by it, and this sample is not the collector's.
+    """
+    redis_client = get_redis()
+    asked, answered = request_flush(redis_client)
+    if answered < asked:
+        log.info("%d of %d processes flushed their telemetry in time", answered, asked, extra={"category": "system"})
+    last = store.last_sample_at()
+    minute = datetime.fromtimestamp(minute_of(now.timestamp()), UTC)
+    store.save_host_sample(evidence.sample_host(redis_client, ctx.log_dir, get_app(), minute))
+    return last
+
+
+_UNSET: Any = object()
+
+
+def _inputs(
+    day: date, now: datetime, ctx: Context, late: bool, period_days: float = 1.0, last_sample: Any = _UNSET
+) -> ReportInputs:
     now_local = now.astimezone(ctx.zone)
     store.move_telemetry(get_redis())  # everything, the current minute too: rows are additive
     start, end = report_period(day, now_local, ctx.config)
@@ -81,7 +103,9 @@ def _inputs(day: date, now: datetime, ctx: Context, late: bool, period_days: flo
         end=end.astimezone(UTC) + timedelta(seconds=1),
         now=now,
         config=ctx.config,
-        probe=evidence.probe(get_app(), get_redis(), ctx.config, store.last_sample_at()),
+        probe=evidence.probe(
+            get_app(), get_redis(), ctx.config, store.last_sample_at() if last_sample is _UNSET else last_sample
+        ),
         aggregates=store.load_aggregates(start, end + timedelta(seconds=1)),
         hosts=store.load_hosts(start, end + timedelta(seconds=1)),
         logs=evidence.read_log_events(ctx.log_dir, start.astimezone(UTC), end.astimezone(UTC) + timedelta(seconds=1)),
@@ -92,6 +116,7 @@ def _inputs(day: date, now: datetime, ctx: Context, late: bool, period_days: flo
         late=late,
         offline=in_offline_window(now_local.time(), ctx.config.window),
         language=ctx.language,
+        incidents=incidents_between(start.astimezone(UTC), end.astimezone(UTC) + timedelta(seconds=1)),
     )
 
 
@@ -115,6 +140,11 @@ def generate(
     day: date | None = None, trigger: str = "manual", replace: bool = True, now: datetime | None = None
 ) -> dict[str, Any]:
     """Make, store and write the report of `day` (today by default); one per date unless `replace`."""
+    with muted():  # the report's own SQL is not the fleet's latency
+        return _generate(day, trigger, replace, now)
+
+
+def _generate(day: date | None, trigger: str, replace: bool, now: datetime | None) -> dict[str, Any]:
     ctx = context()
     now = now or datetime.now(UTC)
     now_local = now.astimezone(ctx.zone)
@@ -123,7 +153,10 @@ def generate(
         return {"date": day.isoformat(), "stored": False, "reason": "exists"}
     # A report sent because beat found it missed at start is late by definition; a scheduled one past grace too.
     late = trigger == "missed" or (trigger == "schedule" and is_late(now_local, ctx.config))
-    report = build_report(_inputs(day, now, ctx, late), ctx.patterns, chart=f"{day}.png" if ctx.config.chart else None)
+    # On demand, the report shows now: what workers have not flushed yet and a host sample of this minute.
+    last_sample = collect_now(ctx, now) if trigger == "manual" else _UNSET
+    inputs = _inputs(day, now, ctx, late, last_sample=last_sample)
+    report = build_report(inputs, ctx.patterns, chart=f"{day}.png" if ctx.config.chart else None)
     values = {
         "report_date": day,
         "late": late,

@@ -17,7 +17,7 @@ from worker.errors import SettingsError
 from worker.redis_urls import SENTINEL_SCHEME, is_sentinel, mask, parse_sentinel, tls_options
 
 # Top-level sections of FLEET_CONFIG; each package validates its own section with its own model.
-CONFIG_SECTIONS = frozenset({"ledger", "agents", "reports", "gateway", "notifications", "logging"})
+CONFIG_SECTIONS = frozenset({"ledger", "agents", "reports", "gateway", "notifications", "logging", "alerts"})
 
 
 class Settings(BaseSettings):

@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -116,8 +116,36 @@ class Recorder:
         atexit.register(self.stop, quiet=True)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.config.flush_interval_s):
+        # Between periodic flushes, a request on FLUSH_CHANNEL (`agent report`) flushes at once and answers.
+        listener = self._listen()
+        while not self._stop.is_set():
+            reply = self._wait_for_request(listener)
             self.flush()
+            if reply:
+                with contextlib.suppress(RedisError, OSError):
+                    client = self.redis_factory()
+                    client.rpush(reply, os.getpid())
+                    client.expire(reply, 60)
+
+    def _listen(self) -> Any:
+        try:
+            listener = self.redis_factory().pubsub(ignore_subscribe_messages=True)
+            listener.subscribe(FLUSH_CHANNEL)
+            return listener
+        except (RedisError, OSError):
+            return None
+
+    def _wait_for_request(self, listener: Any) -> str | None:
+        if listener is None:
+            self._stop.wait(self.config.flush_interval_s)
+            return None
+        try:
+            message = listener.get_message(timeout=self.config.flush_interval_s)
+        except (RedisError, OSError, ValueError):
+            self._stop.wait(self.config.flush_interval_s)  # the broker is away: flush on the clock alone
+            return None
+        data = message.get("data") if message else None
+        return data.decode() if isinstance(data, bytes) else data
 
     def take(self) -> dict[tuple[int, str, str, str], list[float]]:
         """Swap out the table: what the next flush writes."""
@@ -166,6 +194,35 @@ class Recorder:
         """Stop the thread and write what is left (`quiet`: at exit, when the broker may be gone already)."""
         self._stop.set()
         self.flush(quiet=quiet)
+
+
+FLUSH_CHANNEL = KEY_PREFIX + "flush"
+
+
+def request_flush(redis_client: Any, timeout_s: float = 2.0) -> tuple[int, int]:
+    """Ask every running process to write its table now; (processes asked, processes that answered in time)."""
+    reply = f"{KEY_PREFIX}flushed:{os.getpid()}:{time.monotonic_ns()}"
+    asked = int(redis_client.publish(FLUSH_CHANNEL, reply))
+    answered, deadline = 0, time.monotonic() + timeout_s
+    while answered < asked and (left := deadline - time.monotonic()) > 0:
+        if redis_client.blpop([reply], timeout=max(left, 0.01)) is None:
+            break
+        answered += 1
+    redis_client.delete(reply)
+    return asked, answered
+
+
+_muted = threading.local()
+
+
+@contextlib.contextmanager
+def muted() -> Iterator[None]:
+    """This thread's SQL is not the fleet's: the report reading its own figures stays out of them."""
+    _muted.on = True
+    try:
+        yield
+    finally:
+        _muted.on = False
 
 
 def parse_hash(minute: int, fields: dict[str, str]) -> list[MinuteAggregate]:
@@ -263,7 +320,7 @@ def _process_exit(**_: Any) -> None:
 
 
 def _before_sql(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-    if RECORDER.enabled:
+    if RECORDER.enabled and not getattr(_muted, "on", False):
         conn.info.setdefault("fleet_query_start", []).append(time.perf_counter())
 
 

@@ -12,6 +12,7 @@ from pydantic_core import PydanticCustomError
 
 from agents.errors import AgentError, RunNotFound
 from agents.models import WorkflowRequest, unstorable_path
+from gateway import sse
 from gateway.deps import Config, ReadKey, RunKey, Waits, WaitSlot
 from gateway.keys import Principal
 from gateway.problems import ApiProblem, classify
@@ -99,7 +100,10 @@ def run(request: WorkflowRequest, config: Config, who: RunKey, _slot: WaitSlot, 
 def _events(run_id: str, last_event_id: str, timeout_s: float) -> Iterator[bytes]:
     yield format_event(f"{run_id}/0", "run", {"run_id": run_id})
     try:
-        for entry_id, event in service.progress(run_id, last_event_id, timeout_s):
+        for entry_id, event in service.progress(run_id, last_event_id, timeout_s, quiet_every_s=sse.HEARTBEAT_S):
+            if not entry_id:
+                yield b": heartbeat\n\n"  # a comment line: proxies keep a quiet stream open, clients ignore it
+                continue
             yield format_event(f"{run_id}/{entry_id}", str(event.get("type", "event")), event)
     except AgentError as exc:
         http_status, code = classify(exc)

@@ -145,13 +145,24 @@ def list_runs(limit: int = 20) -> list[dict[str, Any]]:
     return build_ports().store.list_runs(limit)  # type: ignore[attr-defined, no-any-return]
 
 
-def progress(run_id: str, last_event_id: str = "0", timeout_s: float = 300.0) -> Iterator[tuple[str, dict[str, Any]]]:
-    """The run's progress events (id, event) from after `last_event_id`, until it rests or the timeout passes."""
+def progress(
+    run_id: str, last_event_id: str = "0", timeout_s: float = 300.0, quiet_every_s: float | None = None
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The run's progress events (id, event) from after `last_event_id`, until it rests or the timeout passes.
+
+    With `quiet_every_s`, `("", {})` comes after each such stretch without events (an SSE heartbeat).
+    """
     events = build_ports().events
     deadline = time.monotonic() + timeout_s
+    spoke = time.monotonic()
     while (left := deadline - time.monotonic()) > 0:
+        if quiet_every_s is not None and time.monotonic() - spoke >= quiet_every_s:
+            spoke = time.monotonic()
+            yield "", {}
         # Blocks at most a second, and never past the deadline: a caller's timeout is a bound, not a hint.
         batch = events.read(run_id, last_event_id, block_ms=max(1, min(1000, int(left * 1000))))  # type: ignore[attr-defined]
+        if batch:
+            spoke = time.monotonic()
         for event_id, event in batch:
             last_event_id = event_id
             yield event_id, event

@@ -18,6 +18,7 @@ from gateway.client import Sent, submit
 from ledger import LedgerError
 from ledger.config import LedgerConfig, load_config
 from ledger.versions import VersionStats, compare
+from worker import logging as fleet_logging
 from worker.db import get_engine
 from worker.models.ledger import LedgerEventRecord, LedgerSnapshot, LedgerVersionCount
 from worker.settings import get_settings
@@ -51,7 +52,9 @@ def read_jsonl(path: Path) -> list[dict[str, Any] | str]:
 
 def send(events: list[dict[str, Any] | str], app: Celery, on_sent: Callable[[Sent], None] | None = None) -> list[Sent]:
     """Route and send events with the fleet's filter and priority rules."""
-    return submit(events, app, config=fleet_config(), on_sent=on_sent)
+    # The request's X-Correlation-ID (gateway/correlation.py) when the API sends them; a new one otherwise.
+    correlation = fleet_logging.current().get("correlation_id")
+    return submit(events, app, config=fleet_config(), on_sent=on_sent, correlation_id=correlation)
 
 
 def wait(sent: list[Sent], timeout: float = 300.0, on_done: Callable[[], None] | None = None) -> list[dict[str, Any]]:

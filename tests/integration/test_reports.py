@@ -201,3 +201,34 @@ def test_two_real_beats_started_after_a_missed_report_time_make_one_late_report(
             beat.terminate()
             beat.wait(20)
     assert _reports_of(today) == [("missed", True)]
+
+
+def test_agent_report_right_after_traffic_counts_it_and_samples_the_host_without_counting_itself(
+    fleet_worker: WorkerProcess,
+    celery_app,  # type: ignore[no-untyped-def]
+) -> None:
+    from gateway.services import reports
+
+    # Given today's figures so far, then traffic through the real worker
+    before = _settled(reports)
+    _send_traffic(celery_app, "now")
+    # When `agent report` runs once, at once (sooner than the workers' next flush)
+    first = run_agent("report", "--json")
+    assert first.returncode == 0, first.stderr
+    figures = json.loads(Path(json.loads(first.stdout)["files"]["dashboard"]).read_text())
+
+    # Then it counts exactly that traffic, and has a host sample of its own
+    def moved(name: str, queue: str) -> int:
+        now = [r for r in figures["summary"]["per_task"] if r["name"] == name and r["queue"] == queue]
+        return (now[0]["count"] if now else 0) - _row(before, name, queue)["count"]
+
+    assert (moved("fleet.ping", "ledger"), moved("fleet.fail", "agents")) == (PINGS, FAILS)
+    assert {"cpu_percent", "memory_percent"} <= set(figures["signal_means"])
+    # And a second report finds no SQL statement more than the first: the report's own queries are not counted
+    second = run_agent("report", "--json")
+    again = json.loads(Path(json.loads(second.stdout)["files"]["dashboard"]).read_text())
+
+    def statements(found: dict) -> int:
+        return sum(r["count"] for r in found["summary"]["routes"] if r["queue"] == "db")
+
+    assert statements(again) == statements(figures)

@@ -26,6 +26,8 @@ class AgentRun(Base):
     owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # The conversation the run is a turn of (agents_0003); None for a run on its own.
     conversation_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The OpenTelemetry trace id the run was started in (None when traces are off, or before agents_0003).
+    trace_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     priority: Mapped[int] = mapped_column(Integer, default=5)
     output: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -68,7 +68,7 @@ def _record_of(run: Any, stages: Sequence[Any], results: Sequence[Any]) -> RunRe
     timeline = sorted((datetime.fromisoformat(v), k) for k, v in (run.timeline or {}).items())
     return RunRecord(
         run_id=run.run_id, status=run.status, request=WorkflowRequest.model_validate(run.request),
-        priority=run.priority, queue=run.queue, owner=run.owner, stages=tuple(_stage_of(s) for s in stages),
+        priority=run.priority, queue=run.queue, owner=run.owner, trace_id=getattr(run, "trace_id", None), stages=tuple(_stage_of(s) for s in stages),
         subtasks=tuple(SubtaskResult.model_validate(r.data) for r in results), output=run.output, error=run.error,
         snapshot_id=run.snapshot_id, timeline={k: at for at, k in timeline},
         created_at=_aware(run.created_at), updated_at=_aware(run.updated_at),
@@ -148,7 +148,7 @@ class SqlRunStore:
             session.execute(statement, params or many)
 
     def create_run(
-        self, run_id: str, request: WorkflowRequest, queue: str, owner: str | None = None
+        self, run_id: str, request: WorkflowRequest, queue: str, owner: str | None = None, trace_id: str | None = None
     ) -> tuple[RunRecord, bool]:
         """A new pending run, or the one already holding the idempotency key or the run id (then False)."""
         if request.idempotency_key and (existing := self._by_key(request.idempotency_key)):
@@ -157,7 +157,7 @@ class SqlRunStore:
         try:
             with session_scope(self.engine) as session:
                 run = AgentRun(run_id=run_id, status="pending", request=request.model_dump(mode="json"), queue=queue, owner=owner,
-                               conversation_id=request.conversation_id,
+                               conversation_id=request.conversation_id, trace_id=trace_id,
                                idempotency_key=request.idempotency_key, snapshot_id=snapshot_id_of(run_id),
                                timeline={"pending": now.isoformat()}, created_at=now, updated_at=now)  # fmt: skip
                 session.add(run)

@@ -276,14 +276,16 @@ def _fleet_status() -> dict[str, Any]:
         return {"error": f"broker unreachable: {exc}"}
 
 
-def start_run(run_id: str, request: WorkflowRequest, owner: str | None = None) -> tuple[RunRecord, bool]:
+def start_run(
+    run_id: str, request: WorkflowRequest, owner: str | None = None, trace_id: str | None = None
+) -> tuple[RunRecord, bool]:
     """Create the run (or find the one with the same idempotency key) and its config snapshot."""
     ports = build_ports()
     queue = str(request.options.get("queue") or ports.config.queue)
     # Checked again here (the request model checks it too): a message from any producer may name any key.
     if not re.fullmatch(AGENT_QUEUE_PATTERN, queue):
         raise AgentError(f"options.queue must be 'agents' or 'agents-<name>', got {queue!r}")
-    record, created = ports.store.create_run(run_id, request, queue, owner)
+    record, created = ports.store.create_run(run_id, request, queue, owner, trace_id)
     # Also when this very message recorded the run and died before it stored the snapshot (still pending).
     if created or (record.run_id == run_id and record.status == "pending"):
         described = (
