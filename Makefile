@@ -6,15 +6,31 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint types unit integration e2e bench clean
+# Exact versions of every dependency: the fleet uses celery's and kombu's internals (docs/operations.md#dependencies).
+# `make lock` after editing pyproject.toml keeps the other pins; `make lock LOCK_FLAGS=--upgrade` takes the newest.
+LOCK := requirements.lock
+DEV_LOCK := requirements-dev.lock
+LOCK_FLAGS ?=
+COMPILE = $(BIN)/uv pip compile pyproject.toml --quiet --universal --python-version 3.11 --extra postgres $(LOCK_FLAGS)
 
-$(STAMP): pyproject.toml
+.PHONY: install lock run test lint types unit integration e2e bench clean
+
+$(STAMP): pyproject.toml $(LOCK) $(DEV_LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -r $(DEV_LOCK)
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
+
+$(BIN)/uv:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet 'uv>=0.5,<1'
+
+lock: $(BIN)/uv
+	$(COMPILE) -o $(LOCK)
+	$(COMPILE) --extra dev -o $(DEV_LOCK)
 
 run: install
 	$(BIN)/agent up $(ARGS)
