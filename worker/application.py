@@ -4,19 +4,15 @@ from __future__ import annotations
 
 from celery import Celery
 
-from worker import codec, saferepr
-
-# JSON messages and results are decoded with orjson where it gives exactly what kombu's decoder gives.
-codec.install()
-# The repr of each return value (the task-succeeded event) is written directly where it is plain data.
-saferepr.install()
+from worker import patches
 
 # Task modules: each package's thin adapters. Later packages add theirs here.
 TASK_MODULES = ["worker.tasks", "ledger.tasks", "agents.tasks", "beat.tasks"]
 
-# FleetAMQP: the broker connections use worker.transport (kombu's Redis transport, cheaper per consumed message).
-app = Celery("fleet", include=TASK_MODULES, amqp="worker.transport:FleetAMQP")
+# The fleet's patches of library internals, or none with FLEET_STOCK_LIBRARIES=true (worker/patches.py).
+app = Celery("fleet", include=TASK_MODULES, amqp=patches.AMQP_FACTORY)
 app.config_from_object("celeryconfig")
+patches.install(app)
 
 import worker.dead_letters  # noqa: E402  (records refused messages)
 import worker.signals  # noqa: E402  (connects logging, correlation and metrics to the app)

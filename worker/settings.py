@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     # A worker whose queues hold messages while it receives nothing for this long exits to be restarted; 0: off.
     watchdog_stall_s: float = Field(default=300.0, ge=0)
     language: str = "en"
+    # Run on the libraries' own code, none of the fleet's patches of their internals (worker/patches.py).
+    stock_libraries: bool = False
     yaml_config: dict[str, Any] = Field(default_factory=dict, exclude=True)
 
     @field_validator("broker_url")

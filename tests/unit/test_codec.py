@@ -137,8 +137,9 @@ def test_a_collector_switched_off_by_the_application_stays_off() -> None:
 
 
 def test_the_fleet_app_decodes_json_with_the_codec_and_encodes_as_kombu_does() -> None:
-    import worker.application  # noqa: F401  (installs the codec)
+    from worker.application import app
 
+    assert app.conf.task_serializer == "json"  # the app's configuration, once read, installs the codec
     assert registry._decoders["application/json"] is codec.loads
     content_type, encoding, payload = kombu_registry_dumps({"id": TAGGED["id"], "n": [1, 2]}, serializer="json")
     assert (content_type, encoding) == ("application/json", "utf-8")

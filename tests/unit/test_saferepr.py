@@ -62,7 +62,8 @@ def test_a_worker_writes_return_values_with_the_fast_path() -> None:
     import celery.app.trace
     import celery.worker.request
 
-    import worker.application  # noqa: F401  (installs it)
+    from worker.application import app
 
+    assert app.conf.result_serializer == "json"  # the app's configuration, once read, installs it
     assert celery.app.trace.saferepr is fast_saferepr  # type: ignore[attr-defined]
     assert celery.worker.request.saferepr is fast_saferepr  # type: ignore[attr-defined]
