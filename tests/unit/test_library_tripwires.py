@@ -47,6 +47,7 @@ CONSUMER = "worker/dead_letters.py FleetConsumer (Celery's task-event flush batc
 BACKEND = "worker/backend.py (Celery's Redis result backend, stored in one script call)"
 WATCHDOG = "worker/watchdog.py (Celery's worker state read and told to stop)"
 CANVAS = "agents/canvas.py and agents/tasks.py (Celery's canvas classes and task replacement)"
+LOGGING = "worker/logging.py (Celery's per-task lines silenced by logger name, their `data` field dropped)"
 
 # (owner, attribute, the signature written against, the patch that relies on it)
 SIGNATURES = [
@@ -251,3 +252,15 @@ def test_celery_canvas_classes_the_fleet_inspects_are_still_signatures() -> None
     assert issubclass(celery.canvas._chain, celery.canvas.Signature), f"revisit {CANVAS}"
     assert issubclass(celery.canvas._chord, celery.canvas.Signature), f"revisit {CANVAS}"
     assert "chain" in inspect.getsource(Task.replace), f"Task.replace no longer reads request.chain: {CANVAS}"
+
+
+def test_celery_logs_task_arguments_on_the_loggers_the_fleet_silences_reading_their_level_once() -> None:
+    import celery.worker.strategy
+
+    from worker.logging import ARGUMENT_LOGGERS
+
+    for module in (celery.worker.strategy, celery.app.trace):
+        assert module.logger.name in ARGUMENT_LOGGERS, f"{module.__name__} logs as {module.logger.name}: {LOGGING}"
+        source = inspect.getsource(module)
+        assert "_does_info = logger.isEnabledFor(logging.INFO)" in source, f"{module.__name__}: revisit {LOGGING}"
+        assert "extra={'data': context}" in source, f"{module.__name__} no longer logs `data`: revisit {LOGGING}"
