@@ -4,6 +4,8 @@ Each is pinned by the lock files and guarded by tests/unit/test_library_tripwire
 each does, why, and how to check it after an upgrade. FLEET_STOCK_LIBRARIES=true runs the app on the libraries'
 own code instead: the way back the day an upgrade breaks a patch. The choice is made when the app's configuration
 is first read, not at import: a test or a command may still set the environment after importing the app.
+Two live where they must act: prometheus_client's value class in worker/prometheus_env.py (before the first
+metric, same setting), and Flower's /metrics route in flowerconfig.py (kept even when stock: a security control).
 """
 
 from __future__ import annotations
