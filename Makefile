@@ -51,12 +51,11 @@ integration: install
 e2e: install
 	$(BIN)/pytest tests/e2e -q
 
-# Then the tests of the broker, the consumer, results and metrics again on the libraries' own code
-# (FLEET_STOCK_LIBRARIES, docs/PATCHES.md), less those asserting what only the patches give (marker `patches`).
-# A subset: the whole integration and fault suites a second time would double the time of `make test`.
+# Then the fault tests and the integration tests of the broker, the consumer, results and metrics again on the
+# libraries' own code (FLEET_STOCK_LIBRARIES, docs/PATCHES.md), less those asserting what only the patches give
+# (marker `patches`). Not the whole integration suite: a second run of it would add half again to `make test`.
 STOCK_TESTS ?= $(addprefix tests/integration/test_,transport.py poison.py result_backend.py foundation.py \
-	ledger_quick_run.py ledger_crash.py agents_workflow.py agents_faults.py observe.py redis_auth.py) \
-	$(addprefix tests/faults/test_,redis_restart.py warm_shutdown.py watchdog.py)
+	ledger_quick_run.py ledger_crash.py agents_workflow.py agents_faults.py observe.py redis_auth.py) tests/faults
 
 test: lint types
 	$(BIN)/pytest -q
