@@ -6,15 +6,32 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint types unit integration e2e bench clean
+# Exact versions of every dependency: the fleet uses celery's and kombu's internals (docs/operations.md#dependencies).
+# `make lock` after editing pyproject.toml keeps the other pins; `make lock LOCK_FLAGS=--upgrade` takes the newest.
+LOCK := requirements.lock
+DEV_LOCK := requirements-dev.lock
+LOCK_FLAGS ?=
+COMPILE = $(BIN)/uv pip compile pyproject.toml --quiet --universal --python-version 3.11 --extra postgres $(LOCK_FLAGS)
 
-$(STAMP): pyproject.toml
+.PHONY: install lock run test lint types unit integration e2e bench clean
+
+$(STAMP): pyproject.toml $(LOCK) $(DEV_LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -r $(DEV_LOCK)
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
+
+$(BIN)/uv:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet 'uv>=0.5,<1'
+
+# The dev lock first; the runtime lock is then held to its versions (the image runs what the tests ran).
+lock: $(BIN)/uv
+	$(COMPILE) --extra dev -o $(DEV_LOCK)
+	$(COMPILE) --constraint $(DEV_LOCK) -o $(LOCK)
 
 run: install
 	$(BIN)/agent up $(ARGS)
@@ -36,8 +53,15 @@ integration: install
 e2e: install
 	$(BIN)/pytest tests/e2e -q
 
+# Then the fault tests and the integration tests of the broker, the consumer, results and metrics again on the
+# libraries' own code (FLEET_STOCK_LIBRARIES, docs/PATCHES.md), less those asserting what only the patches give
+# (marker `patches`). Not the whole integration suite: a second run of it would add half again to `make test`.
+STOCK_TESTS ?= $(addprefix tests/integration/test_,transport.py poison.py result_backend.py foundation.py \
+	ledger_quick_run.py ledger_crash.py agents_workflow.py agents_faults.py observe.py redis_auth.py) tests/faults
+
 test: lint types
 	$(BIN)/pytest -q
+	FLEET_STOCK_LIBRARIES=true $(BIN)/pytest -q -m "not patches" $(STOCK_TESTS)
 
 bench: install
 	$(BIN)/python -m bench

@@ -98,12 +98,11 @@ task_send_sent_event = True
 worker_send_task_events = True
 
 task_annotations = [QueueTimeLimits()]
-# Celery's consumer, recording every message it cannot decode in the dead-letter table.
-worker_consumer = "worker.dead_letters:FleetConsumer"
-# Recycle worker processes to bound leaks from native libraries and caches: by memory, the bound that
-# matters, and by count only rarely. Each replacement stalls a process: the old one exits, the pool forks
-# a new one, and the pool sometimes notices the exit only at its 5 s maintenance tick (docs/PERFORMANCE.md:
-# 0.05-4.3 s per recycle measured, every 10,000 tasks before). RSS stays flat over 100,000 tasks (bench.memory).
+# Celery's consumer, recording every message it cannot decode in the dead-letter table; worker/patches.py
+# picks the variant (task events batched unless FLEET_STOCK_LIBRARIES).
+worker_consumer = "worker.dead_letters:DeadLetterConsumer"
+# Recycle worker processes by memory, the bound that matters, and by count only rarely: each replacement
+# stalls a process until the pool notices the exit (docs/PERFORMANCE.md, section 5).
 worker_max_tasks_per_child = 1_000_000
 worker_max_memory_per_child = 512_000  # KiB
 

@@ -12,7 +12,7 @@ from typing import Any
 from celery import Celery
 from celery.local import Proxy
 
-from worker import alerts, codec, dead_letters, metrics, otel, saferepr, signals, telemetry, watchdog
+from worker import alerts, dead_letters, metrics, otel, patches, signals, telemetry, watchdog
 
 # Task modules: each package's thin adapters. Later packages add theirs here.
 TASK_MODULES = ["worker.tasks", "ledger.tasks", "agents.tasks", "beat.tasks"]
@@ -26,14 +26,11 @@ def create_app() -> Celery:
     """Build the fleet's Celery app and install, in this order, what every fleet process runs beside it."""
     # Before any metric is made: this process's metrics are written to the folder every process shares.
     metrics.use_shared_folder()
-    # JSON messages and results are decoded with orjson where it gives exactly what kombu's decoder gives.
-    codec.install()
-    # The repr of each return value (the task-succeeded event) is written directly where it is plain data.
-    saferepr.install()
-    # FleetAMQP: the broker connections use worker.transport (kombu's Redis transport, cheaper per consumed message).
-    app = Celery("fleet", include=TASK_MODULES, amqp="worker.transport:FleetAMQP")
-    # celeryconfig's worker_consumer is worker.dead_letters.FleetConsumer (refused messages kept, events batched).
+    # The fleet's patches of library internals (transport, JSON decoder, saferepr, consumer), or none with
+    # FLEET_STOCK_LIBRARIES=true: worker/patches.py chooses, docs/PATCHES.md lists them.
+    app = Celery("fleet", include=TASK_MODULES, amqp=patches.AMQP_FACTORY)
     app.config_from_object("celeryconfig")
+    patches.install(app)
     dead_letters.install()  # records refused messages
     signals.install()  # logging, correlation ids and task context on every line
     alerts.install()  # the alert evaluator of worker and beat main processes (docs/reports.md)

@@ -2,10 +2,9 @@
 
 Every message body and stored result of the fleet is JSON (`task_serializer`, `result_serializer`). Decoding
 with kombu's codec (the standard library's `json` with a Python `object_hook` per dict) was most of what a
-producer spent on a ledger batch's result: ~21 ms of CPU for the ~1 MB result of 5,000 events, 67 ms when the
-cyclic garbage collector ran in the middle of it (a decode allocates thousands of dicts, and a collection
-walks everything the client holds). Workers decode every message body too, in the main process and again
-in the pool process.
+producer spent on a ledger batch's result, more when the cyclic garbage collector ran in the middle of it
+(docs/PERFORMANCE.md, "Figures behind the code"). Workers decode every message body too, in the main process
+and again in the pool process. A patch of kombu's registry: docs/PATCHES.md.
 
 `install()` registers this decoder for kombu's `json` (same name, content type and encoding; the encoder
 stays kombu's, so nothing changes on the wire). It takes orjson's path only where orjson gives exactly what

@@ -151,7 +151,7 @@ class OneLineJsonFormatter(JsonFormatter):
     A record is formatted once: the file handler formats it twice (its size check, then the line) and the
     stderr handler once more, so the line is kept on the record (the listener's own copy) for this formatter.
     The common record (a text message, no exception or stack) is laid out here, with python-json-logger's
-    fields in its order, and serialised by orjson: 10.6 -> 4.0 µs a line. python-json-logger formats the rest.
+    fields in its order, and serialised by orjson (the cheaper path). python-json-logger formats the rest.
     """
 
     def format(self, record: logging.LogRecord) -> str:
@@ -181,8 +181,7 @@ class OneLineJsonFormatter(JsonFormatter):
 
 
 # How long the listener thread gathers lines after the first one before it writes them all. Woken per record
-# instead, it competed with the task's thread for the GIL on every line: ~150 µs per ledger event in-process,
-# a third of its time.
+# instead, it competed with the task's thread for the GIL on every line (docs/PERFORMANCE.md).
 WRITE_INTERVAL_S = 0.02
 # What `stop()` queues: everything before it is written, then the thread ends.
 _STOP = object()
@@ -192,9 +191,8 @@ class Listener:
     """Writes the queued records to the handlers in its own thread, in order.
 
     A log call only appends to the queue. The thread sleeps until a record arrives, gathers what comes in the
-    next WRITE_INTERVAL_S and writes it all: a process that logs nothing never wakes it. (It used to wake
-    every WRITE_INTERVAL_S: on a virtual machine each timed wake-up cost ~0.5 ms of CPU, 2.8 % of a core
-    per idle process.)
+    next WRITE_INTERVAL_S and writes it all: a process that logs nothing never wakes it (timed wake-ups
+    cost an idle process CPU).
     """
 
     def __init__(self, records: queue.SimpleQueue[Any], handlers: list[logging.Handler]) -> None:

@@ -2,7 +2,9 @@
 
 prometheus_client picks its value class (in memory, or a file per process in PROMETHEUS_MULTIPROC_DIR)
 once, when it is first imported. The `celery` command imports it before our code runs (Flower's plugin
-is loaded for every subcommand), so setting the variable is not enough: the class is chosen again here.
+is loaded for every subcommand), so setting the variable is not enough: the class is chosen again here
+(a patch, docs/PATCHES.md; with FLEET_STOCK_LIBRARIES=true it is not, and the variable must be set before the
+process starts, as `agent up` does for its children).
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ def ensure_multiproc_dir() -> Path:
         os.environ[ENV] = str(default_dir())
     path = Path(os.environ[ENV])
     path.mkdir(parents=True, exist_ok=True)
-    _use_multiprocess_values()
+    if not get_settings().stock_libraries:
+        _use_multiprocess_values()
     return path
 
 

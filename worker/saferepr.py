@@ -1,10 +1,10 @@
 """The text of a task's return value, as Celery's saferepr writes it, without its streaming machinery.
 
 A pool process writes the repr of every return value (`resultrepr_maxsize`, 1,024 characters) for the
-`task-succeeded` event that Flower shows. Celery's `saferepr` streams it token by token in Python: 34 µs for
-a ledger event's result, 5 % of a single event's task (docs/PERFORMANCE.md). This renders the plain values a
-fleet task returns (dicts, lists, tuples, strings, numbers, None, a few levels deep) into the same text in a
-few microseconds, and hands anything else, anything deeper and anything longer to Celery's own.
+`task-succeeded` event that Flower shows. Celery's `saferepr` streams it token by token in Python, a visible
+part of a single event's task (docs/PERFORMANCE.md). This renders the plain values a fleet task returns (dicts,
+lists, tuples, strings, numbers, None, a few levels deep) into the same text directly, and hands anything
+else, anything deeper and anything longer to Celery's own. A patch of Celery: docs/PATCHES.md.
 """
 
 from __future__ import annotations

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     redis_client_key: Path | None = None
     # A standby beat takes over within this many seconds of the active one's death (its Redis lock's TTL).
     beat_lock_timeout_s: int = Field(default=30, ge=3, le=3600)
+    # Run on the libraries' own code, none of the fleet's patches of their internals (worker/patches.py).
+    stock_libraries: bool = False
     yaml_config: dict[str, Any] = Field(default_factory=dict, exclude=True)
 
     @field_validator("broker_url", "result_backend")

@@ -58,8 +58,8 @@ def _freeze_startup_objects(**_: Any) -> None:
     """Move the main process's start-up objects out of the garbage collector's reach.
 
     The prefork pool runs a full `gc.collect()` in the main process before it forks each replacement
-    process; over the imported libraries' objects that took ~100 ms, during which a one-process worker
-    runs nothing. Frozen objects are never freed, as module-level objects never are anyway.
+    process; over the imported libraries' objects that is long enough for a one-process worker to
+    run nothing meanwhile. Frozen objects are never freed, as module-level objects never are anyway.
     """
     gc.freeze()
 

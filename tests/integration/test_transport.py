@@ -51,6 +51,7 @@ def _left(url: str, queue: Queue, prefix: str = "") -> list[Any]:
             message.ack()
 
 
+@pytest.mark.patches
 def test_the_fleet_app_consumes_and_produces_through_the_fleet_transport_under_a_redis_url(celery_app) -> None:  # type: ignore[no-untyped-def]
     with celery_app.connection_for_read() as consumer:
         assert isinstance(consumer.transport, Transport)

@@ -139,8 +139,9 @@ def test_a_collector_switched_off_by_the_application_stays_off() -> None:
 def test_the_fleet_app_decodes_json_with_the_codec_and_encodes_as_kombu_does() -> None:
     from worker.application import get_app
 
-    get_app()  # installs the codec
+    app = get_app()
 
+    assert app.conf.task_serializer == "json"  # the app's configuration, once read, installs the codec
     assert registry._decoders["application/json"] is codec.loads
     content_type, encoding, payload = kombu_registry_dumps({"id": TAGGED["id"], "n": [1, 2]}, serializer="json")
     assert (content_type, encoding) == ("application/json", "utf-8")

@@ -64,7 +64,8 @@ def test_a_worker_writes_return_values_with_the_fast_path() -> None:
 
     from worker.application import get_app
 
-    get_app()  # installs it
+    app = get_app()
 
+    assert app.conf.result_serializer == "json"  # the app's configuration, once read, installs it
     assert celery.app.trace.saferepr is fast_saferepr  # type: ignore[attr-defined]
     assert celery.worker.request.saferepr is fast_saferepr  # type: ignore[attr-defined]

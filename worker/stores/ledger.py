@@ -3,7 +3,7 @@
 Statements are plain SQL run at the driver level (executemany): SQLAlchemy's statement building and
 per-row bind processing were most of a batch's time in profiles. Transactions too are begun and committed
 on the pooled driver connection: SQLAlchemy's Connection, its `begin` event and its execution context cost
-~32 µs per transaction (43 against 11 for an empty one). The SQL is the same on SQLite and PostgreSQL
+more than the transaction itself (docs/PERFORMANCE.md). The SQL is the same on SQLite and PostgreSQL
 except for the placeholder and `FOR UPDATE`.
 """
 
