@@ -21,7 +21,8 @@ from gateway.audit import AuditBuffer
 from gateway.config import get_gateway_config
 from gateway.idempotency import IdempotencyMiddleware
 from gateway.middleware import BodyLimitMiddleware, CallAuditMiddleware
-from gateway.routes import agents, compat, fleet, health, ledger, reports, system
+from gateway.routes import agents, compat, fleet, health, ledger, operations, reports, runs, system
+from gateway.services import errors as operation_errors
 from gateway.services.keys import key_cache
 from gateway.waits import WaitSlots
 from ledger import LedgerError
@@ -42,6 +43,8 @@ ROUTERS = (
     agents.router,
     ledger.router,
     reports.router,
+    runs.router,
+    operations.router,
     compat.router,
 )
 
@@ -102,6 +105,7 @@ def create_app() -> FastAPI:
         api.include_router(router)
     # One handler, registered for each root it maps: an error left to the catch-all `Exception` entry
     # would be answered, then re-raised by Starlette, and the client's keep-alive connection dropped.
+    problems.DOMAIN_ERRORS.update(operation_errors.STATUS)
     for error in (*problems.HANDLED, *problems.DOMAIN_ERRORS, AgentError, LedgerError, ReportError):
         api.add_exception_handler(error, problems.handle)
     # Added innermost first: CORS sees the request first, then the body limit, audit, idempotency, latency.

@@ -32,7 +32,12 @@ class AgentRun(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
-    __table_args__ = (Index("ix_agent_runs_status", "status"), Index("ix_agent_runs_created_at", "created_at"))
+    # The run list pages newest first by (created_at, run_id), optionally within a status or a key's runs.
+    __table_args__ = (
+        Index("ix_agent_runs_created_run", "created_at", "run_id"),
+        Index("ix_agent_runs_status_created_run", "status", "created_at", "run_id"),
+        Index("ix_agent_runs_owner_created_run", "owner", "created_at", "run_id"),
+    )
 
 
 class AgentStage(Base):

@@ -1,0 +1,34 @@
+"""agents: indexes for the run list (newest first, by status or by key, paged by a cursor)
+
+Revision ID: agents_0003_search
+Revises: agents_0002_owner
+Create Date: 2026-12-05 07:30:00.000000
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+
+revision = 'agents_0003_search'
+down_revision = 'agents_0002_owner'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('agent_runs', schema=None) as batch_op:
+        batch_op.drop_index('ix_agent_runs_created_at')
+        batch_op.drop_index('ix_agent_runs_status')
+        batch_op.create_index('ix_agent_runs_created_run', ['created_at', 'run_id'], unique=False)
+        batch_op.create_index('ix_agent_runs_status_created_run', ['status', 'created_at', 'run_id'], unique=False)
+        batch_op.create_index('ix_agent_runs_owner_created_run', ['owner', 'created_at', 'run_id'], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('agent_runs', schema=None) as batch_op:
+        batch_op.drop_index('ix_agent_runs_owner_created_run')
+        batch_op.drop_index('ix_agent_runs_status_created_run')
+        batch_op.drop_index('ix_agent_runs_created_run')
+        batch_op.create_index('ix_agent_runs_status', ['status'], unique=False)
+        batch_op.create_index('ix_agent_runs_created_at', ['created_at'], unique=False)
