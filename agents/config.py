@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -67,6 +67,11 @@ class AgentsConfig(BaseModel):
     sweep_every_s: float = Field(default=60.0, gt=0)
     tool_modules: tuple[str, ...] = ()
     openai: OpenAISettings = OpenAISettings()
+    # A held run with no decision for this long is ended by the sweep with `approval_expiry_action`.
+    approval_timeout_s: int = Field(default=86_400, ge=1)
+    approval_expiry_action: Literal["reject", "cancel"] = "reject"
+    # The API key that submitted a run cannot approve it (four eyes); it may still reject or cancel it.
+    approval_forbid_self: bool = True
 
     @model_validator(mode="after")
     def _stall_outlasts_a_subtask(self) -> AgentsConfig:

@@ -233,3 +233,17 @@ def sweep(ports: Ports, now: datetime) -> list[tuple[RunRecord, str]]:
         ports.events.publish(record.run_id, {"type": "run_resumed", "status": record.status, "resumes": resumes + 1})
         decisions.append((record, "resume"))
     return decisions
+
+
+def expire_holds(ports: Ports, now: datetime) -> list[RunRecord]:
+    """Held runs (`awaiting_approval`) with no decision for `approval_timeout_s`: ended as rejected (or cancelled,
+    by `approval_expiry_action`), the expiry in the audit trail; the runs ended."""
+    timeout = ports.config.approval_timeout_s
+    to = "rejected" if ports.config.approval_expiry_action == "reject" else "cancelled"
+    error = f"approval expired: no decision within {timeout} s"
+    ended = []
+    for record in ports.store.stalled_runs(frozenset({"awaiting_approval"}), now - timedelta(seconds=timeout)):
+        if ports.store.transition(record.run_id, to, frozenset({"awaiting_approval"}), error=error, actor="sweep"):
+            ports.events.publish(record.run_id, {"type": "run_finished", "status": to, "error": error})
+            ended.append(record)
+    return ended

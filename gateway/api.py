@@ -21,7 +21,7 @@ from gateway.audit import AuditBuffer
 from gateway.config import get_gateway_config
 from gateway.idempotency import IdempotencyMiddleware
 from gateway.middleware import BodyLimitMiddleware, CallAuditMiddleware
-from gateway.routes import agents, compat, fleet, health, ledger, operations, reports, runs, system
+from gateway.routes import agents, approvals, compat, fleet, health, ledger, operations, reports, runs, system
 from gateway.services import errors as operation_errors
 from gateway.services.keys import key_cache
 from gateway.waits import WaitSlots
@@ -44,6 +44,7 @@ ROUTERS = (
     ledger.router,
     reports.router,
     runs.router,
+    approvals.router,
     operations.router,
     compat.router,
 )

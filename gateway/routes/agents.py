@@ -16,6 +16,7 @@ from gateway.deps import Config, ReadKey, RunKey, Waits, WaitSlot
 from gateway.keys import Principal
 from gateway.problems import ApiProblem, classify
 from gateway.services import agents as service
+from gateway.services import approvals
 from gateway.sse import format_event
 
 router = APIRouter(prefix="/api/v1", tags=["agents"])
@@ -167,16 +168,17 @@ def cancel(run_id: RunId, who: RunKey) -> dict[str, Any]:
 
 @router.post("/agent/{run_id}/approve")
 def approve(run_id: RunId, who: RunKey) -> dict[str, Any]:
-    """Release a run awaiting approval to the executor."""
+    """Release a run awaiting approval to the executor (not by the key that submitted it; /api/v1/approvals binds
+    the decision to the plan's digest)."""
     owned(run_id, who)
-    return service.approve(run_id, actor=f"key:{who.key_id}")
+    return approvals.approve(run_id, who, None)
 
 
 @router.post("/agent/{run_id}/reject")
 def reject(run_id: RunId, who: RunKey, body: RejectRequest | None = None) -> dict[str, Any]:
     """End a run awaiting approval as rejected."""
     owned(run_id, who)
-    return service.reject(run_id, actor=f"key:{who.key_id}", reason=body.reason if body else "")
+    return approvals.reject(run_id, who, None, body.reason if body else "")
 
 
 @router.get("/tools", tags=["tools"])
