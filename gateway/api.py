@@ -9,8 +9,10 @@ import os
 from collections.abc import AsyncIterator
 
 import anyio
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -19,6 +21,10 @@ from beat.errors import ReportError
 from gateway import problems
 from gateway.audit import AuditBuffer
 from gateway.config import get_gateway_config
+from gateway.console import actions as console_actions
+from gateway.console import pages as console_pages
+from gateway.console.context import HERE as CONSOLE_DIR
+from gateway.console.context import SignInRequired
 from gateway.idempotency import IdempotencyMiddleware
 from gateway.middleware import BodyLimitMiddleware, CallAuditMiddleware
 from gateway.routes import agents, approvals, compat, fleet, health, ledger, operations, reports, runs, system
@@ -47,7 +53,11 @@ ROUTERS = (
     approvals.router,
     operations.router,
     compat.router,
+    console_pages.router,
+    console_actions.router,
 )
+# The console's stylesheet and script, served by the API itself (no CDN: the console works offline).
+CONSOLE_STATIC = "/console/static"
 
 
 def announce_auth_mode() -> None:
@@ -80,6 +90,11 @@ async def _flush_periodically(audit: AuditBuffer) -> None:
             log.error("audit flush failed: %s", exc, extra={"category": "audit"})
 
 
+async def _sign_in(_request: Request, _exc: Exception) -> RedirectResponse:
+    """A console page without a session: to the sign-in form."""
+    return RedirectResponse("/console/login", status_code=303)
+
+
 def create_app() -> FastAPI:
     """The API application with every route registered."""
     if not fleet_logging.configured():
@@ -106,6 +121,8 @@ def create_app() -> FastAPI:
         api.include_router(router)
     # One handler, registered for each root it maps: an error left to the catch-all `Exception` entry
     # would be answered, then re-raised by Starlette, and the client's keep-alive connection dropped.
+    api.mount(CONSOLE_STATIC, StaticFiles(directory=CONSOLE_DIR / "static"), name="console-static")
+    api.add_exception_handler(SignInRequired, _sign_in)
     problems.DOMAIN_ERRORS.update(operation_errors.STATUS)
     for error in (*problems.HANDLED, *problems.DOMAIN_ERRORS, AgentError, LedgerError, ReportError):
         api.add_exception_handler(error, problems.handle)
