@@ -19,6 +19,7 @@ from gateway.problems import ApiProblem
 from gateway.services import agents as agent_service
 from gateway.services import approvals, dead_letters, failed_tasks
 from gateway.services import keys as key_service
+from gateway.services import resume as resume_service
 from gateway.services.errors import OperationError
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -101,6 +102,30 @@ def cancel(request: Request, run_id: str, csrf: Csrf) -> Response:
     except REFUSALS as exc:
         return _done(console, f"/console/runs/{run_id}", exc)
     return _done(console, f"/console/runs/{run_id}")
+
+
+@router.post("/runs/{run_id}/resume")
+def resume(request: Request, run_id: str, csrf: Csrf, from_stage: Annotated[str, Form(max_length=16)] = "") -> Response:
+    """Resume a failed run from its failed stage (or the one chosen)."""
+    console = _checked(request, csrf, "run")
+    try:
+        _visible(console, run_id)
+        resume_service.resume(run_id, f"key:{console.who.key_id}", from_stage or None)
+    except REFUSALS as exc:
+        return _done(console, f"/console/runs/{run_id}", exc)
+    return _done(console, f"/console/runs/{run_id}")
+
+
+@router.post("/runs/{run_id}/rerun")
+def rerun(request: Request, run_id: str, csrf: Csrf) -> Response:
+    """Run the same request again as a new run; its page."""
+    console = _checked(request, csrf, "run")
+    try:
+        _visible(console, run_id)
+        new = resume_service.rerun(run_id, console.who.granted, console.who.key_id, f"key:{console.who.key_id}")
+    except REFUSALS as exc:
+        return _done(console, f"/console/runs/{run_id}", exc)
+    return _done(console, f"/console/runs/{new['run_id']}")
 
 
 def _visible(console: Console, run_id: str) -> None:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.models import RunStatus
-from gateway.deps import OperatorKey, ReadKey
+from agents.models import RunRecord, RunStatus
+from gateway.deps import OperatorKey, ReadKey, RunKey
 from gateway.keys import Principal
+from gateway.routes.agents import RunId, owned
+from gateway.services import resume as resume_service
 from gateway.services import runs as service
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
@@ -107,3 +109,34 @@ def cancel(body: BulkCancel, who: OperatorKey) -> BulkCancelResult:
         return BulkCancelResult(dry_run=True, matched=service.count_cancellable(given))
     done = service.cancel_matching(given, body.expected, actor=f"key:{who.key_id}")
     return BulkCancelResult(dry_run=False, matched=body.expected, **done)
+
+
+class Resume(BaseModel):
+    """Where a failed run resumes: the stage it failed in unless named."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    from_stage: Literal["analyze", "gate", "execute", "verify"] | None = None
+
+
+class Rerun(BaseModel):
+    """The new run started from an old one's request."""
+
+    run_id: str
+    rerun_of: str
+    status: str
+
+
+@router.post("/{run_id}/resume", response_model=RunRecord)
+def resume(run_id: RunId, who: RunKey, body: Resume | None = None) -> dict[str, Any]:
+    """Resume a failed run from its failed stage (or `from_stage`): what succeeded is kept, and a side effect
+    already applied is not applied again; 409 `not_resumable` otherwise."""
+    owned(run_id, who)
+    return resume_service.resume(run_id, f"key:{who.key_id}", body.from_stage if body else None)
+
+
+@router.post("/{run_id}/rerun", response_model=Rerun, status_code=202)
+def rerun(run_id: RunId, who: RunKey) -> dict[str, Any]:
+    """Run the same request again as a new run, linked to this one by `options.rerun_of`."""
+    owned(run_id, who)
+    return resume_service.rerun(run_id, who.granted, who.key_id, f"key:{who.key_id}")

@@ -311,6 +311,16 @@ class SqlRunStore:
             session.execute(update(AgentRun).where(AgentRun.run_id == run_id).values(updated_at=datetime.now(UTC)))
             audit.record(session, "agent", "run_resumed", run_id, actor="sweep", status=status)
 
+    def drop_unfinished_results(self, run_id: str) -> list[str]:
+        """Forget the run's subtask results that did not succeed (so a resumed run calls them again); their ids."""
+        with session_scope(self.engine) as session:
+            rows = session.scalars(select(AgentSubtaskResult).where(
+                AgentSubtaskResult.run_id == run_id, AgentSubtaskResult.status != "succeeded"
+            )).all()  # fmt: skip
+            for row in rows:
+                session.delete(row)
+            return sorted(row.subtask_id for row in rows)
+
     def list_runs(self, limit: int = 20) -> list[dict[str, Any]]:
         """The latest runs, newest first, as short summaries."""
         with session_scope(self.engine) as session:
