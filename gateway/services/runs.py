@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Engine, Select, and_, func, or_, select
 
 from agents.errors import InvalidTransition
 from agents.models import TERMINAL_STATUSES
@@ -42,7 +42,15 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _where(query: Select[Any], given: RunFilter) -> Select[Any]:
+def _contains(column: Any, text: str, dialect: str) -> Any:
+    """`column` holds `text`, whatever the case: SQLite's LIKE already ignores ASCII case (and its lower() knows no
+    other), so lower() on every row would only triple the cost of a scan."""
+    if dialect == "sqlite":
+        return column.like(_like(text), escape="\\")
+    return column.ilike(_like(text), escape="\\")
+
+
+def _where(query: Select[Any], given: RunFilter, dialect: str = "sqlite") -> Select[Any]:
     if given.statuses:
         query = query.where(RUNS.c.status.in_(sorted(set(given.statuses))))
     # Stored in UTC (SQLite keeps the wall time without its offset): compared in UTC.
@@ -55,9 +63,12 @@ def _where(query: Select[Any], given: RunFilter) -> Select[Any]:
     if given.mode is not None:
         query = query.where(RUNS.c.request["mode"].as_string() == given.mode)
     if given.text:
-        query = query.where(RUNS.c.request["input"].as_string().ilike(_like(given.text), escape="\\"))
+        stored = _contains(RUNS.c.input_text, given.text, dialect)
+        # A run recorded by a worker that did not write input_text yet: its request's input, read out of the JSON.
+        older = and_(RUNS.c.input_text.is_(None), _contains(RUNS.c.request["input"].as_string(), given.text, dialect))
+        query = query.where(or_(stored, older))
     if given.error:
-        query = query.where(RUNS.c.error.ilike(_like(given.error), escape="\\"))
+        query = query.where(_contains(RUNS.c.error, given.error, dialect))
     return query
 
 
@@ -98,16 +109,19 @@ def _summary(row: Any) -> dict[str, Any]:
     }
 
 
-def search(given: RunFilter, limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
+def search(
+    given: RunFilter, limit: int = 50, cursor: str | None = None, engine: Engine | None = None
+) -> dict[str, Any]:
     """One page of matching runs, newest first, and the cursor of the next page (None on the last)."""
     columns = (RUNS.c.run_id, RUNS.c.status, RUNS.c.request, RUNS.c.owner, RUNS.c.error, RUNS.c.created_at,
                RUNS.c.updated_at)  # fmt: skip
-    query = _where(select(*columns), given)
+    engine = engine or get_engine()
+    query = _where(select(*columns), given, engine.dialect.name)
     if cursor:
         at, run_id = decode_cursor(cursor)
         query = query.where(or_(RUNS.c.created_at < at, and_(RUNS.c.created_at == at, RUNS.c.run_id < run_id)))
     query = query.order_by(RUNS.c.created_at.desc(), RUNS.c.run_id.desc()).limit(limit + 1)
-    with get_engine().connect() as connection:
+    with engine.connect() as connection:
         rows = connection.execute(query).all()
     page = rows[:limit]
     following = encode_cursor(_aware(page[-1].created_at), page[-1].run_id) if len(rows) > limit else None
@@ -125,8 +139,9 @@ def _active(given: RunFilter) -> RunFilter:
 
 def count_cancellable(given: RunFilter) -> int:
     """How many runs a bulk cancel with this filter would cancel."""
-    query = _where(select(func.count()).select_from(RUNS), _active(given))
-    with get_engine().connect() as connection:
+    engine = get_engine()
+    query = _where(select(func.count()).select_from(RUNS), _active(given), engine.dialect.name)
+    with engine.connect() as connection:
         return int(connection.execute(query).scalar_one())
 
 
@@ -139,8 +154,10 @@ def cancel_matching(given: RunFilter, expected: int, actor: str) -> dict[str, An
     if found != expected or found > MAX_BULK:
         raise CountChanged(f"the filter matches {found} cancellable runs, not {expected}: count again"
                            + (f" (at most {MAX_BULK} at once)" if found > MAX_BULK else ""))  # fmt: skip
-    query = _where(select(RUNS.c.run_id), _active(given)).order_by(RUNS.c.created_at.desc()).limit(MAX_BULK)
-    with get_engine().connect() as connection:
+    engine = get_engine()
+    query = _where(select(RUNS.c.run_id), _active(given), engine.dialect.name)
+    query = query.order_by(RUNS.c.created_at.desc()).limit(MAX_BULK)
+    with engine.connect() as connection:
         run_ids = list(connection.execute(query).scalars())
     cancelled, skipped = [], []
     for run_id in run_ids:

@@ -149,6 +149,7 @@ class SqlRunStore:
         try:
             with session_scope(self.engine) as session:
                 run = AgentRun(run_id=run_id, status="pending", request=request.model_dump(mode="json"), queue=queue, owner=owner,
+                               input_text=request.input,
                                idempotency_key=request.idempotency_key, snapshot_id=snapshot_id_of(run_id),
                                timeline={"pending": now.isoformat()}, created_at=now, updated_at=now)  # fmt: skip
                 session.add(run)
