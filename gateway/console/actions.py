@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from agents.errors import AgentError
@@ -24,6 +24,7 @@ from gateway.services.errors import OperationError
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 Csrf = Annotated[str, Form(max_length=100)]
+LetterId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 Reason = Annotated[str, Form(max_length=2000, pattern=r"^[^\x00]*$")]
 # What an action may fail with: shown to the operator as the page's message.
 REFUSALS = (OperationError, AgentError, ApiProblem)
@@ -136,7 +137,7 @@ def _visible(console: Console, run_id: str) -> None:
 
 
 @router.post("/dead-letters/{letter_id}/requeue")
-def requeue(request: Request, letter_id: int, csrf: Csrf) -> Response:
+def requeue(request: Request, letter_id: LetterId, csrf: Csrf) -> Response:
     """Requeue one dead letter."""
     console = _checked(request, csrf, "operator")
     try:
@@ -171,7 +172,7 @@ def requeue_matching(
 
 @router.post("/dead-letters/{letter_id}/discard")
 def discard(
-    request: Request, letter_id: int, csrf: Csrf, reason: Annotated[str, Form(min_length=1, max_length=2000)]
+    request: Request, letter_id: LetterId, csrf: Csrf, reason: Annotated[str, Form(min_length=1, max_length=2000)]
 ) -> Response:
     """Discard a dead letter with a reason."""
     console = _checked(request, csrf, "operator")

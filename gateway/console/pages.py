@@ -123,7 +123,7 @@ def dead_letters_page(
     reason: Annotated[str, Query(max_length=64)] = "",
     queue: Annotated[str, Query(max_length=64)] = "",
     task_name: Annotated[str, Query(max_length=256)] = "",
-    before_id: Annotated[int | None, Query(ge=1)] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> HTMLResponse:
     """Dead letters with their filters; requeue and discard."""
     console = current(request, "operator")
@@ -137,7 +137,7 @@ def dead_letters_page(
 
 
 @router.get("/dead-letters/{letter_id}", response_class=HTMLResponse)
-def dead_letter_page(request: Request, letter_id: int) -> HTMLResponse:
+def dead_letter_page(request: Request, letter_id: Annotated[int, Path(ge=1, le=2**31 - 1)]) -> HTMLResponse:
     """One dead letter with its raw message, secrets masked."""
     console = current(request, "operator")
     if not console.who.allows("operator"):

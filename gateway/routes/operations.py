@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.deps import OperatorKey, ReadKey
@@ -13,6 +13,8 @@ from gateway.services import dead_letters, failed_tasks, ledger_lookup
 
 router = APIRouter(prefix="/api/v1")
 Name = Annotated[str | None, Query(max_length=256, pattern=r"^[^\x00]*$")]
+# Within a 32-bit integer: larger ids overflow the database's integer (a 500, not a 404).
+LetterId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 class DeadLetterSummary(BaseModel):
@@ -98,7 +100,7 @@ def list_dead_letters(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    before_id: Annotated[int | None, Query(ge=1)] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> DeadLetterPage:
     """Dead letters matching the filter, newest first."""
     given = dead_letters.LetterFilter(reason, queue, task_name, since, until)
@@ -106,13 +108,13 @@ def list_dead_letters(
 
 
 @router.get("/dead-letters/{letter_id}", response_model=DeadLetterDetail, tags=["dead letters"])
-def show_dead_letter(letter_id: int, _who: OperatorKey) -> DeadLetterDetail:
+def show_dead_letter(letter_id: LetterId, _who: OperatorKey) -> DeadLetterDetail:
     """One dead letter with its raw message (secrets masked)."""
     return DeadLetterDetail.model_validate(dead_letters.show(letter_id))
 
 
 @router.post("/dead-letters/{letter_id}/requeue", response_model=Requeued, tags=["dead letters"])
-def requeue_dead_letter(letter_id: int, who: OperatorKey) -> Requeued:
+def requeue_dead_letter(letter_id: LetterId, who: OperatorKey) -> Requeued:
     """Send the dead letter's message to its queue again (409 `not_requeueable` for bytes that are no message)."""
     return Requeued.model_validate(dead_letters.requeue(letter_id, actor=f"key:{who.key_id}"))
 
@@ -127,7 +129,7 @@ def requeue_matching(body: BulkRequeue, who: OperatorKey) -> BulkRequeueResult:
 
 
 @router.post("/dead-letters/{letter_id}/discard", response_model=DeadLetterSummary, tags=["dead letters"])
-def discard_dead_letter(letter_id: int, body: Discard, who: OperatorKey) -> DeadLetterSummary:
+def discard_dead_letter(letter_id: LetterId, body: Discard, who: OperatorKey) -> DeadLetterSummary:
     """Delete a dead letter for good; the reason goes to the audit trail."""
     return DeadLetterSummary.model_validate(dead_letters.discard(letter_id, f"key:{who.key_id}", body.reason))
 

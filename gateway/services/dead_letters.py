@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Select, delete, func, select
 
 from gateway.services.errors import CountChanged, DeadLetterNotFound, NotRequeueable
+from gateway.services.runs import utc
 from worker import audit
 from worker.db import session_scope
 from worker.envelope import Junk, open_envelope
@@ -47,9 +48,9 @@ def _where(query: Select[Any], given: LetterFilter) -> Select[Any]:
     if given.task_name:
         query = query.where(DeadLetter.task_name == given.task_name)
     if given.since is not None:
-        query = query.where(DeadLetter.at >= given.since.astimezone(UTC))
+        query = query.where(DeadLetter.at >= utc(given.since))
     if given.until is not None:
-        query = query.where(DeadLetter.at < given.until.astimezone(UTC))
+        query = query.where(DeadLetter.at < utc(given.until))
     return query
 
 

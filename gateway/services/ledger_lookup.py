@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 
 from gateway.services.errors import AccountNotFound
+from gateway.services.runs import utc
 from worker.db import get_engine
 from worker.models.ledger import LedgerAccount, LedgerEventRecord, LedgerSnapshot
 
@@ -67,10 +68,10 @@ def by_correlation(correlation_id: str, limit: int = 100) -> list[dict[str, Any]
 def rejections(since: datetime, until: datetime | None = None) -> dict[str, int]:
     """Rejected events per deciding code, processed in [since, until)."""
     query = select(EVENTS.c.code, func.count()).where(
-        EVENTS.c.status == "rejected", EVENTS.c.processed_at >= since.astimezone(UTC)
+        EVENTS.c.status == "rejected", EVENTS.c.processed_at >= utc(since)
     )
     if until is not None:
-        query = query.where(EVENTS.c.processed_at < until.astimezone(UTC))
+        query = query.where(EVENTS.c.processed_at < utc(until))
     with get_engine().connect() as connection:
         rows = connection.execute(query.group_by(EVENTS.c.code)).all()
     return {str(code or ""): int(n) for code, n in sorted(rows, key=lambda r: -r[1])}

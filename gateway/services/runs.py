@@ -55,9 +55,9 @@ def _where(query: Select[Any], given: RunFilter, dialect: str = "sqlite") -> Sel
         query = query.where(RUNS.c.status.in_(sorted(set(given.statuses))))
     # Stored in UTC (SQLite keeps the wall time without its offset): compared in UTC.
     if given.since is not None:
-        query = query.where(RUNS.c.created_at >= given.since.astimezone(UTC))
+        query = query.where(RUNS.c.created_at >= utc(given.since))
     if given.until is not None:
-        query = query.where(RUNS.c.created_at < given.until.astimezone(UTC))
+        query = query.where(RUNS.c.created_at < utc(given.until))
     if given.owner is not None:
         query = query.where(RUNS.c.owner == given.owner)
     if given.mode is not None:
@@ -88,11 +88,19 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise InvalidCursor() from exc
     if not isinstance(run_id, str):
         raise InvalidCursor()
-    return _aware(moment).astimezone(UTC), run_id
+    return utc(moment), run_id
 
 
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def utc(value: datetime) -> datetime:
+    """The moment in UTC; one beyond what UTC can spell (year 1 east of Greenwich, 9999 west) is clamped."""
+    try:
+        return _aware(value).astimezone(UTC)
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC) if value.year < 2 else datetime.max.replace(tzinfo=UTC)
 
 
 def _summary(row: Any) -> dict[str, Any]:

@@ -114,6 +114,12 @@ def test_a_failed_run_is_found_by_filter_and_the_language_toggles(
     rows = page.locator("#runs tr").all_inner_texts()[1:]
     assert len(rows) == 2 and all("failed" in r and f"boom {tag}" in r for r in rows)
     _shot(page, "runs")
+    # And an input holding markup is shown as text, never run as markup
+    hostile = _seed_runs(f"<img src=x onerror=document.title='owned'> {tag[::-1]}", [people["submitter"]["key_id"]])[0]
+    page.goto(f"/console/runs/{hostile}")
+    assert "<img src=x" in page.inner_text("main") and page.locator("main img").count() == 0
+    assert page.title() != "owned"
+    page.go_back()
     # And the toggle shows the same page in Korean
     with page.expect_navigation():
         page.click("#language")
