@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,11 +13,13 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 
 from agents.errors import AgentError, RunNotFound
 from agents.models import RUN_STATUSES
+from beat.errors import ReportError
 from gateway.console import session as sessions
 from gateway.console.context import Console, current, render
 from gateway.routes.agents import _events
 from gateway.services import agents as agent_service
-from gateway.services import approvals, dead_letters, failed_tasks, ledger_lookup, runs
+from gateway.services import approvals, dead_letters, failed_tasks, history, ledger_lookup, runs
+from gateway.services import reports as report_service
 from gateway.services.errors import OperationError
 from worker.redis_client import get_redis
 from worker.stores.agents_live import stream_key
@@ -176,3 +179,35 @@ def ledger_page(
     rejections = ledger_lookup.rejections(datetime.now(UTC) - timedelta(hours=24))
     return render(console, request, "ledger.html", account=account, view=view, correlation_id=correlation_id,
                   results=results, rejections=rejections)  # fmt: skip
+
+
+@router.get("/reports", response_class=HTMLResponse)
+def reports_page(
+    request: Request, day: Annotated[str, Query(max_length=10, pattern=r"^[0-9-]*$")] = ""
+) -> HTMLResponse:
+    """The daily reports made so far, and one of them (the newest unless chosen) with its chart."""
+    console = current(request)
+    listed = history.recent_reports(60)
+    shown = day or (listed[0]["date"].isoformat() if listed else "")
+    return render(console, request, "reports.html", reports=listed, shown=shown)
+
+
+@router.get("/reports/{day}/page", response_class=HTMLResponse)
+def report_page(request: Request, day: dt.date) -> HTMLResponse:
+    """One report as its own HTML page (chart inlined), framed by the reports page."""
+    current(request)
+    try:
+        page = report_service.report_page(day)
+    except ReportError:
+        return HTMLResponse("<p>-</p>", status_code=404)
+    # Its own page: framed by the console only; its chart is an inlined image.
+    headers = {"Content-Security-Policy": "default-src 'none'; img-src data: 'self'; style-src 'unsafe-inline'; "
+               "frame-ancestors 'self'", "Cache-Control": "no-store"}  # fmt: skip
+    return HTMLResponse(page, headers=headers)
+
+
+@router.get("/alerts", response_class=HTMLResponse)
+def alerts_page(request: Request, hours: Annotated[int, Query(ge=1, le=24 * 31)] = 24) -> HTMLResponse:
+    """The ledger's alerts of the last hours: unusual amounts per account, unusual event and rejection rates."""
+    console = current(request)
+    return render(console, request, "alerts.html", alerts=history.recent_alerts(hours), hours=hours)

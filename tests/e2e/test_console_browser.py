@@ -220,3 +220,23 @@ def test_a_dead_letter_is_requeued_from_the_console_and_runs(
         page.click(f"#task-{failing.id} button.retry")
     row = page.locator(f"#task-{failing.id} td").all_inner_texts()
     assert page.locator("#flash").is_visible() and len(row[5]) == 8, row
+
+
+def test_the_reports_and_alerts_pages_show_what_the_fleet_recorded(
+    browser: Any, api_server: ApiServer, people: dict[str, dict[str, Any]]
+) -> None:
+    from gateway.services.reports import run_report
+
+    # Given today's report, made now
+    made = run_report()
+    page = _signed_in(browser, api_server, people["approver"])
+    # When the operator opens the reports page
+    page.goto("/console/reports")
+    # Then the report is listed with its health, and shown with its chart in the page
+    assert made["health"] in page.locator("#reports").inner_text()
+    expect(page.frame_locator("#report").locator("body")).to_contain_text(made["date"][:4], timeout=30_000)
+    _shot(page, "reports")
+    # And the alerts page answers (the ledger's anomalies of the last day, if any)
+    page.goto("/console/alerts")
+    assert page.locator("h1").inner_text() == "Alerts"
+    _shot(page, "alerts")
