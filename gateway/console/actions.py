@@ -6,6 +6,7 @@ audited there), then redirects to the page to show with a one-line message.
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Path, Request
@@ -126,7 +127,21 @@ def rerun(request: Request, run_id: str, csrf: Csrf) -> Response:
         new = resume_service.rerun(run_id, console.who.granted, console.who.key_id, f"key:{console.who.key_id}")
     except REFUSALS as exc:
         return _done(console, f"/console/runs/{run_id}", exc)
+    _recorded(new["run_id"])
     return _done(console, f"/console/runs/{new['run_id']}")
+
+
+def _recorded(run_id: str, timeout_s: float = 5.0) -> None:
+    """Wait briefly for a worker to record a new run, so its page has something to show."""
+    from agents.errors import RunNotFound
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            agent_service.run_status(run_id)
+            return
+        except RunNotFound:
+            time.sleep(0.1)
 
 
 def _visible(console: Console, run_id: str) -> None:

@@ -240,3 +240,36 @@ def test_the_reports_and_alerts_pages_show_what_the_fleet_recorded(
     page.goto("/console/alerts")
     assert page.locator("h1").inner_text() == "Alerts"
     _shot(page, "alerts")
+
+
+def test_a_failed_run_is_resumed_and_run_again_from_the_console(
+    browser: Any, api_server: ApiServer, people: dict[str, dict[str, Any]]
+) -> None:
+    from tests.e2e.test_operations_api import _audited
+
+    key = people["submitter"]
+    status = f"{api_server.url}/api/v1/agent/status/"
+    # Given a run that failed at its subtask (a division by zero)
+    run_id = httpx.post(api_server.url + "/api/v1/agent/run", json={"input": "compute 1/0"}, headers=bearer(key),
+                        timeout=30).json()["run_id"]  # fmt: skip
+    wait_for(lambda: httpx.get(status + run_id, headers=bearer(key), timeout=10).json().get("status") == "failed",
+             timeout=90, what="the run to fail")  # fmt: skip
+    page = _signed_in(browser, api_server, key)
+    page.goto(f"/console/runs/{run_id}")
+    assert "DivisionByZero" in page.locator("#run-error").inner_text()
+    # When its owner resumes it from the stage it failed in
+    with page.expect_navigation():
+        page.click("#resume")
+    # Then it ran its subtask again (and failed again, as 1/0 does), the resume audited with who asked
+    wait_for(lambda: _audited("run_resumed_by_operator", run_id), what="the resume's audit record")
+    assert _audited("run_resumed_by_operator", run_id)[0]["from_stage"] == "execute"
+    wait_for(lambda: httpx.get(status + run_id, headers=bearer(key), timeout=10).json().get("status") == "failed",
+             timeout=90, what="the resumed run to end")  # fmt: skip
+    # When it is run again as a new run, the new run's page shows, linked to the old one
+    page.goto(f"/console/runs/{run_id}")
+    with page.expect_navigation():
+        page.click("#rerun")
+    new_id = page.url.rsplit("/", 1)[1]
+    assert new_id != run_id
+    new = httpx.get(status + new_id, headers=bearer(key), timeout=10).json()
+    assert new["request"]["options"]["rerun_of"] == run_id
