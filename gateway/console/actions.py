@@ -13,13 +13,14 @@ from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from agents.errors import AgentError
+from gateway.auth import authenticate
 from gateway.console import session as sessions
 from gateway.console.context import Console, back, current, render
 from gateway.console.i18n import words
+from gateway.deps import client_host
 from gateway.problems import ApiProblem
 from gateway.services import agents as agent_service
 from gateway.services import approvals, dead_letters, failed_tasks
-from gateway.services import keys as key_service
 from gateway.services import resume as resume_service
 from gateway.services.errors import OperationError
 
@@ -51,9 +52,13 @@ def login(request: Request, api_key: Annotated[str, Form(max_length=300)], csrf:
     """Sign in with an API key: a session starts, its cookie set (the key itself is never stored)."""
     if not sessions.csrf_ok(request.cookies.get(sessions.LOGIN_COOKIE), csrf):
         return back("/console/login?failed=true")
-    who = key_service.authenticate(api_key.strip())
-    if who is None:
-        return render(None, request, "login.html", status_code=401, login_csrf=csrf, failed=True)
+    # The API's own authentication: a failure is counted, logged and throttled per address as on any route.
+    try:
+        who = authenticate({"authorization": f"Bearer {api_key.strip()}"}, client_host(request), request.url.path)
+    except ApiProblem as exc:
+        response = render(None, request, "login.html", status_code=exc.status, login_csrf=csrf, failed=True)
+        response.headers.update(exc.headers)
+        return response
     response = back("/console/runs")
     sessions.start(response, request, who, api_key.strip())
     response.delete_cookie(sessions.LOGIN_COOKIE, path="/console")
