@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.e2e.conftest import ApiServer
 from tests.e2e.test_api_security import bearer, create_key, revoke
@@ -288,3 +290,36 @@ def test_ledger_lookups_by_account_correlation_and_rejection_code(
         assert _get(api_server, reader, f"/api/v1/ledger/accounts/{p}-none").status_code == 404
     finally:
         revoke(writer)
+
+
+hostile_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+filters = st.fixed_dictionaries(
+    {},
+    optional={
+        "status": st.lists(st.sampled_from(["failed", "pending", "succeeded", "nope"]), max_size=3),
+        "since": st.datetimes(
+            timezones=st.sampled_from([UTC, timezone(timedelta(hours=14)), timezone(-timedelta(hours=12))])
+        ).map(datetime.isoformat),
+        "text": hostile_text,
+        "error": hostile_text,
+        "api_key": hostile_text,
+        "mode": st.sampled_from(["planner", "plan_only", "x"]),
+        "reason": hostile_text,
+        "queue": hostile_text,
+    },
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(body=filters)
+def test_hostile_filters_of_the_bulk_actions_are_counted_or_refused_never_a_server_error(
+    api_server: ApiServer, ops_keys: dict[str, dict[str, Any]], body: dict[str, Any]
+) -> None:
+    # Given any filter a client may send to the dry runs (only the dry runs: the real ones act on the session's data)
+    runs = {k: v for k, v in body.items() if k not in ("reason", "queue")}
+    letters = {k: v for k, v in body.items() if k in ("reason", "queue", "since")}
+    for path, sent in (("/api/v1/runs/cancel", runs), ("/api/v1/dead-letters/requeue", letters)):
+        answer = _post(api_server, ops_keys["operator"], path, sent)
+        # Then it is counted (200) or refused with the reason (422), never a 5xx
+        assert answer.status_code in (200, 422), (path, sent, answer.text)
+        assert answer.status_code == 422 or answer.json()["dry_run"] is True
