@@ -151,11 +151,23 @@ def begin_execute(run_id: str, ports: Ports, task_id: str | None = None) -> tupl
         done = {r.subtask_id for r in record.subtasks}
         rest = [[s for s in level if s not in done] for level in graph.levels(plan_of(record).subtasks)]
         return record, [level for level in rest if level] or None
-    levels = graph.levels(plan_of(record).subtasks)
+    plan = plan_of(record)
+    signed = (record.stage("gate") or StageOutput(stage="gate", status="succeeded")).output.get("approved_plan_digest")
+    if signed and _digest(plan) != signed:
+        # The plan is not the one a person approved (changed after the decision): nothing of it runs.
+        fail_run(run_id, f"execute: the plan changed after it was approved (approved {signed[:12]}…)", ports)
+        return ports.store.get_run(run_id), None
+    levels = graph.levels(plan.subtasks)
     ports.store.save_stage(run_id, StageOutput(stage="execute", status="running", started_at=utcnow(), task_id=task_id,
                                                output={"levels": levels}))  # fmt: skip
     ports.events.publish(run_id, {"type": "stage_started", "stage": "execute", "levels": levels})
     return record.model_copy(update={"status": "executing"}), levels
+
+
+def _digest(plan: Plan) -> str:
+    from agents.actions import plan_digest  # actions imports this module
+
+    return plan_digest(plan)
 
 
 def _close_execute(ports: Ports, record: RunRecord) -> RunRecord:

@@ -4,11 +4,10 @@ audited with its approver."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from agents import actions
 from agents.errors import InvalidTransition
 from agents.models import RunRecord
 from agents.runner import plan_of, verdict_of
@@ -23,10 +22,8 @@ LEDGER_TOOL = "ledger.quick_run"
 
 
 def plan_digest(record: RunRecord) -> str:
-    """The SHA-256 of the plan's canonical JSON (sorted keys, no spaces): what an approver sees and signs."""
-    plan = plan_of(record).model_dump(mode="json")
-    canonical = json.dumps(plan, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    """The SHA-256 of the run's plan (agents.actions.plan_digest): what an approver sees and signs."""
+    return actions.plan_digest(plan_of(record))
 
 
 def ledger_preview(record: RunRecord) -> list[dict[str, Any]]:
@@ -93,8 +90,10 @@ def approve(run_id: str, who: Principal, digest: str | None) -> dict[str, Any]:
     """Release a held run, bound to the plan digest shown (None: the legacy route, which names no digest)."""
     record = build_ports().store.get_run(run_id)
     _check(record, who, digest, approving=True)
-    approved = agent_service.approve(run_id, actor=f"key:{who.key_id}")
-    _audit(run_id, "run_approved", who, digest or (plan_digest(record) if record.stage("analyze") else None))
+    # The digest travels with the release: the executor runs the plan only while it is still that one.
+    signed = digest or (plan_digest(record) if record.stage("analyze") else None)
+    approved = agent_service.approve(run_id, actor=f"key:{who.key_id}", digest=signed)
+    _audit(run_id, "run_approved", who, signed)
     return approved
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -75,3 +76,24 @@ def test_a_ledger_preview_shows_balances_and_codes_and_applies_nothing() -> None
     assert store.ledger.accounts == before and "pv-9" not in store.ledger.events
     [real] = run([event("pv-9", "transaction_created", transfer, at=70)], store, config, now)
     assert real["status"] == "accepted"
+
+
+def test_the_executor_runs_only_the_plan_whose_digest_was_approved() -> None:
+    from agents import actions
+    from agents.runner import plan_of
+
+    # Given two held runs, each approved on the digest of its plan
+    ports = _ports()
+    kept, changed = _held(ports, "kept"), _held(ports, "changed")
+    for run_id in (kept, changed):
+        actions.approve(run_id, ports, "key:approver", actions.plan_digest(plan_of(ports.store.get_run(run_id))))
+    # When one plan changes after the approval (its expression is now another)
+    stage = ports.store.get_run(changed).stage("analyze")
+    assert stage is not None
+    tampered = json.loads(json.dumps(stage.output).replace("1+1", "2+2"))
+    ports.store.save_stage(changed, stage.model_copy(update={"output": tampered}))
+    # Then the unchanged one runs, and the changed one fails before any subtask runs, saying why
+    assert run_inline(kept, ports).status == "succeeded"
+    record = run_inline(changed, ports)
+    assert record.status == "failed" and "the plan changed after it was approved" in (record.error or "")
+    assert record.subtasks == ()
