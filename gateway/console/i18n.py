@@ -26,7 +26,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "done": "Done.", "language": "한국어", "resume": "Resume from the failed stage", "rerun": "Run again as a new run",
         "forbidden": "This key may not do that.", "held_runs": "Runs awaiting approval", "duration": "Duration (ms)",
         "owner": "Owner", "confirm_count": "Requeue these {n}", "reports": "Reports", "alerts": "Alerts",
-        "health": "Health", "open": "Open", "kind": "Kind",
+        "health": "Health", "open": "Open", "kind": "Kind", "recent_results": "Latest results",
     },
     "ko": {
         "title": "에이전트 플릿 콘솔", "runs": "실행", "approvals": "승인", "dead_letters": "데드 레터",
@@ -48,7 +48,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "done": "완료되었습니다.", "language": "English", "resume": "실패한 단계부터 재개", "rerun": "새 실행으로 다시 실행",
         "forbidden": "이 키로는 할 수 없습니다.", "held_runs": "승인 대기 중인 실행", "duration": "소요 (ms)",
         "owner": "소유자", "confirm_count": "{n}개 다시 대기열에", "reports": "보고서", "alerts": "알림",
-        "health": "상태 등급", "open": "열기", "kind": "종류",
+        "health": "상태 등급", "open": "열기", "kind": "종류", "recent_results": "최근 결과",
     },
 }  # fmt: skip
 

@@ -178,7 +178,7 @@ def ledger_page(
     results = ledger_lookup.by_correlation(correlation_id, 100) if correlation_id else []
     rejections = ledger_lookup.rejections(datetime.now(UTC) - timedelta(hours=24))
     return render(console, request, "ledger.html", account=account, view=view, correlation_id=correlation_id,
-                  results=results, rejections=rejections)  # fmt: skip
+                  results=results, rejections=rejections, recent=ledger_lookup.recent(20))  # fmt: skip
 
 
 @router.get("/reports", response_class=HTMLResponse)

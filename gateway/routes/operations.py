@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -218,6 +218,27 @@ def ledger_by_correlation(
 ) -> list[dict[str, Any]]:
     """The quick-run results carrying a correlation id, newest first."""
     return ledger_lookup.by_correlation(correlation_id, limit)
+
+
+class RecentResult(BaseModel):
+    """A stored quick-run result (the public contract's shape) and when it was processed."""
+
+    model_config = ConfigDict(extra="allow")
+
+    event_id: str
+    status: str
+    codes: list[str]
+    processed_at: datetime
+
+
+@router.get("/ledger/recent", response_model=list[RecentResult], tags=["ledger"])
+def ledger_recent(
+    _who: ReadKey,
+    status: Literal["accepted", "rejected", "duplicate", "skipped"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[dict[str, Any]]:
+    """The latest quick-run results, newest first (of one status if given)."""
+    return ledger_lookup.recent(limit, status)
 
 
 @router.get("/ledger/rejections", response_model=Rejections, tags=["ledger"])

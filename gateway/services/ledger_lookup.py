@@ -75,3 +75,12 @@ def rejections(since: datetime, until: datetime | None = None) -> dict[str, int]
     with get_engine().connect() as connection:
         rows = connection.execute(query.group_by(EVENTS.c.code)).all()
     return {str(code or ""): int(n) for code, n in sorted(rows, key=lambda r: -r[1])}
+
+
+def recent(limit: int = 20, status: str | None = None) -> list[dict[str, Any]]:
+    """The latest quick-run results (of one status if given), newest first."""
+    query = select(EVENTS.c.result, EVENTS.c.processed_at).order_by(EVENTS.c.processed_at.desc()).limit(limit)
+    if status:
+        query = query.where(EVENTS.c.status == status)
+    with get_engine().connect() as connection:
+        return [{**dict(result), "processed_at": _aware(at)} for result, at in connection.execute(query).all()]

@@ -288,6 +288,9 @@ def test_ledger_lookups_by_account_correlation_and_rejection_code(
         codes = _get(api_server, reader, "/api/v1/ledger/rejections", since=started.isoformat()).json()["codes"]
         assert sum(codes.values()) >= 1 and view["events"][0]["codes"][0] in codes
         assert _get(api_server, reader, f"/api/v1/ledger/accounts/{p}-none").status_code == 404
+        # And the latest rejected results list the overdraft first
+        latest = _get(api_server, reader, "/api/v1/ledger/recent", status="rejected", limit=5).json()
+        assert latest[0]["event_id"] == f"{p}-4" and latest[0]["codes"] == view["events"][0]["codes"]
     finally:
         revoke(writer)
 
