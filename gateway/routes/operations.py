@@ -200,6 +200,23 @@ class Rejections(BaseModel):
     codes: dict[str, int]
 
 
+class StoredResult(BaseModel):
+    """A stored quick-run result: the public contract's shape (docs/ledger.md#result), its other fields kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+    event_id: str
+    status: str
+    codes: list[str]
+    correlation_id: str | None = None
+
+
+class RecentResult(StoredResult):
+    """A stored quick-run result and when it was processed."""
+
+    processed_at: datetime
+
+
 @router.get("/ledger/accounts/{account_id}", response_model=AccountView, tags=["ledger"])
 def ledger_account(
     account_id: Annotated[str, Field(min_length=1, max_length=128)],
@@ -210,7 +227,7 @@ def ledger_account(
     return ledger_lookup.account(account_id, last)
 
 
-@router.get("/ledger/correlations/{correlation_id}", response_model=list[dict[str, Any]], tags=["ledger"])
+@router.get("/ledger/correlations/{correlation_id}", response_model=list[StoredResult], tags=["ledger"])
 def ledger_by_correlation(
     correlation_id: Annotated[str, Field(min_length=1, max_length=200)],
     _who: ReadKey,
@@ -218,17 +235,6 @@ def ledger_by_correlation(
 ) -> list[dict[str, Any]]:
     """The quick-run results carrying a correlation id, newest first."""
     return ledger_lookup.by_correlation(correlation_id, limit)
-
-
-class RecentResult(BaseModel):
-    """A stored quick-run result (the public contract's shape) and when it was processed."""
-
-    model_config = ConfigDict(extra="allow")
-
-    event_id: str
-    status: str
-    codes: list[str]
-    processed_at: datetime
 
 
 @router.get("/ledger/recent", response_model=list[RecentResult], tags=["ledger"])
