@@ -141,6 +141,11 @@ class AgentsConfig(BaseModel):
     openai: OpenAISettings = OpenAISettings()
     breaker: BreakerSettings = BreakerSettings()
     budgets: BudgetsConfig = BudgetsConfig()
+    # A held run with no decision for this long is ended by the sweep with `approval_expiry_action`.
+    approval_timeout_s: int = Field(default=86_400, ge=1)
+    approval_expiry_action: Literal["reject", "cancel"] = "reject"
+    # The API key that submitted a run cannot approve it (four eyes); it may still reject or cancel it.
+    approval_forbid_self: bool = True
 
     @model_validator(mode="after")
     def _stall_outlasts_a_subtask(self) -> AgentsConfig:

@@ -166,11 +166,23 @@ def begin_execute(run_id: str, ports: Ports, task_id: str | None = None) -> tupl
         done = {r.subtask_id for r in record.subtasks}
         rest = [[s for s in level if s not in done] for level in graph.levels(plan_of(record).subtasks)]
         return record, [level for level in rest if level] or None
-    levels = graph.levels(plan_of(record).subtasks)
+    plan = plan_of(record)
+    signed = (record.stage("gate") or StageOutput(stage="gate", status="succeeded")).output.get("approved_plan_digest")
+    if signed and _digest(plan) != signed:
+        # The plan is not the one a person approved (changed after the decision): nothing of it runs.
+        fail_run(run_id, f"execute: the plan changed after it was approved (approved {signed[:12]}…)", ports)
+        return ports.store.get_run(run_id), None
+    levels = graph.levels(plan.subtasks)
     ports.store.save_stage(run_id, StageOutput(stage="execute", status="running", started_at=utcnow(), task_id=task_id,
                                                output={"levels": levels}))  # fmt: skip
     ports.events.publish(run_id, {"type": "stage_started", "stage": "execute", "levels": levels})
     return record.model_copy(update={"status": "executing"}), levels
+
+
+def _digest(plan: Plan) -> str:
+    from agents.actions import plan_digest  # actions imports this module
+
+    return plan_digest(plan)
 
 
 def _close_execute(ports: Ports, record: RunRecord) -> RunRecord:
@@ -248,3 +260,17 @@ def sweep(ports: Ports, now: datetime) -> list[tuple[RunRecord, str]]:
         ports.events.publish(record.run_id, {"type": "run_resumed", "status": record.status, "resumes": resumes + 1})
         decisions.append((record, "resume"))
     return decisions
+
+
+def expire_holds(ports: Ports, now: datetime) -> list[RunRecord]:
+    """Held runs (`awaiting_approval`) with no decision for `approval_timeout_s`: ended as rejected (or cancelled,
+    by `approval_expiry_action`), the expiry in the audit trail; the runs ended."""
+    timeout = ports.config.approval_timeout_s
+    to = "rejected" if ports.config.approval_expiry_action == "reject" else "cancelled"
+    error = f"approval expired: no decision within {timeout} s"
+    ended = []
+    for record in ports.store.stalled_runs(frozenset({"awaiting_approval"}), now - timedelta(seconds=timeout)):
+        if ports.store.transition(record.run_id, to, frozenset({"awaiting_approval"}), error=error, actor="sweep"):
+            ports.events.publish(record.run_id, {"type": "run_finished", "status": to, "error": error})
+            ended.append(record)
+    return ended

@@ -209,7 +209,8 @@ def verify(self: Task, run_id: str) -> dict[str, Any]:
 
 @task(name="agents.sweep", ignore_result=True)
 def sweep() -> dict[str, list[str]]:
-    """Resume runs that stopped moving (a lost message, a worker killed at a bad moment); fail the hopeless."""
+    """Resume runs that stopped moving (a lost message, a worker killed at a bad moment), fail the hopeless, end
+    held runs whose approval expired."""
     ports = build_ports()
     done: dict[str, list[str]] = {"resume": [], "failed": []}
     for record, action in runner.sweep(ports, runner.utcnow()):
@@ -222,6 +223,10 @@ def sweep() -> dict[str, list[str]]:
         ports.store.add_task_ids(record.run_id, list(canvas.task_ids(sig)))
         sig.apply_async()
         log.warning("run %s resumed: no progress in %s", record.run_id, record.status, extra=extra)
+    done["expired"] = []
+    for record in runner.expire_holds(ports, runner.utcnow()):
+        done["expired"].append(record.run_id)
+        log.warning("run %s: approval expired", record.run_id, extra={"category": "agent", "run_id": record.run_id})
     return done
 
 

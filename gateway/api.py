@@ -11,18 +11,37 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway import problems, responses
 from gateway.audit import AuditBuffer
 from gateway.config import get_gateway_config
+from gateway.console import actions as console_actions
+from gateway.console import pages as console_pages
+from gateway.console.context import HERE as CONSOLE_DIR
+from gateway.console.context import SignInRequired
 from gateway.correlation import CorrelationMiddleware
 from gateway.idempotency import IdempotencyMiddleware
 from gateway.middleware import BodyLimitMiddleware, CallAuditMiddleware
-from gateway.routes import agents, compat, conversations, fleet, health, ledger, reports, schedules, system
+from gateway.routes import (
+    agents,
+    approvals,
+    compat,
+    conversations,
+    fleet,
+    health,
+    ledger,
+    operations,
+    reports,
+    runs,
+    schedules,
+    system,
+)
 from gateway.routes import alerts as alert_routes
 from gateway.services.keys import key_cache, keys_exist
 from gateway.tracing import TracingMiddleware
@@ -49,8 +68,15 @@ ROUTERS = (
     reports.router,
     schedules.router,
     alert_routes.router,
+    runs.router,
+    approvals.router,
+    operations.router,
     compat.router,
+    console_pages.router,
+    console_actions.router,
 )
+# The console's stylesheet and script, served by the API itself (no CDN: the console works offline).
+CONSOLE_STATIC = "/console/static"
 
 
 def announce_auth_mode() -> None:
@@ -79,6 +105,11 @@ async def _flush_periodically(audit: AuditBuffer) -> None:
             await anyio.to_thread.run_sync(audit.flush)
         except SQLAlchemyError as exc:
             log.error("audit flush failed: %s", exc, extra={"category": "audit"})
+
+
+async def _sign_in(_request: Request, _exc: Exception) -> RedirectResponse:
+    """A console page without a session: to the sign-in form."""
+    return RedirectResponse("/console/login", status_code=303)
 
 
 def create_app() -> FastAPI:
@@ -119,6 +150,8 @@ def create_app() -> FastAPI:
     api.openapi = openapi  # type: ignore[method-assign]
     # One handler, registered for each root it maps: an error left to the catch-all `Exception` entry
     # would be answered, then re-raised by Starlette, and the client's keep-alive connection dropped.
+    api.mount(CONSOLE_STATIC, StaticFiles(directory=CONSOLE_DIR / "static"), name="console-static")
+    api.add_exception_handler(SignInRequired, _sign_in)
     for error in (*problems.HANDLED, *problems.DOMAIN_ERRORS):
         api.add_exception_handler(error, problems.handle)
     # Added innermost first: CORS sees the request first, then the body limit, audit, idempotency, latency.

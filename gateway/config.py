@@ -48,6 +48,8 @@ class GatewayConfig(BaseModel):
     trusted_proxies: list[str] = Field(default_factory=list, max_length=100)
     # A key's lookup is cached this long: a revoked key stops working within this delay.
     key_cache_s: float = Field(default=5.0, ge=0, le=300)
+    # Where the console's "Workers" link points: Flower, as the operator's browser reaches it.
+    flower_url: str = Field(default="http://127.0.0.1:5555", max_length=500, pattern=r"^https?://")
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -47,6 +47,18 @@ from beat.errors import (
     ScheduleNotFound,
 )
 from gateway.keys import UnknownScope
+from gateway.services.errors import (
+    AccountNotFound,
+    CountChanged,
+    DeadLetterNotFound,
+    FailedTaskNotFound,
+    InvalidCursor,
+    NotRequeueable,
+    NotResumable,
+    OperationError,
+    PlanChanged,
+    SelfApproval,
+)
 from gateway.services.keys import KeyNotFound
 from ledger import ConfigError as LedgerConfigError
 from ledger import LedgerError
@@ -106,6 +118,17 @@ DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
     ReportNotFound: (404, "report_not_found"),
     ReportDateInvalid: (422, "report_date_invalid"),
     NotificationFailed: (400, "notification_failed"),
+    # The operator's actions (runs in bulk, dead letters, failed tasks, approvals, resume)
+    OperationError: (400, "operation_failed"),
+    CountChanged: (409, "count_changed"),
+    InvalidCursor: (422, "invalid_cursor"),
+    DeadLetterNotFound: (404, "dead_letter_not_found"),
+    NotRequeueable: (409, "not_requeueable"),
+    FailedTaskNotFound: (404, "failed_task_not_found"),
+    SelfApproval: (403, "self_approval_forbidden"),
+    PlanChanged: (409, "plan_changed"),
+    NotResumable: (409, "not_resumable"),
+    AccountNotFound: (404, "account_not_found"),
     ScheduleInvalid: (422, "schedule_invalid"),
     ScheduleNotFound: (404, "schedule_not_found"),
     ScheduleAlreadyExists: (409, "schedule_already_exists"),

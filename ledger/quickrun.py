@@ -327,3 +327,22 @@ def _same(fresh: MemoryLedger, base: MemoryLedger) -> bool:
         and fresh.transactions == base.transactions
         and fresh.overrides == base.overrides
     )
+
+
+def preview(raws: list[Any], store: LedgerStore, config: LedgerConfig, now: datetime) -> list[dict[str, Any]]:
+    """What processing the events in order would do, without writing anything: per event its result and the
+    balances before and after of the accounts it touches (the same validation as `run`, on a read transaction
+    whose overlay is thrown away)."""
+    items = []
+    for raw in raws:
+        decoded = decode(raw, config.payload_limit_bytes)
+        items.append(_Item(raw, decoded, build(decoded, config)))
+    with store.transaction(write=False) as tx:
+        chunk = _Chunk(tx.load(*_keys(items)), config, now, True, None)
+        out = []
+        for item in items:
+            kept = len(chunk.records)
+            result = chunk.process(item)
+            snapshot = chunk.records[-1].snapshot if len(chunk.records) > kept else {}
+            out.append({"result": result, "before": snapshot.get("before", {}), "after": snapshot.get("after", {})})
+    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -210,7 +211,19 @@ def _unknown_task(
     message: Any = None, exc: BaseException | None = None, name: str = "", id: str = "", **_: Any
 ) -> None:
     queue = (getattr(message, "delivery_info", None) or {}).get("routing_key", "")
-    record("unknown_task", f"no task named {name!r} is registered", name, id, queue, getattr(message, "body", b""))
+    body = getattr(message, "body", b"")
+    record("unknown_task", f"no task named {name!r} is registered", name, id, queue, body, raw=_envelope_of(message))
+
+
+def _envelope_of(message: Any) -> bytes | None:
+    """The message as it was popped (kombu's envelope), so it can be requeued once a worker knows its task."""
+    payload = getattr(message, "_raw", None)
+    if not isinstance(payload, dict):
+        return None
+    try:
+        return json.dumps(payload, default=str).encode("utf-8")
+    except (TypeError, ValueError):
+        return None
 
 
 def _invalid_message(message: Any = None, exc: BaseException | None = None, **_: Any) -> None:

@@ -14,7 +14,7 @@ SECRET_KEYS = re.compile(
 )
 _KEY_VALUE = re.compile(
     r"(?P<key>\b[\w-]*(?:password|passwd|token|secret|api[_-]?key|apikey|authorization)[\w-]*\b)"
-    r"(?P<sep>\s*[=:]\s*|\"\s*:\s*\")(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;&\"']+)",
+    r"(?P<sep>\s*[=:]\s*|\"\s*:\s*\"|'\s*:\s*)(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;&\"']+)",
     re.IGNORECASE,
 )
 _BEARER = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE)

@@ -218,6 +218,7 @@ class Fleet:
             self.say("fleet", f"Flower: http://127.0.0.1:{self.options.flower_port}  user {user}  password {password}")
         if self.options.api:
             self.say("fleet", f"API: http://127.0.0.1:{self.options.api_port}/docs")
+            self.say("fleet", f"console: http://127.0.0.1:{self.options.api_port}/console")
             for line in self.announce() if self.announce else []:
                 self.say("fleet", line)
         quiet = "" if self.options.verbose else "; per-event lines there only, --verbose prints them here"

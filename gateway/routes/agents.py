@@ -18,6 +18,7 @@ from gateway.keys import Principal
 from gateway.problems import ApiProblem, classify
 from gateway.responses import KEYED, Accepted, PendingRun, RunIds, RunRecord, ToolInfo, ToolOutput, problems
 from gateway.services import agents as service
+from gateway.services import approvals
 from gateway.sse import format_event
 
 router = APIRouter(prefix="/api/v1", tags=["agents"], responses=problems(*KEYED))
@@ -187,16 +188,17 @@ def cancel(run_id: RunId, who: RunKey) -> dict[str, Any]:
 
 @router.post("/agent/{run_id}/approve", response_model=RunRecord, responses=problems(404, 409, 422))
 def approve(run_id: RunId, who: RunKey) -> dict[str, Any]:
-    """Release a run awaiting approval to the executor."""
+    """Release a run awaiting approval to the executor (not by the key that submitted it; /api/v1/approvals binds
+    the decision to the plan's digest)."""
     owned(run_id, who)
-    return service.approve(run_id, actor=f"key:{who.key_id}")
+    return approvals.approve(run_id, who, None)
 
 
 @router.post("/agent/{run_id}/reject", response_model=RunRecord, responses=problems(404, 409, 413, 422))
 def reject(run_id: RunId, who: RunKey, body: RejectRequest | None = None) -> dict[str, Any]:
     """End a run awaiting approval as rejected."""
     owned(run_id, who)
-    return service.reject(run_id, actor=f"key:{who.key_id}", reason=body.reason if body else "")
+    return approvals.reject(run_id, who, None, body.reason if body else "")
 
 
 @router.get("/tools", tags=["tools"], response_model=list[ToolInfo])

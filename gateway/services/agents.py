@@ -220,10 +220,11 @@ def cancel(run_id: str, actor: str = "operator") -> dict[str, Any]:
     return run_status(run_id)
 
 
-def approve(run_id: str, actor: str = "operator") -> dict[str, Any]:
-    """Release a held run to the executor (the analyst and the gatekeeper do not run again)."""
+def approve(run_id: str, actor: str = "operator", digest: str | None = None) -> dict[str, Any]:
+    """Release a held run to the executor (the analyst and the gatekeeper do not run again); with `digest`, only
+    while its plan is the one with that digest (checked again by the executor)."""
     ports = build_ports()
-    record = actions.approve(run_id, ports, actor)
+    record = actions.approve(run_id, ports, actor, digest)
     sig = canvas.resume(run_id, record.queue, record.priority, app=get_app())
     ports.store.add_task_ids(run_id, list(canvas.task_ids(sig)))
     sig.apply_async()

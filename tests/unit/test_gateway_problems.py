@@ -16,6 +16,7 @@ from agents.errors import ConfigError as AgentConfigError
 from beat.errors import PatternError, ReportConfigError, ReportDateInvalid, ReportError, ReportNotFound
 from gateway.cli_errors import EXIT_UNAVAILABLE, EXIT_USAGE, outcome
 from gateway.config import parse_config
+from gateway.console.context import SignInRequired
 from gateway.middleware import BodyTooLarge
 from gateway.problems import DOMAIN_ERRORS, INHERITED, ApiProblem, classify, field_of, snake
 from gateway.ratelimit import Decision
@@ -52,6 +53,16 @@ BEFORE_THE_TABLE: dict[str, tuple[int, str]] = {
     "beat.errors.ReportNotFound": (404, "report_not_found"),
     "beat.errors.ReportDateInvalid": (422, "report_date_invalid"),
     "beat.errors.NotificationFailed": (400, "notification_failed"),
+    "gateway.services.errors.OperationError": (400, "operation_failed"),
+    "gateway.services.errors.CountChanged": (409, "count_changed"),
+    "gateway.services.errors.InvalidCursor": (422, "invalid_cursor"),
+    "gateway.services.errors.DeadLetterNotFound": (404, "dead_letter_not_found"),
+    "gateway.services.errors.NotRequeueable": (409, "not_requeueable"),
+    "gateway.services.errors.FailedTaskNotFound": (404, "failed_task_not_found"),
+    "gateway.services.errors.SelfApproval": (403, "self_approval_forbidden"),
+    "gateway.services.errors.PlanChanged": (409, "plan_changed"),
+    "gateway.services.errors.NotResumable": (409, "not_resumable"),
+    "gateway.services.errors.AccountNotFound": (404, "account_not_found"),
     "beat.errors.ScheduleInvalid": (422, "schedule_invalid"),
     "beat.errors.ScheduleNotFound": (404, "schedule_not_found"),
     "beat.errors.ScheduleAlreadyExists": (409, "schedule_already_exists"),
@@ -71,6 +82,7 @@ BEFORE_THE_TABLE: dict[str, tuple[int, str]] = {
 NOT_MAPPED = {
     ApiProblem,  # carries its own status and code
     BodyTooLarge,  # answered 413 `payload_too_large` by the body-limit middleware, before any route
+    SignInRequired,  # a console page without a session: its own handler redirects to the sign-in page
 }
 PACKAGES = ("agents", "ledger", "beat", "worker", "gateway")
 

@@ -20,6 +20,9 @@ class AgentRun(Base):
     run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     status: Mapped[str] = mapped_column(String(32), default="pending")
     request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The request's input as plain text, for the run list's text search (reading it out of the JSON costs a parse
+    # per row); None for runs recorded before agents_0003 by a worker that did not write it yet.
+    input_text: Mapped[str | None] = mapped_column(Text, nullable=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)
     queue: Mapped[str] = mapped_column(String(64), default="agents")
     # The visible id of the API key that submitted the run (None: the CLI, a plain producer, or before 0002).
@@ -37,8 +40,10 @@ class AgentRun(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     __table_args__ = (
-        Index("ix_agent_runs_status", "status"),
-        Index("ix_agent_runs_created_at", "created_at"),
+        # The run list pages newest first by (created_at, run_id), optionally within a status or a key's runs.
+        Index("ix_agent_runs_created_run", "created_at", "run_id"),
+        Index("ix_agent_runs_status_created_run", "status", "created_at", "run_id"),
+        Index("ix_agent_runs_owner_created_run", "owner", "created_at", "run_id"),
         Index("ix_agent_runs_conversation", "conversation_id", "created_at"),
     )
 

@@ -158,6 +158,7 @@ class SqlRunStore:
             with session_scope(self.engine) as session:
                 run = AgentRun(run_id=run_id, status="pending", request=request.model_dump(mode="json"), queue=queue, owner=owner,
                                conversation_id=request.conversation_id, trace_id=trace_id,
+                               input_text=request.input,
                                idempotency_key=request.idempotency_key, snapshot_id=snapshot_id_of(run_id),
                                timeline={"pending": now.isoformat()}, created_at=now, updated_at=now)  # fmt: skip
                 session.add(run)
@@ -336,6 +337,16 @@ class SqlRunStore:
     def conversation_turns(self, conversation_id: str, before: datetime, limit: int = 50) -> list[Turn]:
         """The newest `limit` runs of a conversation created before `before`, as turns, oldest first."""
         return [turn_of(r) for r in self.conversation_runs(conversation_id, before, limit)]
+
+    def drop_unfinished_results(self, run_id: str) -> list[str]:
+        """Forget the run's subtask results that did not succeed (so a resumed run calls them again); their ids."""
+        with session_scope(self.engine) as session:
+            rows = session.scalars(select(AgentSubtaskResult).where(
+                AgentSubtaskResult.run_id == run_id, AgentSubtaskResult.status != "succeeded"
+            )).all()  # fmt: skip
+            for row in rows:
+                session.delete(row)
+            return sorted(row.subtask_id for row in rows)
 
     def list_runs(self, limit: int = 20) -> list[dict[str, Any]]:
         """The latest runs, newest first, as short summaries."""
