@@ -55,6 +55,8 @@ broker_transport_options = {
     "sep": PRIORITY_SEP,
     # Redelivery of unacknowledged messages: longer than the longest task plus countdown (see settings).
     "visibility_timeout": _settings.visibility_timeout,
+    # Read by the fleet's transport only (worker/ownership.py); kombu's own ignores it.
+    "fleet_worker_lost_after_s": _settings.worker_lost_after_s,
 }
 result_backend_transport_options = {"visibility_timeout": _settings.visibility_timeout}
 # A result written while Redis restarts is retried (backoff up to 5 s, about 2 min in all), not lost.

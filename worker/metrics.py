@@ -43,6 +43,11 @@ HTTP_DURATION = Histogram(
 API_AUTH_FAILURES = Counter(
     "fleet_api_auth_failures", "API requests refused for their credentials, by reason.", ["reason"]
 )
+# Messages given back to their queue by the fleet's transport: worker_lost, shutdown, reconnected, requeued,
+# visibility_timeout, operator (docs/RELIABILITY.md).
+MESSAGES_RESTORED = Counter(
+    "fleet_messages_restored", "Messages given back to their queue, by queue and reason.", ["queue", "reason"]
+)
 DB_DURATION = Histogram("fleet_db_query_duration_seconds", "SQL statement latency.", ["verb"], buckets=BUCKETS)
 
 # Agent workflow metrics: defined here, after the multiprocess switch above, for the agents adapters.
