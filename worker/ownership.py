@@ -266,12 +266,15 @@ def report_returned(returned: Counter[tuple[str, str]], reason: str) -> None:
 
 _base_name = socket.gethostname()
 _sequence = iter(range(1, 1 << 62))
+# Only worker processes give back other consumers' messages; a CLI, Flower or the API that consumes (control
+# replies) beats for its own consumers but never judges others.
+_recovers = False
 
 
 def set_node_name(name: str) -> None:
-    """Name this process's consumers after the Celery node (`name@host`) rather than the host."""
-    global _base_name
-    _base_name = name
+    """This process is the Celery worker `name@host`: its consumers carry that name and it recovers lost ones."""
+    global _base_name, _recovers
+    _base_name, _recovers = name, True
 
 
 def new_consumer_name() -> str:
@@ -343,14 +346,9 @@ class Heart:
             try:
                 self.beat()
                 s = self.settings
-                recover(
-                    self.client,
-                    sep=s.sep,
-                    lost_after_s=s.lost_after_s,
-                    reason="worker_lost",
-                    unacked=s.unacked,
-                    unacked_index=s.unacked_index,
-                )
+                if _recovers:
+                    recover(self.client, sep=s.sep, lost_after_s=s.lost_after_s, reason="worker_lost",
+                            unacked=s.unacked, unacked_index=s.unacked_index)  # fmt: skip
                 if self.failing_since is not None:
                     log.info("heartbeats reach Redis again", extra={"category": "reliability"})
                 self.failing_since = None
@@ -378,3 +376,35 @@ def retire(consumer: str) -> None:
     with _heart_lock:
         if _heart is not None and _heart.pid == os.getpid():
             _heart.discard(consumer)
+
+
+def holdings(client: Any, lost_after_s: float, unacked_index: str = "unacked_index") -> list[dict[str, Any]]:
+    """Every consumer that holds messages or beats: its worker, heartbeat age, whether it counts as lost, and each
+    message it holds (queue, age since fetched), oldest first. What `agent status` shows."""
+    seconds, micros = client.time()
+    now = seconds + micros / 1e6
+    beats = {decode(name): float(score) for name, score in client.zrange(CONSUMERS, 0, -1, withscores=True)}
+    held: dict[str, list[str]] = {}
+    for key in client.scan_iter(match=HELD + "*", count=1000):
+        held[decode(key).removeprefix(HELD)] = [decode(tag) for tag in client.zrange(key, 0, -1)]
+    out = []
+    for consumer in sorted(set(beats) | set(held)):
+        tags = held.get(consumer, [])
+        owners = client.hmget(OWNER, tags) if tags else []
+        fetched = client.zmscore(unacked_index, tags) if tags else []
+        messages = []
+        for tag, owner, at in zip(tags, owners, fetched, strict=True):
+            if owner is None or at is None:
+                continue  # acknowledged meanwhile
+            source = decode(owner).split("\t", 2)[2]
+            messages.append({"tag": tag, "list": source, "age_s": round(now - float(at), 1)})
+        beat = beats.get(consumer)
+        silent = None if beat is None else round(now - beat, 1)
+        out.append({
+            "consumer": consumer,
+            "worker": node_of(consumer),
+            "last_heartbeat_s": silent,
+            "lost": silent is None or silent > lost_after_s,
+            "messages": messages,
+        })  # fmt: skip
+    return out

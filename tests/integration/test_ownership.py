@@ -18,7 +18,7 @@ from ledger.config import LedgerConfig
 from ledger.generate import generate
 from ledger.quickrun import MemoryStore, run
 from tests.faults.fleet import fleet_config, stored_balances, stored_statuses
-from tests.support import ROOT, WorkerProcess, wait_for
+from tests.support import ROOT, WorkerProcess, run_agent, wait_for
 from worker import ownership
 
 pytestmark = pytest.mark.integration
@@ -85,6 +85,52 @@ def test_messages_held_by_a_sigkilled_worker_run_on_another_within_lost_after(
     counts = client.hgetall(ownership.restored_key())
     assert int(counts.get(f"{queue}\tworker_lost".encode(), 0)) >= 2
     assert not client.hexists(ownership.OWNER, held[next(iter(held))][0])
+
+
+def test_agent_status_shows_orphaned_messages_and_agent_recover_gives_them_back_at_once(
+    celery_app, database_url: str, session_dir: Path
+) -> None:  # type: ignore[no-untyped-def]
+    # Given a worker that holds two ledger batches when it is SIGKILLed, with a long grace before it counts as lost
+    prefix = f"rec{uuid.uuid4().hex[:6]}"
+    queue = f"ledger-{prefix}"
+    env = {
+        **fleet_config(session_dir / prefix, "ledger:\n  batch_chunk_size: 50\n"),
+        "FLEET_WORKER_LOST_AFTER_S": "600",
+    }
+    now = datetime.now(UTC)
+    streams = {f"{prefix}s{n}": [i["event"] for i in generate(EVENTS, 0, seed=n, now=now, prefix=f"{prefix}s{n}")]
+               for n in range(3)}  # fmt: skip
+    client = redis.Redis.from_url(celery_app.conf.broker_url)
+    victim = WorkerProcess(queues=queue, concurrency=2, name=f"{prefix}-a", env=env).start(celery_app)
+    for stream in streams.values():
+        celery_app.send_task("ledger.quick_run_batch", args=[stream], queue=queue, priority=5)
+    wait_for(lambda: sum(len(t) for t in _held_by(client, victim.hostname).values()) >= 2, timeout=60, interval=0.02,
+             what="two batches held")  # fmt: skip
+    victim.kill()
+    time.sleep(2.5)
+
+    # When an operator asks for the status with a 2 s grace, then recovers the worker by name
+    status = run_agent("status", "--json", env={"FLEET_WORKER_LOST_AFTER_S": "2"})
+    report = json.loads(status.stdout)
+    refused = run_agent("recover", "--worker", victim.hostname, "--after", "60")
+    recovered = run_agent("recover", "--worker", victim.hostname, "--after", "2")
+
+    # Then the status names the dead worker's process and its messages with their age
+    orphaned = [c for c in report["held"]["orphaned"] if c["worker"] == victim.hostname]
+    assert orphaned and sum(len(c["messages"]) for c in orphaned) >= 2
+    assert all(m["list"] == f"{queue}:5" and m["age_s"] >= 2 for c in orphaned for m in c["messages"])
+    # And recover refuses a worker that may be alive, then gives the messages back at once
+    assert refused.returncode == 2 and "looks alive" in refused.stderr
+    assert recovered.returncode == 0, recovered.stderr
+    assert "messages given back" in recovered.stdout and not _held_by(client, victim.hostname)
+    # And another worker runs them: every event stored once
+    rescuer = WorkerProcess(queues=queue, name=f"{prefix}-b", env=env).start(celery_app)
+    try:
+        wait_for(lambda: all(len(stored_statuses(database_url, p)) == EVENTS for p in streams), timeout=120,
+                 interval=0.2, what="every event stored")  # fmt: skip
+    finally:
+        rescuer.stop()
+    assert int(client.hget(ownership.restored_key(), f"{queue}\toperator") or 0) >= 2
 
 
 # A consumer that dies (os._exit) right after the fetch's reply arrived, before kombu or Celery saw the message: the
