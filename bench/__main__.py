@@ -17,9 +17,12 @@ import traceback
 
 from bench.common import ROOT, Row, private_environment, render
 
-NOT_BENCHMARKS = {"__main__", "common", "bare", "bare_monitored", "bare_signals", "bare_telemetry", "baseline"}
+NOT_BENCHMARKS = {
+    "__main__", "common", "bare", "bare_monitored", "bare_signals", "bare_telemetry", "baseline", "legacy_app",
+    "legacy_transport",
+}  # fmt: skip
 # Cheap first; the long ones last, so a stopped run has the most rows.
-ORDER = ["ledger", "agents", "overhead", "reports", "scaling", "memory"]
+ORDER = ["ledger", "transport", "agents", "overhead", "reports", "scaling", "memory"]
 START, END = "<!-- bench:table:start -->", "<!-- bench:table:end -->"
 
 

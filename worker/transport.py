@@ -50,6 +50,8 @@ class _Writer:
         self.pool = pool
         self.on_reset = on_reset  # writes may be lost: the channel checks what it holds against what it delivered
         self.connection = pool.get_connection()
+        self.connection.send_command("SCRIPT", "LOAD", ownership.ACK)  # acks go by EVALSHA: 1 KB less per message
+        self.connection.read_response()
         self.owed: list[tuple[int, str]] = []  # (replies, what they answer) per transaction sent
 
     def send(self, what: str, *commands: tuple[Any, ...]) -> None:
@@ -85,6 +87,8 @@ class _Writer:
             reply = self.connection.read_response()
         except ResponseError as exc:
             log.error("redis refused %s: %s", what, exc, extra={"category": "system"})
+            if str(exc).startswith("NOSCRIPT") and self.on_reset is not None:
+                self.on_reset()  # scripts flushed: what this ack left held is checked again
             return
         for item in reply if isinstance(reply, list) else ():
             if isinstance(item, Exception):
@@ -156,7 +160,7 @@ class QoS(kombu_redis.QoS):
         channel = self.channel
         self._send(
             f"the acknowledgement of message {delivery_tag}",
-            ("EVAL", ownership.ACK, 4, messages, index, ownership.OWNER, channel._held_key, channel.sep,
+            ("EVALSHA", _ACK_SHA, 4, messages, index, ownership.OWNER, channel._held_key, channel.sep,
              channel.consumer, delivery_tag),
         )  # fmt: skip
 
@@ -211,6 +215,7 @@ class QoS(kombu_redis.QoS):
             writer._reset()
 
 
+_ACK_SHA = ownership.sha(ownership.ACK)
 # Longest idle wait between fetches when no wake-up arrives (a lost notification, or none possible).
 FALLBACK_POLL_S = 1.0
 _INVALIDATE = "__redis__:invalidate"
@@ -278,6 +283,8 @@ class Channel(kombu_redis.Channel):
         self._woken = True
         self._idle_until = 0.0
         self._reconcile = False
+        self._script_loaded = False
+        self._keys_for: dict[tuple[str, ...], list[str]] = {}
         super().__init__(*args, **kwargs)
 
     @property
@@ -301,6 +308,10 @@ class Channel(kombu_redis.Channel):
         )
 
     @cached_property
+    def _fetch_sha(self) -> str:
+        return ownership.sha(self._fetch_script)
+
+    @cached_property
     def _redis_options(self) -> tuple[Any, dict[str, Any]]:
         return _plain_connection_class(self.pool), {**self.pool.connection_kwargs, "health_check_interval": 0}
 
@@ -314,6 +325,12 @@ class Channel(kombu_redis.Channel):
         self._reconcile = True
 
     def _fetch_keys(self, queues: list[str]) -> list[str]:
+        found = self._keys_for.get(tuple(queues))
+        if found is None:
+            found = self._keys_for[tuple(queues)] = self._build_fetch_keys(queues)
+        return found
+
+    def _build_fetch_keys(self, queues: list[str]) -> list[str]:
         prefix = self.global_keyprefix or ""
         index, messages = prefix + self.unacked_index_key, prefix + self.unacked_key
         lists = [prefix + self._q_for_pri(queue, pri) for pri in self.priority_steps for queue in queues]
@@ -334,7 +351,11 @@ class Channel(kombu_redis.Channel):
         keys = self._fetch_keys(queues)
         self._in_poll = connection
         self._brpop_sent_at = monotonic()
-        connection.send_command("EVAL", self._fetch_script, len(keys), *keys, self.sep, self.consumer)
+        if self._script_loaded:
+            connection.send_command("EVALSHA", self._fetch_sha, len(keys), *keys, self.sep, self.consumer)
+        else:  # EVAL files the script: the next fetches send its SHA only
+            connection.send_command("EVAL", self._fetch_script, len(keys), *keys, self.sep, self.consumer)
+            self._script_loaded = True
 
     def _brpop_read(self, **options: Any) -> bool:
         """Read the fetch's reply and deliver its message (junk is kept as a dead letter, its bookkeeping undone)."""
@@ -347,6 +368,9 @@ class Channel(kombu_redis.Channel):
                 connection.disconnect()  # the next poll reconnects
                 raise
             except ResponseError as exc:
+                if str(exc).startswith("NOSCRIPT"):  # Redis restarted or flushed its scripts: send the text again
+                    self._script_loaded, self._woken = False, True
+                    raise Empty() from None
                 log.error("redis refused the fetch: %s", exc, extra={"category": "system"})
                 self._idle_until = monotonic() + FALLBACK_POLL_S
                 raise Empty() from None
@@ -374,9 +398,15 @@ class Channel(kombu_redis.Channel):
         if redelivered:
             _mark_redelivered(envelope)
         if tag:
-            self._fetched[tag] = True
+            self._record(tag, envelope)
         self.connection._deliver(envelope, queue)
         return True
+
+    def _record(self, tag: str, envelope: dict[str, Any]) -> None:
+        if envelope["properties"]["delivery_tag"] == tag:
+            self._fetched[tag] = True
+        else:  # a forged envelope fooled the script's quick read: kombu's own write records the real tag
+            self.qos._forget(tag)
 
     def _get(self, queue: str) -> Any:
         """kombu's synchronous get, through the fetch script (priority order), skipping junk after keeping it."""
@@ -397,7 +427,7 @@ class Channel(kombu_redis.Channel):
                 if reply[3]:
                     _mark_redelivered(envelope)
                 if tag:
-                    self._fetched[tag] = True
+                    self._record(tag, envelope)
                 self._maybe_update_queues_expire(client, queue)
                 return envelope
 
@@ -430,10 +460,10 @@ class Channel(kombu_redis.Channel):
                             extra={"category": "system"})  # fmt: skip
                 return
             self.connection.cycle._register(self, self._wake, "WAKE")
-        prefixes = _disjoint_prefixes([(self.global_keyprefix or "") + q for q in queues])
-        state = (id(connection._sock), self._wake.client_id, prefixes)
+        state = (id(connection._sock), self._wake.client_id, tuple(sorted(queues)))
         if state == self._tracking:
             return
+        prefixes = _disjoint_prefixes([(self.global_keyprefix or "") + q for q in queues])
         if connection._sock is None:
             connection.connect()
         connection.send_command("CLIENT", "TRACKING", "OFF")
@@ -442,7 +472,7 @@ class Channel(kombu_redis.Channel):
         connection.send_command("CLIENT", "TRACKING", "ON", "REDIRECT", self._wake.client_id, "BCAST", *options,
                                 "NOLOOP")  # fmt: skip
         connection.read_response()
-        self._tracking = (id(connection._sock), self._wake.client_id, prefixes)
+        self._tracking = state
         self._woken = True  # anything pushed before tracking began is fetched now
 
     def _wake_read(self) -> None:
