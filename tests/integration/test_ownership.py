@@ -87,6 +87,37 @@ def test_messages_held_by_a_sigkilled_worker_run_on_another_within_lost_after(
     assert not client.hexists(ownership.OWNER, held[next(iter(held))][0])
 
 
+def test_a_worker_busy_with_a_task_longer_than_lost_after_is_never_taken_for_lost(
+    celery_app, database_url: str, session_dir: Path
+) -> None:  # type: ignore[no-untyped-def]
+    # Given a worker running one long batch with a one-second grace, and another live worker that judges
+    prefix = f"busy{uuid.uuid4().hex[:6]}"
+    env = {**fleet_config(session_dir / prefix, "ledger:\n  batch_chunk_size: 50\n"), "FLEET_WORKER_LOST_AFTER_S": "1"}
+    stream = [i["event"] for i in generate(40 * EVENTS, 0, seed=3, now=datetime.now(UTC), prefix=prefix)]
+    client = redis.Redis.from_url(celery_app.conf.broker_url)
+    busy = WorkerProcess(queues=f"ledger-{prefix}", name=f"{prefix}-a", env=env).start(celery_app)
+    judge = WorkerProcess(queues=f"ledger-{prefix}-other", name=f"{prefix}-b", env=env).start(celery_app)
+    try:
+        started = time.monotonic()
+        celery_app.send_task("ledger.quick_run_batch", args=[stream], queue=f"ledger-{prefix}", priority=5)
+        wait_for(lambda: _held_by(client, busy.hostname), timeout=30, interval=0.02, what="the batch held")
+        # When the batch runs for longer than the grace
+        released = []
+        while len(stored_statuses(database_url, prefix)) < len(stream) and time.monotonic() - started < 300:
+            released.append(not _held_by(client, busy.hostname))
+            time.sleep(0.2)
+        ran_s = time.monotonic() - started
+    finally:
+        busy.stop()
+        judge.stop()
+    # Then its message stayed held by it until it finished: never given back, run once
+    print(f"\nbusy worker: one batch ran {ran_s:.1f} s with a 1 s grace, held throughout")
+    assert ran_s > 2, "the batch must outlast the grace twice over for this test to mean anything"
+    assert len(stored_statuses(database_url, prefix)) == len(stream)
+    assert not any(released[:-2])  # only once it was acknowledged, at the end
+    assert not client.hget(ownership.restored_key(), f"ledger-{prefix}\tworker_lost")
+
+
 def test_agent_status_shows_orphaned_messages_and_agent_recover_gives_them_back_at_once(
     celery_app, database_url: str, session_dir: Path
 ) -> None:  # type: ignore[no-untyped-def]
