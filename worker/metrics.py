@@ -24,6 +24,7 @@ from prometheus_client.core import GaugeMetricFamily  # noqa: E402
 from prometheus_client.registry import Collector  # noqa: E402
 
 from beat.aggregates import BUCKETS  # noqa: E402
+from worker.constants import QUEUES  # noqa: E402
 
 log = logging.getLogger("fleet.reports")
 
@@ -48,6 +49,8 @@ API_AUTH_FAILURES = Counter(
 MESSAGES_RESTORED = Counter(
     "fleet_messages_restored", "Messages given back to their queue, by queue and reason.", ["queue", "reason"]
 )
+for _queue in QUEUES:  # exported at zero from the start: an alert on its rate needs the series to exist
+    MESSAGES_RESTORED.labels(queue=_queue, reason="worker_lost")
 DB_DURATION = Histogram("fleet_db_query_duration_seconds", "SQL statement latency.", ["verb"], buckets=BUCKETS)
 
 # Agent workflow metrics: defined here, after the multiprocess switch above, for the agents adapters.
