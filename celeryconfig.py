@@ -65,6 +65,8 @@ broker_transport_options = {
     # Redelivery of unacknowledged messages: longer than the longest task plus countdown (see settings).
     "visibility_timeout": _settings.visibility_timeout,
     **_redis["broker"],
+    # Read by the fleet's transport only (worker/ownership.py); kombu's own ignores it.
+    "fleet_worker_lost_after_s": _settings.worker_lost_after_s,
 }
 result_backend_transport_options = {"visibility_timeout": _settings.visibility_timeout, **_redis["backend"]}
 broker_use_ssl = _redis["broker_use_ssl"]

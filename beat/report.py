@@ -38,6 +38,8 @@ class ReportInputs:
     history: Sequence[dict[str, float]] = ()
     ledger: dict[str, Any] | None = None
     agents: dict[str, Any] | None = None
+    # Messages given back to their queues (a lost worker's, a shutdown's...): "<queue> (<reason>)" -> count.
+    restored: dict[str, int] | None = None
     late: bool = False
     offline: bool = False
     language: str = "en"
@@ -99,6 +101,7 @@ def build_report(inputs: ReportInputs, patterns: Sequence[Pattern], chart: str |
         "issues": [issue.as_json() for issue in issues],
         "ledger": inputs.ledger,
         "agents": inputs.agents,
+        "restored": inputs.restored,
         "chart": chart,
         "incidents": list(inputs.incidents),
     }

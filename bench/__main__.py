@@ -26,9 +26,11 @@ NOT_BENCHMARKS = {
     "bare_telemetry",
     "baseline",
     "scaling_costs",
+    "legacy_app",
+    "legacy_transport",
 }
 # Cheap first; the long ones last, so a stopped run has the most rows.
-ORDER = ["ledger", "agents", "overhead", "reports", "scaling", "memory"]
+ORDER = ["ledger", "transport", "agents", "overhead", "reports", "scaling", "memory"]
 START, END = "<!-- bench:table:start -->", "<!-- bench:table:end -->"
 
 

@@ -29,10 +29,20 @@ LEDGER_CONCURRENCY = 2
 
 
 def _worker(
-    ctx: BenchContext, name: str, concurrency: int = 1, env: dict[str, str] | None = None, prefetch: int = 1
+    ctx: BenchContext,
+    name: str,
+    concurrency: int = 1,
+    env: dict[str, str] | None = None,
+    prefetch: int = 1,
+    app_module: str = "worker",
 ) -> Any:
     extra = [] if prefetch == 1 else ["--prefetch-multiplier", str(prefetch)]
-    return fleet_worker(ctx, name, "ledger", concurrency, env, extra)
+    worker = fleet_worker(ctx, name, "ledger", concurrency, env, extra, app_module)
+    if app_module != "worker":
+        from worker.application import app
+
+        worker.wait_ready(app)
+    return worker
 
 
 def _event(event_id: str) -> dict[str, Any]:
@@ -42,12 +52,18 @@ def _event(event_id: str) -> dict[str, Any]:
 
 
 def one_per_task(
-    ctx: BenchContext, tasks: int, name: str = "ledger.quick_run", prefetch: int = 1, concurrency: int = 1
+    ctx: BenchContext,
+    tasks: int,
+    name: str = "ledger.quick_run",
+    prefetch: int = 1,
+    concurrency: int = 1,
+    app_module: str = "worker",
 ) -> float:
     """Events/s consumed from a pre-filled queue, one event per task (the baseline's method)."""
     from worker.application import app
 
-    worker = _worker(ctx, f"single-{name.replace('.', '-')}-c{concurrency}-p{prefetch}", concurrency, prefetch=prefetch)
+    label = f"single-{name.replace('.', '-')}-c{concurrency}-p{prefetch}-{app_module.replace('.', '-')}"
+    worker = _worker(ctx, label, concurrency, prefetch=prefetch, app_module=app_module)
     try:
         app.control.cancel_consumer("ledger", destination=[worker.hostname], reply=True)
         tag = uuid.uuid4().hex[:6]
@@ -72,7 +88,12 @@ def one_per_task(
 
 
 def batches(
-    ctx: BenchContext, events: int, concurrency: int, env: dict[str, str] | None = None, prefetch: int = 1
+    ctx: BenchContext,
+    events: int,
+    concurrency: int,
+    env: dict[str, str] | None = None,
+    prefetch: int = 1,
+    app_module: str = "worker",
 ) -> float:
     """Events/s through ledger.quick_run_batch: validated, applied, results stored and returned."""
     from ledger.generate import generate
@@ -84,7 +105,8 @@ def batches(
         [i["event"] for i in generate(PER_TASK, 0, seed=n, now=now, prefix=f"b{n}-{uuid.uuid4().hex[:4]}")]
         for n in range(max(1, events // PER_TASK))
     ]
-    worker = _worker(ctx, f"ledger-batch-{concurrency}-p{prefetch}", concurrency, env, prefetch)
+    label = f"ledger-batch-{concurrency}-p{prefetch}-{app_module.replace('.', '-')}"
+    worker = _worker(ctx, label, concurrency, env, prefetch, app_module)
     try:
         started = time.perf_counter()
         sent = [

@@ -6,10 +6,12 @@ Each command (here and in the cli_* modules) imports the services it runs when i
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from gateway import cli_agents, cli_alerts, cli_backup, cli_errors, cli_keys, cli_ledger, cli_reports, cli_schedules
-from gateway.cli_errors import EXIT_OK, EXIT_UNAVAILABLE
+from gateway.cli_errors import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 
 app = typer.Typer(
     help="Agent Fleet: run, watch and operate the Celery worker fleet.",
@@ -141,12 +143,75 @@ def _print_status(report: dict[str, object]) -> None:
     if isinstance(endpoints, dict) and endpoints:
         marks = {"closed": "[green]closed[/]", "half_open": "[yellow]half-open[/]", "open": "[red]open[/]"}
         console.print("model endpoints (circuit): " + ", ".join(f"{n} {marks[s]}" for n, s in endpoints.items()))
+    _print_held(console, report.get("held"))
     letters = report.get("dead_letters")
     if isinstance(letters, dict) and letters["counts"]:
         counts = ", ".join(f"{reason} {count}" for reason, count in letters["counts"].items())
         console.print(f"[yellow]refused messages (24 h): {counts}[/]")
         for letter in letters["latest"]:
             console.print(f"  {letter['at']}  {letter['reason']}  {letter['task_name']}  {letter['detail'][:80]}")
+
+
+def _print_held(console: Any, held: Any) -> None:
+    from rich.table import Table
+
+    if not isinstance(held, dict):
+        return
+    table = Table("worker process", "last heartbeat", "messages held", "oldest")
+    for consumer in held["consumers"]:
+        ages = [m["age_s"] for m in consumer["messages"]]
+        oldest = f"{max(ages):.0f} s" if ages else "-"
+        table.add_row(consumer["consumer"], f"{consumer['last_heartbeat_s']:.0f} s ago", str(len(ages)), oldest)
+    if held["consumers"]:
+        console.print(table)
+    for consumer in held["orphaned"]:
+        beat = consumer["last_heartbeat_s"]
+        since = "never beat" if beat is None else f"silent for {beat:.0f} s"
+        console.print(
+            f"[red]orphaned: {len(consumer['messages'])} messages held by {consumer['consumer']} ({since})[/]"
+        )
+        for message in consumer["messages"]:
+            console.print(f"  {message['list']}  {message['tag']}  held {message['age_s']:.0f} s")
+    if held["orphaned"]:
+        console.print("[yellow]they go back to their queues by themselves; `agent recover` does it now[/]")
+
+
+@app.command("recover")
+def recover(
+    worker: str | None = typer.Option(None, "--worker", help="A worker's node name (name@host) or one process of it."),
+    force: bool = typer.Option(False, "--force", help="Take the messages of a worker that still beats."),
+    after: float = typer.Option(15.0, min=0, help="Without --worker: processes silent this many seconds."),
+) -> None:
+    """Give a dead worker's messages back to their queues now (the fleet does it by itself after
+    FLEET_WORKER_LOST_AFTER_S)."""
+    from worker import ownership
+    from worker.constants import PRIORITY_SEP
+    from worker.redis_client import get_redis
+    from worker.settings import get_settings
+
+    client = get_redis()
+    consumers = ownership.holdings(client, get_settings().worker_lost_after_s)
+    if worker is None:
+        chosen = [c for c in consumers if c["last_heartbeat_s"] is None or c["last_heartbeat_s"] > after]
+    else:
+        chosen = [c for c in consumers if worker in (c["worker"], c["consumer"])]
+        if not chosen:
+            typer.echo(f"no process of worker {worker!r} holds messages or beats", err=True)
+            raise typer.Exit(EXIT_USAGE)
+        alive = [c for c in chosen if c["last_heartbeat_s"] is not None and c["last_heartbeat_s"] <= after]
+        if alive and not force:
+            beat = min(c["last_heartbeat_s"] for c in alive)
+            typer.echo(f"{worker} beat {beat:.0f} s ago: it looks alive (--force takes its messages anyway)", err=True)
+            raise typer.Exit(EXIT_USAGE)
+    total = 0
+    for consumer in chosen:
+        returned = ownership.recover(client, sep=PRIORITY_SEP, lost_after_s=0, reason="operator",
+                                     consumer=consumer["consumer"])  # fmt: skip
+        for (_name, queue), count in sorted(returned.items()):
+            typer.echo(f"{consumer['consumer']}: {count} messages back in {queue}")
+            total += count
+    typer.echo(f"{total} messages given back from {len(chosen)} worker processes")
+    raise typer.Exit(EXIT_OK)
 
 
 @app.command("api")

@@ -80,7 +80,7 @@ def bound(**fields: Any) -> Iterator[None]:
 
 
 # Every line has a category; a logger's name gives it unless the call passes extra={"category": ...}.
-CATEGORIES = frozenset({"system", "agent", "ledger", "api", "audit", "performance", "security"})
+CATEGORIES = frozenset({"system", "agent", "ledger", "api", "audit", "performance", "security", "reliability"})
 _CATEGORY_BY_LOGGER: tuple[tuple[str, str], ...] = (
     ("fleet.audit", "audit"),
     ("fleet.security", "security"),
@@ -91,6 +91,7 @@ _CATEGORY_BY_LOGGER: tuple[tuple[str, str], ...] = (
     ("fleet.gateway", "api"),
     ("uvicorn", "api"),
     ("fleet.performance", "performance"),
+    ("fleet.reliability", "reliability"),
 )
 
 

@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
 from beat.aggregates import BUCKETS
+from worker.constants import QUEUES
 from worker.fleet_status import queue_depths, workers_online
 from worker.prometheus_env import ensure_multiproc_dir
 from worker.redis_client import get_redis
@@ -51,6 +52,13 @@ HTTP_DURATION = Histogram(
 API_AUTH_FAILURES = Counter(
     "fleet_api_auth_failures", "API requests refused for their credentials, by reason.", ["reason"]
 )
+# Messages given back to their queue by the fleet's transport: worker_lost, shutdown, reconnected, requeued,
+# visibility_timeout, operator (docs/RELIABILITY.md).
+MESSAGES_RESTORED = Counter(
+    "fleet_messages_restored", "Messages given back to their queue, by queue and reason.", ["queue", "reason"]
+)
+for _queue in QUEUES:  # exported at zero from the start: an alert on its rate needs the series to exist
+    MESSAGES_RESTORED.labels(queue=_queue, reason="worker_lost")
 DB_DURATION = Histogram("fleet_db_query_duration_seconds", "SQL statement latency.", ["verb"], buckets=BUCKETS)
 
 # Agent workflow metrics, for the agents adapters (agents/tasks.py).

@@ -113,11 +113,24 @@ def _inputs(
         history=baseline,
         ledger=store.ledger_figures(engine, start, end),
         agents=store.agent_figures(engine, start, end),
+        restored=_restored(day),
         late=late,
         offline=in_offline_window(now_local.time(), ctx.config.window),
         language=ctx.language,
         incidents=incidents_between(start.astimezone(UTC), end.astimezone(UTC) + timedelta(seconds=1)),
     )
+
+
+def _restored(day: date) -> dict[str, int]:
+    """Messages the fleet's transport gave back on that (UTC) day, per queue and reason (worker/ownership.py)."""
+    from worker.ownership import decode, restored_key
+
+    counts = get_redis().hgetall(restored_key(datetime(day.year, day.month, day.day, tzinfo=UTC)))
+    out = {}
+    for field, value in sorted(counts.items()):
+        queue, _, reason = decode(field).partition("\t")
+        out[f"{queue} ({reason})"] = int(value)
+    return out
 
 
 def _write_files(report: Report, ctx: Context) -> dict[str, str]:

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     report_dir: Path = Path("var/reports")
     visibility_timeout: int = Field(default=3600, ge=1)
+    # A consumer silent this long counts as lost: a live worker gives its messages back to their queues.
+    worker_lost_after_s: float = Field(default=30.0, ge=1.0)
     # A worker whose queues hold messages while it receives nothing for this long exits to be restarted; 0: off.
     watchdog_stall_s: float = Field(default=300.0, ge=0)
     language: str = "en"

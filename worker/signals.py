@@ -10,6 +10,7 @@ from typing import Any
 from celery import signals
 
 from worker import logging as fleet_logging
+from worker import ownership
 from worker.constants import CORRELATION_HEADER
 
 log = logging.getLogger("fleet.worker")
@@ -42,6 +43,7 @@ def _child_exit_logging(**_: Any) -> None:
 
 def _worker_logging(sender: str, **_: Any) -> None:
     _configure(f"worker-{sender.split('@')[0]}")
+    ownership.set_node_name(sender)  # its consumers show as `<node>#<pid>.<n>` in agent status
 
 
 def _beat_logging(**_: Any) -> None:

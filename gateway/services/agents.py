@@ -60,7 +60,14 @@ def submit(
         parsed = _admitted(parsed, owner, ports.config.budgets)
 
     priority = priority_of(parsed.options)
-    run_id = str(uuid.uuid4())
+    # Recorded `pending` before the message goes: a run whose first message is lost still exists, and the sweep
+    # starts it (agents.run_workflow finds it by id and sends the stages).
+    record, created = start_run(str(uuid.uuid4()), parsed, owner)
+    if not created:  # the idempotency key's run, recorded meanwhile by another producer
+        if owner is not None and record.owner != owner:
+            raise IdempotencyKeyConflict()
+        return str(record.run_id)
+    run_id = str(record.run_id)
     get_app().send_task(
         "agents.run_workflow",
         args=[parsed.model_dump(mode="json")],

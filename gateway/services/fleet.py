@@ -40,6 +40,14 @@ def fleet_status(timeout: float = 1.0) -> dict[str, Any]:
         from worker.stores.breakers import statuses
 
         report["model_endpoints"] = statuses(agents_config().breaker)
+
+        from worker.ownership import holdings
+
+        consumers = holdings(get_redis(), settings.worker_lost_after_s)
+        report["held"] = {
+            "consumers": [c for c in consumers if not c["lost"]],
+            "orphaned": [c for c in consumers if c["lost"] and c["messages"]],
+        }
     workers = workers_online(app, timeout=timeout) if report["broker"]["ok"] else {}
     report["workers"] = workers
     report["queues"] = {

@@ -50,7 +50,12 @@ COUNTED = {
 }
 # Present with a sample, possibly zero: live gauges of an idle broker; tokens of the `local` profile (none);
 # retries (no documented traffic retries a task; each task's retried counter starts at zero with its first run).
-PRESENT = {"celery_queue_length", "agent_tokens_used_total", "celery_task_retried_total"}
+PRESENT = {
+    "celery_queue_length",
+    "agent_tokens_used_total",
+    "celery_task_retried_total",
+    "fleet_messages_restored_total",
+}
 
 
 def documented_env(tmp: Path, broker_port: int, **extra: str) -> dict[str, str]:

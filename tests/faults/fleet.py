@@ -1,4 +1,4 @@
-"""Helpers of the fault tests: a ledger stream cut into order-safe segments, what the database holds, redelivery."""
+"""Helpers of the fault tests: a ledger stream cut into order-safe segments, what the database holds and Redis keeps."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from kombu import Connection
 from sqlalchemy import select
 
 from tests.support import WorkerProcess
@@ -77,26 +76,6 @@ def stored_balances(database_url: str, prefix: str) -> dict[str, Decimal]:
     with get_engine(database_url).connect() as connection:
         rows = connection.execute(select(table.c.account, table.c.balance).where(table.c.account.like(f"{prefix}-%")))
         return {row.account: Decimal(row.balance) for row in rows}
-
-
-STALE_MUTEXES: list[int] = []  # remaining TTLs of the restore locks found abandoned by a killed worker
-
-
-def redeliver_unacknowledged(app: Any, older_than_s: float = 1.0) -> None:
-    """Put back what a dead worker held, as the broker does once the visibility timeout passes (here: seconds).
-
-    kombu restores under a Redis lock (`unacked_mutex`, 300 s expiry); a worker SIGKILLed while holding it
-    blocks every restore until it expires. Such a lock, held longer than `older_than_s`, is treated as expired.
-    """
-    options = {**app.conf.broker_transport_options, "visibility_timeout": older_than_s}
-    with Connection(app.conf.broker_url, transport_options=options) as connection:
-        channel = connection.default_channel
-        client = channel.client
-        ttl = int(client.ttl(channel.unacked_mutex_key))
-        if ttl > 0 and ttl < channel.unacked_mutex_expire - older_than_s:
-            STALE_MUTEXES.append(ttl)
-            client.delete(channel.unacked_mutex_key)
-        channel.qos.restore_visible(num=1000)
 
 
 def broker_holds(app: Any, queue: str) -> int:

@@ -222,3 +222,36 @@ def test_a_run_whose_subtask_message_was_lost_with_its_worker_is_resumed_by_the_
     effects = (folder / "effects.log").read_text().split()
     assert sorted(effects) == sorted(f"{run_id}:e{i}" for i in range(3))  # each applied once
     assert any(e["type"] == "run_resumed" for _id, e in service.progress(run_id, timeout_s=1))
+
+
+@pytest.mark.slow
+def test_a_run_is_recorded_before_its_message_is_sent_and_the_sweep_starts_it_when_the_message_is_lost(
+    celery_app,
+    database_url: str,
+    session_dir: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    # Given a run submitted while no worker serves its queue: it exists at once, pending
+    queue = "agents-unsent"
+    env = _config(session_dir / queue, queue, stall_after_s=3)
+    run_id = _run([{"id": "s1", "tool": "math.calculate", "args": {"expression": "6*7"}}], queue=queue, wait=False)[
+        "run_id"
+    ]
+    assert service.run_status(run_id)["status"] == "pending"
+    # When its only message is lost before any worker took it
+    client = redis.Redis.from_url(celery_app.conf.broker_url)
+    assert client.delete(queue, *(f"{queue}:{p}" for p in range(1, 10))) == 1
+    rescuer = WorkerProcess(queues=queue, concurrency=1, name=f"{queue}-worker", env=env).start(celery_app)
+    try:
+
+        def swept() -> bool:
+            celery_app.send_task("agents.sweep", queue=queue, priority=1)  # what beat sends every minute
+            return service.run_status(run_id)["status"] != "pending"
+
+        wait_for(swept, timeout=60, interval=1.0, what="the sweep to start the pending run")
+        record = service.wait_for_run(run_id, timeout_s=30)
+    finally:
+        rescuer.stop()
+    # Then the sweep started it, and it ran to the end
+    assert record["status"] == "succeeded", record["error"]
+    assert record["output"]["results"]["s1"]["value"] == "42"
+    assert any(e["type"] == "run_resumed" for _id, e in service.progress(run_id, timeout_s=1))

@@ -120,25 +120,29 @@ def test_an_acknowledged_message_is_never_redelivered(broker: str) -> None:
     assert client.zcard("unacked_index") == 0
 
 
-def test_a_bookkeeping_write_redis_refuses_is_logged_with_the_message_and_consuming_goes_on(
+def test_a_message_is_not_taken_while_its_bookkeeping_cannot_be_written_and_consuming_resumes_once_it_can(
     broker: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     queue = _queue()
     client = redis.Redis.from_url(broker)
-    client.set("unacked", "not a hash")  # every HSET on it fails with WRONGTYPE
+    client.set("unacked", "not a hash")  # every HSET on it would fail with WRONGTYPE
     with _connection(broker) as connection, connection.SimpleQueue(queue) as simple:
         simple.put({"n": 1})
         simple.put({"n": 2})
-        with caplog.at_level(logging.ERROR, logger="fleet.transport"):
-            first = simple.get(timeout=5)
-            first.ack()
-            second = simple.get(timeout=5)
-            second.ack()
-            connection.default_channel.qos.collect()
+        with caplog.at_level(logging.ERROR, logger="fleet.transport"), pytest.raises(simple.Empty):
+            simple.get(timeout=1.5)
+        assert client.llen(queue.name) == 2  # refused before the pop: nothing vanished
+        client.delete("unacked")
+        first = simple.get(timeout=5)
+        first.ack()
+        second = simple.get(timeout=5)
+        second.ack()
+        connection.default_channel.qos.collect()
 
     assert (first.payload, second.payload) == ({"n": 1}, {"n": 2})
     refused = [r.getMessage() for r in caplog.records if r.name == "fleet.transport"]
-    assert any(f"the delivery of message {first.delivery_tag}" in m and "WRONGTYPE" in m for m in refused), refused
+    assert any("redis refused the fetch" in m and "WRONGTYPE" in m for m in refused), refused
+    assert client.hlen("unacked") == 0 and client.hlen("fleet:owner") == 0
 
 
 def _dead_letter_from(source: str) -> Any:

@@ -244,3 +244,13 @@ def test_the_briefing_names_the_health_and_the_first_action() -> None:
     markdown, data = build_briefing(_inputs("en", Probe(broker_ms=1, database_ms=1, workers=())), load_catalogue())
     assert data["health"] == "CRITICAL"
     assert "**CRITICAL**" in markdown and "Start a worker" in markdown
+
+
+def test_messages_given_back_to_their_queues_are_listed_per_queue_and_reason() -> None:
+    from dataclasses import replace
+
+    quiet = build_report(_inputs("en"), load_catalogue())
+    restored = build_report(replace(_inputs("en"), restored={"ledger (worker_lost)": 3}), load_catalogue())
+    assert "## Messages given back to their queues\nnone: no worker was lost" in quiet.markdown
+    assert "## Messages given back to their queues\n- ledger (worker_lost): 3" in restored.markdown
+    assert restored.figures["restored"] == {"ledger (worker_lost)": 3}
