@@ -13,8 +13,8 @@ from sqlalchemy.exc import OperationalError
 from agents import canvas, runner, subtask
 from agents.errors import AgentError, RequestInvalid, SubtaskRefused, ToolTransientError
 from agents.models import TERMINAL_STATUSES, WorkflowRequest
+from worker import approval_notify, otel
 from worker import logging as fleet_logging
-from worker import otel
 from worker.application import get_app, task
 from worker.metrics import AGENT_REQUESTS, AGENT_STAGE_DURATION, AGENT_TOKENS, AGENT_TOOL_CALLS
 from worker.stores.agents_live import build_ports, start_run
@@ -112,7 +112,11 @@ def _annotate_model_call(run_id: str, usage: dict[str, Any]) -> None:
 def gate(self: Task, run_id: str) -> dict[str, Any]:
     """Lubit: approve, reject or hold the plan; the stage report (run status and verdict)."""
     with AGENT_STAGE_DURATION.labels("gate").time(), fleet_logging.bound(run_id=run_id):
-        result = runner.gate(run_id, build_ports(), self.request.id)
+        ports = build_ports()
+        result = runner.gate(run_id, ports, self.request.id)
+        if result["status"] == "awaiting_approval":
+            record = ports.store.get_run(run_id)
+            approval_notify.notify(run_id, record.request.input, list(runner.verdict_of(record).reasons))
     otel.annotate(**{"fleet.run_id": run_id, "fleet.stage": "gate"})
     if result["status"] in TERMINAL_STATUSES:
         AGENT_REQUESTS.labels(result.get("mode", "planner"), result["status"]).inc()

@@ -89,6 +89,8 @@ class AlertsConfig(BaseModel):
     # The report's channels (the `notifications` section) that also receive alerts.
     channels: list[Channel] = Field(default_factory=lambda: list[Channel](["slack", "email"]))
     history_days: int = Field(default=30, ge=1)
+    # Where the console answers for the people who receive the alerts: an approval request links to its run there.
+    console_url: str = Field(default="http://127.0.0.1:8000/console", max_length=500, pattern=r"^https?://")
 
     @field_validator("rules")
     @classmethod

@@ -10,11 +10,12 @@ import json
 import logging
 import smtplib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -23,7 +24,6 @@ from standardwebhooks.webhooks import Webhook
 
 from beat.alert_config import AlertsConfig, WebhookTarget
 from beat.config import NotificationsConfig
-from beat.incidents import Notification
 
 log = logging.getLogger("fleet.alerts")
 
@@ -31,6 +31,24 @@ log = logging.getLogger("fleet.alerts")
 ATTEMPTS = 5
 BACKOFF_S = 1.0
 BACKOFF_MAX_S = 60.0
+
+
+class Message(Protocol):
+    """What a channel sends: an alert's Notification, or an approval request (worker/approval_notify.py)."""
+
+    @property
+    def type(self) -> str:
+        """The event type, e.g. `alert.firing` or `approval.requested`."""
+
+    @property
+    def message_id(self) -> str:
+        """Stable across retries: a receiver drops a second delivery of it."""
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body (the webhook sends it as is)."""
+
+    def text(self) -> str:
+        """One line for Slack and email."""
 
 
 class DeliveryFailed(Exception):
@@ -47,10 +65,10 @@ class Channel:
 
     kind: str
     target: str
-    send: Callable[[Notification], int | None]
+    send: Callable[[Message], int | None]
 
 
-def signed_request(target: WebhookTarget, notification: Notification, now: float) -> tuple[bytes, dict[str, str]]:
+def signed_request(target: WebhookTarget, notification: Message, now: float) -> tuple[bytes, dict[str, str]]:
     """The body and the Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature)."""
     body = json.dumps(notification.body(), separators=(",", ":"), ensure_ascii=False).encode()
     at = datetime.fromtimestamp(int(now), UTC)
@@ -63,8 +81,8 @@ def signed_request(target: WebhookTarget, notification: Notification, now: float
     }
 
 
-def _webhook(target: WebhookTarget) -> Callable[[Notification], int | None]:
-    def send(notification: Notification) -> int | None:
+def _webhook(target: WebhookTarget) -> Callable[[Message], int | None]:
+    def send(notification: Message) -> int | None:
         body, headers = signed_request(target, notification, time.time())
         response = httpx.post(target.url, content=body, headers=headers, timeout=target.timeout_s)
         if not 200 <= response.status_code < 300:
@@ -74,8 +92,8 @@ def _webhook(target: WebhookTarget) -> Callable[[Notification], int | None]:
     return send
 
 
-def _slack(cfg: NotificationsConfig) -> Callable[[Notification], int | None]:
-    def send(notification: Notification) -> int | None:
+def _slack(cfg: NotificationsConfig) -> Callable[[Message], int | None]:
+    def send(notification: Message) -> int | None:
         assert cfg.slack_webhook_url is not None
         url = cfg.slack_webhook_url.get_secret_value()
         response = httpx.post(url, json={"text": notification.text()}, timeout=cfg.timeout_s)
@@ -86,8 +104,8 @@ def _slack(cfg: NotificationsConfig) -> Callable[[Notification], int | None]:
     return send
 
 
-def _email(cfg: NotificationsConfig) -> Callable[[Notification], int | None]:
-    def send(notification: Notification) -> int | None:
+def _email(cfg: NotificationsConfig) -> Callable[[Message], int | None]:
+    def send(notification: Message) -> int | None:
         email = cfg.email
         assert email is not None
         message = EmailMessage()
@@ -123,7 +141,7 @@ def _shown(url: str) -> str:
 
 
 def _record(
-    notification: Notification,
+    notification: Message,
     channel: Channel,
     attempt: int,
     outcome: str,
@@ -154,7 +172,7 @@ def _record(
 
 
 def deliver(
-    notification: Notification, channel: Channel, sleep: Callable[[float], None] = time.sleep, attempts: int = ATTEMPTS
+    notification: Message, channel: Channel, sleep: Callable[[float], None] = time.sleep, attempts: int = ATTEMPTS
 ) -> bool:
     """Send until it is taken or the attempts run out, waiting BACKOFF_S, doubling, between them."""
     for attempt in range(1, attempts + 1):
@@ -204,7 +222,7 @@ class Dispatcher:
     def __init__(self, max_workers: int = 4) -> None:
         self.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="fleet-alert-send")
 
-    def submit(self, notifications: list[Notification], targets: list[Channel]) -> None:
+    def submit(self, notifications: Sequence[Message], targets: list[Channel]) -> None:
         """Queue every notification for every channel."""
         for notification in notifications:
             for channel in targets:
