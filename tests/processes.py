@@ -275,7 +275,7 @@ class ApiServer:
             self.process = subprocess.Popen(
                 [AGENT, "api", "--port", str(self.port), *self.extra], cwd=ROOT, env=self.env, stdout=out, stderr=out
             )
-        wait_for(self._live, timeout=60, what=f"agent api on {self.url}: {self.tail()}")
+        wait_for(self._live, timeout=120, what=f"agent api on {self.url}: {self.tail()}")
         return self
 
     def _live(self) -> bool:

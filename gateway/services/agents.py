@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -10,6 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.exc import OperationalError
 
 from agents import actions, canvas
 from agents import replay as replays
@@ -28,8 +31,11 @@ from agents.models import TERMINAL_STATUSES, WorkflowRequest
 from agents.snapshot import diff
 from agents.tools import ToolContext
 from gateway.keys import SCOPES
+from worker import otel
 from worker.application import get_app
 from worker.stores.agents_live import TERMINAL_EVENT, build_ports, start_run
+
+log = logging.getLogger("fleet.agents")
 
 # A run stops moving on its own in these states: a waiter can stop waiting.
 RESTING = TERMINAL_STATUSES | {"awaiting_approval"}
@@ -62,12 +68,24 @@ def submit(
     priority = priority_of(parsed.options)
     # Recorded `pending` before the message goes: a run whose first message is lost still exists, and the sweep
     # starts it (agents.run_workflow finds it by id and sends the stages).
-    record, created = start_run(str(uuid.uuid4()), parsed, owner)
-    if not created:  # the idempotency key's run, recorded meanwhile by another producer
-        if owner is not None and record.owner != owner:
-            raise IdempotencyKeyConflict()
-        return str(record.run_id)
-    run_id = str(record.run_id)
+    run_id = str(uuid.uuid4())
+    try:
+        record, created = start_run(run_id, parsed, owner, trace_id=otel.trace_id())
+    except OperationalError as exc:
+        # The database is away: the message alone still starts the run (agents.run_workflow records it, retried
+        # until the database answers), as before runs were recorded first; only that message's loss goes unseen.
+        log.warning(
+            "run %s sent before its record: the database does not answer (%s)",
+            run_id,
+            exc.orig,
+            extra={"category": "agent", "run_id": run_id},
+        )
+    else:
+        if not created:  # the idempotency key's run, recorded meanwhile by another producer
+            if owner is not None and record.owner != owner:
+                raise IdempotencyKeyConflict()
+            return str(record.run_id)
+        run_id = str(record.run_id)
     get_app().send_task(
         "agents.run_workflow",
         args=[parsed.model_dump(mode="json")],

@@ -60,7 +60,8 @@ class UpProcess:
     def flower_credentials(self) -> tuple[str, str]:
         line = wait_for(
             lambda: next((x for x in self.text().splitlines() if "Flower: http" in x), None),
-            60,
+            # A fresh checkout's first start compiles every module and builds matplotlib's font cache.
+            180,
             what="the Flower URL and credentials printed by agent up",
         )
         words = line.split()
@@ -92,7 +93,7 @@ def test_agent_up_brings_the_fleet_online_and_ctrl_c_leaves_nothing_behind(fleet
         workers = reply.json() if reply.status_code == 200 else {}
         return workers if len(workers) >= 2 else None
 
-    workers = wait_for(flower_workers, 90, interval=0.5, what="Flower listing two workers")
+    workers = wait_for(flower_workers, 180, interval=0.5, what="Flower listing two workers")
     host = socket.gethostname()
     assert {f"worker1@{host}", f"worker2@{host}"} <= set(workers)
     assert httpx.get(f"{flower}/api/workers", timeout=5).status_code == 401

@@ -118,7 +118,7 @@ def hosts(tmp_path: Path) -> Iterator[tuple[RedisServer, list[Host]]]:
 def _producer(url: str) -> Celery:
     import celeryconfig
 
-    app = Celery(broker=url, set_as_current=False)
+    app = Celery(broker=url, backend=url, set_as_current=False)
     app.conf.update(task_serializer="json", accept_content=["json"],
                     broker_transport_options=celeryconfig.broker_transport_options)  # fmt: skip
     return app
@@ -139,7 +139,8 @@ def _setup(server: RedisServer, made: list[Host], folder: Path) -> tuple[Any, ..
     ]
     producer = _producer(server.url)
     for worker in workers:
-        worker.start(producer.__class__(broker=server.url, backend=server.url, set_as_current=False))
+        # The producer's transport options: a control ping's reply is bound with the fleet's separator too.
+        worker.start(producer)
     now = datetime.now(UTC)
     streams = {f"{prefix}s{n}": [i["event"] for i in generate(EVENTS, 0, seed=n, now=now, prefix=f"{prefix}s{n}")]
                for n in range(BATCHES)}  # fmt: skip
