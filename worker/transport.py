@@ -284,7 +284,32 @@ class Channel(kombu_redis.Channel):
         self._reconcile = False
         self._script_loaded = False
         self._keys_for: dict[tuple[str, ...], list[str]] = {}
+        self._no_ack: set[str] = set()
         super().__init__(*args, **kwargs)
+
+    def basic_consume(self, queue: str, *args: Any, **kwargs: Any) -> Any:
+        """kombu's consume; a queue read without acknowledgements (a control reply) leaves nothing held."""
+        no_ack = kwargs["no_ack"] if "no_ack" in kwargs else bool(args and args[0])
+        (self._no_ack.add if no_ack else self._no_ack.discard)(queue)
+        return super().basic_consume(queue, *args, **kwargs)
+
+    def _basic_cancel(self, consumer_tag: Any) -> Any:
+        queue = self._tag_to_queue.get(consumer_tag)
+        done = super()._basic_cancel(consumer_tag)
+        if queue not in self._tag_to_queue.values():
+            self._no_ack.discard(queue)
+        return done
+
+    def basic_get(self, queue: str, no_ack: bool = False, **kwargs: Any) -> Any:
+        """kombu's get; without acknowledgements the fetch's bookkeeping is undone at once."""
+        if not no_ack:
+            return super().basic_get(queue, no_ack, **kwargs)
+        self._no_ack.add(queue)
+        try:
+            return super().basic_get(queue, no_ack, **kwargs)
+        finally:
+            if queue not in self._tag_to_queue.values():
+                self._no_ack.discard(queue)
 
     @property
     def consumer(self) -> str:
@@ -397,12 +422,14 @@ class Channel(kombu_redis.Channel):
         if redelivered:
             _mark_redelivered(envelope)
         if tag:
-            self._record(tag, envelope)
+            self._record(tag, envelope, queue)
         self.connection._deliver(envelope, queue)
         return True
 
-    def _record(self, tag: str, envelope: dict[str, Any]) -> None:
-        if envelope["properties"]["delivery_tag"] == tag:
+    def _record(self, tag: str, envelope: dict[str, Any], queue: str) -> None:
+        if queue in self._no_ack:  # never acknowledged, so never to be given back: a reply, not a task
+            self.qos._forget(tag)
+        elif envelope["properties"]["delivery_tag"] == tag:
             self._fetched[tag] = True
         else:  # a forged envelope fooled the script's quick read: kombu's own write records the real tag
             self.qos._forget(tag)
@@ -426,7 +453,7 @@ class Channel(kombu_redis.Channel):
                 if reply[3]:
                     _mark_redelivered(envelope)
                 if tag:
-                    self._record(tag, envelope)
+                    self._record(tag, envelope, queue)
                 self._maybe_update_queues_expire(client, queue)
                 return envelope
 

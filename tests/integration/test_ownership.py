@@ -80,8 +80,8 @@ def test_messages_held_by_a_sigkilled_worker_run_on_another_within_lost_after(
                                                                                  memory.ledger.accounts}  # fmt: skip
     # And the return was logged (category reliability) and counted for the day's report
     lines = [json.loads(line) for line in rescuer.log_path.read_text().splitlines() if line.startswith("{")]
-    returned = [r for r in lines if r.get("category") == "reliability" and "returned" in r.get("message", "")]
-    assert returned and all(victim.hostname in r["message"] for r in returned)
+    returned = [r for r in lines if r.get("category") == "reliability" and r.get("queue") == queue]
+    assert returned and all(r["consumer"].startswith(f"{victim.hostname}#") for r in returned)
     counts = client.hgetall(ownership.restored_key())
     assert int(counts.get(f"{queue}\tworker_lost".encode(), 0)) >= 2
     assert not client.hexists(ownership.OWNER, held[next(iter(held))][0])

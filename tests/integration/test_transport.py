@@ -15,6 +15,7 @@ import redis
 from kombu import Queue
 
 from tests.support import ROOT
+from worker import ownership
 from worker.transport import FleetConnection, Transport
 
 pytestmark = pytest.mark.integration
@@ -118,6 +119,28 @@ def test_an_acknowledged_message_is_never_redelivered(broker: str) -> None:
     client = redis.Redis.from_url(broker)
     assert client.hlen("unacked") == 0
     assert client.zcard("unacked_index") == 0
+
+
+def test_messages_read_without_acknowledgement_leave_nothing_held_for_recovery_to_give_back(broker: str) -> None:
+    # Control replies are read this way: were they left held, a worker would "return" them once the client exits.
+    queue = _queue()
+    with _connection(broker) as connection:
+        with connection.SimpleQueue(queue) as simple:
+            for n in range(3):
+                simple.put({"n": n})
+        got: list[Any] = []
+        with connection.Consumer(queue, no_ack=True, callbacks=[lambda body, _message: got.append(body)]):
+            while len(got) < 2:
+                connection.drain_events(timeout=5)
+        channel = connection.default_channel
+        assert channel.basic_get(queue.name, no_ack=True) is not None
+        channel.qos.collect()
+        client = redis.Redis.from_url(broker)
+        assert got == [{"n": 0}, {"n": 1}]
+        assert client.hlen("unacked") == 0
+        assert client.zcard("unacked_index") == 0
+        assert [key for key in client.scan_iter(match=f"{ownership.HELD}*") if client.zcard(key)] == []
+    assert _left(broker, queue) == []  # and closing the consumer gave nothing back
 
 
 def test_a_message_is_not_taken_while_its_bookkeeping_cannot_be_written_and_consuming_resumes_once_it_can(
