@@ -34,6 +34,7 @@ from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import dumps
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from worker import ownership
@@ -179,6 +180,10 @@ class QoS(kombu_redis.QoS):
     def restore_unacked(self, client: Any = None) -> None:
         """kombu's restore at shutdown, after the writes it depends on."""
         self.collect()
+        if client is None and self.channel.connection.client is None:
+            # Torn down after a lost broker: the channel's close gives its held messages back by ownership instead.
+            self._delivered.clear()
+            return
         super().restore_unacked(client)
 
     def restore_visible(self, start: int = 0, num: int = 10, interval: int = 10) -> None:
@@ -257,6 +262,18 @@ class _Wake:
             self.connection.disconnect()
 
 
+def _check_open(channel: Any) -> None:
+    """A connection error, not kombu's AttributeError, when a pool is asked for once the connection is torn down.
+
+    Closing a channel after a lost broker restores its unacknowledged messages through a new pool; by then Celery may
+    have closed the kombu connection, whose parameters are gone. kombu's AttributeError escaped the worker's
+    reconnect and stopped it (seen at a Sentinel failover); a connection error lets Celery reconnect, and the
+    messages come back by the fleet's recovery or the visibility timeout.
+    """
+    if channel.connection.client is None:
+        raise RedisConnectionError("the broker connection is closed")
+
+
 def _plain_connection_class(pool: Any) -> Any:
     # kombu wraps its connection class to hear of disconnects; the wake connection is handled here.
     for cls in pool.connection_class.__mro__:
@@ -316,6 +333,7 @@ class Channel(kombu_redis.Channel):
         """This channel's name as a holder of messages; it beats from its first fetch until it closes."""
         if self._consumer is None:
             self._consumer = ownership.new_consumer_name()
+            self._redis_options  # noqa: B018  (read now: at close the pool may be gone, and these give the messages back)
             index, messages = self.qos._keys
             settings = ownership.HeartSettings(float(self.fleet_worker_lost_after_s), self.sep, messages, index)
             ownership.heart(self._heart_client, settings).add(self._consumer, self)
@@ -324,6 +342,11 @@ class Channel(kombu_redis.Channel):
     @property
     def _held_key(self) -> str:
         return ownership.HELD + self.consumer
+
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
+        _check_open(self)
+        params: dict[str, Any] = super()._connparams(asynchronous)
+        return params
 
     @cached_property
     def _fetch_script(self) -> str:
@@ -543,13 +566,13 @@ class Channel(kombu_redis.Channel):
             except Exception as exc:  # noqa: BLE001  (closing after a lost connection: kombu's own close still runs)
                 log.warning("bookkeeping writes not confirmed at close: %s", exc, extra={"category": "system"})
         was_closed = self.closed
-        if self._consumer is not None:
-            self._redis_options  # noqa: B018  (read now: the pool is gone after kombu's close)
         keys = qos._keys if isinstance(qos, QoS) else (self.unacked_index_key, self.unacked_key)
         self._drop_wake()
-        super().close()
-        if self._consumer is not None and not was_closed:
-            self._retire(self._consumer, *keys)
+        try:
+            super().close()
+        finally:  # even when kombu's restore found the connection gone: the heartbeat must stop, the messages return
+            if self._consumer is not None and not was_closed:
+                self._retire(self._consumer, *keys)
 
     def _retire(self, consumer: str, index: str, messages: str) -> None:
         ownership.retire(consumer)
@@ -617,7 +640,24 @@ class Transport(kombu_redis.Transport):
         self.cycle = _Poller()  # type: ignore[assignment]  # kombu's cycle, polled the fleet's way
 
 
+class SentinelChannel(kombu_redis.SentinelChannel):
+    """kombu's Sentinel channel (its own fetch: no ownership), surviving a close after the master died."""
+
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
+        _check_open(self)
+        params: dict[str, Any] = super()._connparams(asynchronous)
+        return params
+
+
+class SentinelTransport(kombu_redis.SentinelTransport):
+    """kombu's Sentinel transport with the channel above."""
+
+    Channel = SentinelChannel
+
+
 def _fleet_transport(chosen: Any) -> Any:
+    if chosen is kombu_redis.SentinelTransport:
+        return SentinelTransport
     return Transport if chosen is kombu_redis.Transport else chosen
 
 

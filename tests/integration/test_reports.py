@@ -231,4 +231,5 @@ def test_agent_report_right_after_traffic_counts_it_and_samples_the_host_without
     def statements(found: dict) -> int:
         return sum(r["count"] for r in found["summary"]["routes"] if r["queue"] == "db")
 
-    assert statements(again) == statements(figures)
+    # (the worker's background threads may run a statement meanwhile; a report's own queries would add dozens)
+    assert statements(again) - statements(figures) <= 2

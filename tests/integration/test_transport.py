@@ -8,6 +8,7 @@ import sys
 import textwrap
 import uuid
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -141,6 +142,38 @@ def test_messages_read_without_acknowledgement_leave_nothing_held_for_recovery_t
         assert client.zcard("unacked_index") == 0
         assert [key for key in client.scan_iter(match=f"{ownership.HELD}*") if client.zcard(key)] == []
     assert _left(broker, queue) == []  # and closing the consumer gave nothing back
+
+
+@pytest.mark.patches
+def test_a_channel_closed_after_its_connection_was_torn_down_gives_its_messages_back_instead_of_crashing(
+    broker: str,
+) -> None:
+    # What Celery does after a lost broker (seen at a Sentinel failover): kombu's close restores the unacknowledged
+    # messages through a new pool after the connection's parameters are gone; kombu's AttributeError stopped the worker.
+    queue = _queue()
+    connection = _connection(broker)
+    simple = connection.SimpleQueue(queue)
+    simple.put({"n": 1})
+    assert simple.get(timeout=5).payload == {"n": 1}  # held, never acknowledged
+    channel = connection.default_channel
+    channel._disconnect_pools()
+    channel.connection.client = None
+
+    connection.maybe_close_channel(channel)  # kombu ignores connection errors here, nothing else
+
+    assert _left(broker, queue) == [{"n": 1}]
+
+
+def test_a_sentinel_broker_gets_the_same_guard_on_close() -> None:
+    from kombu.transport import redis as kombu_redis
+
+    from worker.transport import FleetConnection, SentinelChannel
+
+    transport = FleetConnection("sentinel://127.0.0.1:26379/0").get_transport_cls()
+    assert issubclass(transport, kombu_redis.SentinelTransport) and transport.Channel is SentinelChannel
+    torn_down = SimpleNamespace(connection=SimpleNamespace(client=None))
+    with pytest.raises(redis.exceptions.ConnectionError):
+        SentinelChannel._connparams(torn_down)  # type: ignore[arg-type]
 
 
 def test_a_message_is_not_taken_while_its_bookkeeping_cannot_be_written_and_consuming_resumes_once_it_can(

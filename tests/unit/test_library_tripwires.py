@@ -60,6 +60,8 @@ SIGNATURES = [
     (kombu_redis.Channel, "close", "(self)", TRANSPORT),
     (virtual.Transport, "_deliver", "(self, message, queue)", TRANSPORT),
     (kombu_redis.Channel, "_basic_cancel", "(self, consumer_tag)", TRANSPORT),
+    (kombu_redis.Channel, "_connparams", "(self, asynchronous=False)", TRANSPORT),
+    (kombu_redis.SentinelChannel, "_get_pool", "(self, asynchronous=False)", TRANSPORT),
     (virtual.Channel, "basic_consume", "(self, queue, no_ack, callback, consumer_tag, **kwargs)", TRANSPORT),
     (virtual.Channel, "basic_get", "(self, queue, no_ack=False, **kwargs)", TRANSPORT),
     (kombu_redis.QoS, "append", "(self, message, delivery_tag)", TRANSPORT),
