@@ -59,9 +59,14 @@ e2e: install
 STOCK_TESTS ?= $(addprefix tests/integration/test_,transport.py poison.py result_backend.py foundation.py \
 	ledger_quick_run.py ledger_crash.py agents_workflow.py agents_faults.py observe.py redis_auth.py) tests/faults
 
+# Tests run in parallel processes (pytest-xdist), each with its own Redis, database and workers: most of a test's time
+# is spent waiting on processes it started. TEST_WORKERS=0 runs them in this process, one after another.
+TEST_WORKERS ?= 4
+PYTEST = $(BIN)/pytest -q -n $(TEST_WORKERS) --dist worksteal
+
 test: lint types
-	$(BIN)/pytest -q
-	FLEET_STOCK_LIBRARIES=true $(BIN)/pytest -q -m "not patches" $(STOCK_TESTS)
+	$(PYTEST)
+	FLEET_STOCK_LIBRARIES=true $(PYTEST) -m "not patches" $(STOCK_TESTS)
 
 bench: install
 	$(BIN)/python -m bench

@@ -186,10 +186,13 @@ def test_each_ledger_event_is_a_span_with_its_status_and_code(traced) -> None:  
     assert answer.status_code == 202, answer.text
 
     def per_event() -> dict[str, dict[str, Any]] | None:
-        found = {s["attributes"]["ledger.event_id"]: s for s in collector.of(trace_id) if s["name"] == "ledger.event"}
-        return found if len(found) == 2 else None
+        spans = collector.of(trace_id)
+        found = {s["attributes"]["ledger.event_id"]: s for s in spans if s["name"] == "ledger.event"}
+        ids = {s["span_id"] for s in spans} | {parent}
+        whole = all(s["parent"] in ids for s in spans)  # each process exports on its own clock
+        return found if len(found) == 2 and whole else None
 
-    found = wait_for(per_event, timeout=60, what="a span per ledger event")
+    found = wait_for(per_event, timeout=60, what="a span per ledger event, and the spans above them")
     _connected(collector.of(trace_id), parent)
     assert found[f"{p}-1"]["attributes"]["ledger.status"] == "accepted"
     rejected = found[f"{p}-2"]["attributes"]

@@ -20,7 +20,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 
 def _config(
-    folder: Path, queue: str, openai_url: str = "http://127.0.0.1:9/v1", stall_after_s: int = 600
+    folder: Path,
+    queue: str,
+    openai_url: str = "http://127.0.0.1:9/v1",
+    stall_after_s: int = 600,
+    subtask_time_limit_s: int = 2,
 ) -> dict[str, str]:
     """Environment of a worker serving `queue` with the test tools, fast retries, a 2 s subtask limit, a fake model."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -31,7 +35,7 @@ def _config(
         "  tool_modules: [tests.agent_tools]\n"
         "  tool_retries: 2\n"
         "  retry_backoff_s: 0.05\n"
-        "  subtask_time_limit_s: 2\n"
+        f"  subtask_time_limit_s: {subtask_time_limit_s}\n"
         f"  stall_after_s: {stall_after_s}\n"
         f"  openai: {{base_url: '{openai_url}', model: fake-1, prompt_price_per_1k: 0.5, completion_price_per_1k: 2.0}}\n"
     )
@@ -144,6 +148,7 @@ def _kill_during_the_first_effect(  # type: ignore[no-untyped-def]
     celery_app, folder: Path, queue: str, **config: Any
 ) -> tuple[Path, dict[str, str], str]:
     """A run of three slow side effects on a worker of its own, SIGKILLed during the first: folder, env, run id."""
+    config.setdefault("subtask_time_limit_s", 6)  # an effect holds 1.5 s: a loaded machine must not time it out
     env = _config(folder, queue, **config)
     os.environ["FLEET_TEST_EFFECTS_DIR"] = str(folder)
     victim = WorkerProcess(queues=queue, concurrency=1, name=f"{queue}-victim", env=env).start(celery_app)
@@ -199,7 +204,7 @@ def test_a_run_whose_subtask_message_was_lost_with_its_worker_is_resumed_by_the_
     session_dir: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     folder, env, run_id = _kill_during_the_first_effect(
-        celery_app, session_dir / "agents-lost", "agents-lost", stall_after_s=4
+        celery_app, session_dir / "agents-lost", "agents-lost", stall_after_s=8
     )
     assert _lose_unacknowledged(celery_app, "agents-lost") == 1
 
