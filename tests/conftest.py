@@ -42,7 +42,18 @@ def redis_server(session_dir: Path) -> Iterator[RedisServer]:
     """A private redis-server (the bundled binary) on a free port, append-only, for this session."""
     server = RedisServer(port=_REDIS_PORT, data_dir=session_dir / "redis").start()
     yield server
+    _stop_background_threads()
     server.stop()
+
+
+def _stop_background_threads() -> None:
+    """This process's heartbeat and telemetry threads stop before its Redis does: no failures logged at exit."""
+    import sys
+
+    if "worker.ownership" in sys.modules:
+        sys.modules["worker.ownership"].stop_heart()
+    if "worker.telemetry" in sys.modules:
+        sys.modules["worker.telemetry"].RECORDER.stop(quiet=True)
 
 
 @pytest.fixture(scope="session")

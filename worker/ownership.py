@@ -390,6 +390,13 @@ def heart(client_factory: Any, settings: HeartSettings) -> Heart:
         return _heart
 
 
+def stop_heart() -> None:
+    """Stop this process's heartbeat thread (a process that ends its use of Redis before it exits: a test session)."""
+    with _heart_lock:
+        if _heart is not None:
+            _heart.stopped.set()
+
+
 def retire(consumer: str) -> None:
     """Stop beating for a consumer of this process (its channel closed)."""
     with _heart_lock:
