@@ -17,7 +17,7 @@ from worker import approval_notify, otel
 from worker import logging as fleet_logging
 from worker.application import get_app, task
 from worker.metrics import AGENT_REQUESTS, AGENT_STAGE_DURATION, AGENT_TOKENS, AGENT_TOOL_CALLS
-from worker.stores.agents_live import build_ports, start_run
+from worker.stores.agent_ports import build_ports, start_run
 
 log = logging.getLogger("fleet.agents")
 

@@ -69,7 +69,7 @@ AGENT_STAGE_DURATION = Histogram(
 )
 AGENT_TOKENS = Counter("agent_tokens_used", "Tokens used by stage and kind (prompt, completion).", ["stage", "kind"])
 
-# Ledger quick-run metrics, for the ledger adapters (ledger/tasks.py).
+# Ledger quick-run metrics, for the ledger runtime (worker/ledger_service.py).
 LEDGER_EVENTS = Counter("ledger_events", "Ledger events processed, by status and deciding code.", ["status", "code"])
 LEDGER_QUICK_RUN_SECONDS = Histogram(
     "ledger_quick_run_duration_seconds",
@@ -134,7 +134,7 @@ def _breakers() -> GaugeMetricFamily:
     from redis.exceptions import RedisError
 
     from agents.breaker import STATUS_VALUE
-    from worker.stores.agents_live import agents_config
+    from worker.stores.agent_ports import agents_config
     from worker.stores.breakers import statuses
 
     gauge = GaugeMetricFamily(

@@ -23,7 +23,7 @@ AMQP_FACTORY = "worker.patches:amqp"
 # Celery's consumer with dead letters recorded (its public hooks only), and with task events batched as well
 # (Celery's private `_flush_events`).
 STOCK_CONSUMER = "worker.dead_letters:DeadLetterConsumer"
-FLEET_CONSUMER = "worker.dead_letters:FleetConsumer"
+FLEET_CONSUMER = "worker.task_events:FleetConsumer"
 
 
 def stock_libraries() -> bool:

@@ -22,7 +22,7 @@ from gateway.services import approvals, dead_letters, failed_tasks, history, led
 from gateway.services import reports as report_service
 from gateway.services.errors import OperationError
 from worker.redis_client import get_redis
-from worker.stores.agents_live import stream_key
+from worker.stores.agent_ports import stream_key
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 Text = Annotated[str, Query(max_length=200)]

@@ -33,7 +33,7 @@ from agents.tools import ToolContext
 from gateway.keys import SCOPES
 from worker import otel
 from worker.application import get_app
-from worker.stores.agents_live import TERMINAL_EVENT, build_ports, start_run
+from worker.stores.agent_ports import TERMINAL_EVENT, build_ports, start_run
 
 log = logging.getLogger("fleet.agents")
 

@@ -16,7 +16,7 @@ from gateway.services import agents as agent_service
 from gateway.services.errors import PlanChanged, SelfApproval
 from worker import audit
 from worker.db import session_scope
-from worker.stores.agents_live import build_ports
+from worker.stores.agent_ports import build_ports
 
 LEDGER_TOOL = "ledger.quick_run"
 
@@ -32,14 +32,11 @@ def ledger_preview(record: RunRecord) -> list[dict[str, Any]]:
     subtasks = [s for s in plan_of(record).subtasks if s.tool == LEDGER_TOOL and isinstance(s.args.get("event"), dict)]
     if not subtasks:
         return []
-    from ledger.config import load_config
     from ledger.quickrun import preview
-    from worker.settings import get_settings
-    from worker.stores.ledger import SqlLedgerStore
+    from worker.ledger_service import ledger_config, ledger_store
 
-    # The ledger's own settings and store, as its worker builds them (ledger/tasks.py), without loading its tasks.
-    config = load_config(get_settings().section("ledger"))
-    store = SqlLedgerStore(get_settings().database_url, config.snapshot_retention_days, config.anomaly)
+    # The ledger's own settings and store, as its worker builds them, without loading its tasks.
+    config, store = ledger_config(), ledger_store()
 
     events = []
     for subtask in subtasks:

@@ -11,8 +11,8 @@ from agents.errors import ConversationNotFound
 from agents.models import WorkflowRequest
 from gateway.services import agents as runs
 from worker.stores import conversations as store
+from worker.stores.agent_ports import build_ports
 from worker.stores.agents import SqlRunStore
-from worker.stores.agents_live import build_ports
 
 # The most turns a conversation's read returns (the newest); its runs' own records hold everything.
 MAX_TURNS = 200

@@ -17,7 +17,7 @@ from gateway.services.errors import NotResumable
 from worker import audit
 from worker.application import get_app
 from worker.db import session_scope
-from worker.stores.agents_live import build_ports
+from worker.stores.agent_ports import build_ports
 
 # Stages a failed run may resume from, and the status it takes to do so (the canvas sends what follows it).
 RESUME_STATUS = {"analyze": "pending", "gate": "pending", "execute": "gated", "verify": "verifying"}

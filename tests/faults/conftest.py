@@ -10,7 +10,7 @@ import pytest
 from tests.support import PostgresServer
 from worker.db import get_engine
 from worker.settings import get_settings
-from worker.stores.agents_live import build_ports
+from worker.stores.agent_ports import build_ports
 
 
 @dataclass

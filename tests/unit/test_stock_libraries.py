@@ -67,7 +67,7 @@ def test_by_default_the_fleet_runs_with_its_patches(tmp_path: Path, stock: str |
     assert _probe(tmp_path, stock) == {
         "transport": "worker.transport.Transport",
         "producer_transport": "worker.transport.Transport",
-        "consumer": "worker.dead_letters:FleetConsumer",
+        "consumer": "worker.task_events:FleetConsumer",
         "saferepr": [False, False],
         "json_decoder_is_kombus": False,
         "value_class_switched": True,

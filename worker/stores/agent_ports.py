@@ -1,4 +1,4 @@
-"""The agents package's live ports: the Redis progress stream and tool cache, read-only SQL, the ledger."""
+"""The agents package's ports, wired to the fleet: the Redis progress stream and tool cache, read-only SQL, the ledger."""
 
 from __future__ import annotations
 
@@ -189,10 +189,8 @@ class LedgerAdapter:
 
     def quick_run(self, event_body: dict[str, Any]) -> dict[str, Any]:
         """The quick-run result of one event."""
-        try:
-            process = importlib.import_module("ledger.tasks").process
-        except (ImportError, AttributeError):
-            raise ToolError("ledger.quick_run: the ledger package has no quick-run processor yet") from None
+        from worker.ledger_service import process  # the ledger's runtime, loaded by the first ledger tool call
+
         results = process([event_body], event_body.get("correlation_id"))
         return dict(results[0])
 
