@@ -17,7 +17,9 @@ import pytest
 from pythonjsonlogger.json import JsonFormatter
 
 from worker.errors import SettingsError
-from worker.logging import WRITE_INTERVAL_S, Listener, LogFiles, json_formatter, parse_log_files, process_role
+from worker.log_format import json_formatter
+from worker.log_writer import WRITE_INTERVAL_S, Listener
+from worker.logging import LogFiles, parse_log_files, process_role
 
 
 @pytest.mark.parametrize("text", ["a\u2028b", "a\u2029b", "a\x85b", "a\nb\r", "줄 바꿈\u2028", "\x0b\x0c\x1c\x1d\x1e"])

@@ -104,7 +104,7 @@ def test_queue_depth_counts_every_priority_sub_queue() -> None:
 def test_log_lines_get_a_category_from_their_logger_unless_one_is_given() -> None:
     import logging
 
-    from worker.logging import CATEGORIES, ContextFilter, category_of
+    from worker.log_context import CATEGORIES, ContextFilter, category_of
 
     assert [
         category_of(n)
