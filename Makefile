@@ -53,11 +53,9 @@ integration: install
 e2e: install
 	$(BIN)/pytest tests/e2e -q
 
-# Then the fault tests and the integration tests of the broker, the consumer, results and metrics again on the
-# libraries' own code (FLEET_STOCK_LIBRARIES, docs/PATCHES.md), less those asserting what only the patches give
-# (marker `patches`). Not the whole integration suite: a second run of it would add half again to `make test`.
-STOCK_TESTS ?= $(addprefix tests/integration/test_,transport.py poison.py result_backend.py foundation.py \
-	ledger_quick_run.py ledger_crash.py agents_workflow.py agents_faults.py observe.py redis_auth.py) tests/faults
+# Then the integration and fault tests again on the libraries' own code (FLEET_STOCK_LIBRARIES, docs/PATCHES.md), less
+# those asserting what only the patches give (marker `patches`).
+STOCK_TESTS ?= tests/integration tests/faults
 
 # Tests run in parallel processes (pytest-xdist), each with its own Redis, database and workers: most of a test's time
 # is spent waiting on processes it started. TEST_WORKERS=0 runs them in this process, one after another.

@@ -21,7 +21,7 @@ from tests.faults.fleet import fleet_config, stored_balances, stored_statuses
 from tests.support import ROOT, WorkerProcess, run_agent, wait_for
 from worker import ownership
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.patches]  # ownership is the fleet transport's own
 LOST_AFTER_S = 3
 BATCHES = 4
 EVENTS = 1_000  # per batch
