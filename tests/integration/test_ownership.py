@@ -50,12 +50,14 @@ def test_messages_held_by_a_sigkilled_worker_run_on_another_within_lost_after(
     victim = WorkerProcess(queues=queue, concurrency=2, name=f"{prefix}-a", env=env).start(celery_app)
     for stream in streams.values():
         celery_app.send_task("ledger.quick_run_batch", args=[stream], queue=queue, priority=5)
-    held = wait_for(lambda: sum(len(t) for t in _held_by(client, victim.hostname).values()) >= 2 and
-                    _held_by(client, victim.hostname), timeout=60, interval=0.02, what="two batches held")  # fmt: skip
-
-    # When it is SIGKILLed mid-batch and another worker runs
-    victim.kill()
+    try:
+        held = wait_for(lambda: sum(len(t) for t in _held_by(client, victim.hostname).values()) >= 2 and
+                        _held_by(client, victim.hostname), timeout=60, interval=0.02, what="two batches held")  # fmt: skip
+    finally:
+        # When it is SIGKILLed mid-batch (also when the wait failed: no worker outlives the test)
+        victim.kill()
     killed_at = time.monotonic()
+    # and another worker runs
     rescuer = WorkerProcess(queues=queue, name=f"{prefix}-b", env=env).start(celery_app)
     try:
         wait_for(lambda: not _held_by(client, victim.hostname), timeout=LOST_AFTER_S + 30, interval=0.1,
@@ -133,11 +135,13 @@ def test_agent_status_shows_orphaned_messages_and_agent_recover_gives_them_back_
                for n in range(3)}  # fmt: skip
     client = redis.Redis.from_url(celery_app.conf.broker_url)
     victim = WorkerProcess(queues=queue, concurrency=2, name=f"{prefix}-a", env=env).start(celery_app)
-    for stream in streams.values():
-        celery_app.send_task("ledger.quick_run_batch", args=[stream], queue=queue, priority=5)
-    wait_for(lambda: sum(len(t) for t in _held_by(client, victim.hostname).values()) >= 2, timeout=60, interval=0.02,
-             what="two batches held")  # fmt: skip
-    victim.kill()
+    try:
+        for stream in streams.values():
+            celery_app.send_task("ledger.quick_run_batch", args=[stream], queue=queue, priority=5)
+        wait_for(lambda: sum(len(t) for t in _held_by(client, victim.hostname).values()) >= 2, timeout=60, interval=0.02,
+                 what="two batches held")  # fmt: skip
+    finally:
+        victim.kill()
     time.sleep(2.5)
 
     # When an operator asks for the status with a 2 s grace, then recovers the worker by name
