@@ -391,10 +391,13 @@ def heart(client_factory: Any, settings: HeartSettings) -> Heart:
 
 
 def stop_heart() -> None:
-    """Stop this process's heartbeat thread (a process that ends its use of Redis before it exits: a test session)."""
+    """Stop this process's heartbeat thread (a process that ends its use of Redis before it exits: a test session);
+    a consumer named after this starts a new one."""
+    global _heart
     with _heart_lock:
         if _heart is not None:
             _heart.stopped.set()
+            _heart = None
 
 
 def retire(consumer: str) -> None:

@@ -262,7 +262,7 @@ class _Wake:
             self.connection.disconnect()
 
 
-def _check_open(channel: Any) -> None:
+class _OpenConnectionParams:
     """A connection error, not kombu's AttributeError, when a pool is asked for once the connection is torn down.
 
     Closing a channel after a lost broker restores its unacknowledged messages through a new pool; by then Celery may
@@ -270,8 +270,14 @@ def _check_open(channel: Any) -> None:
     reconnect and stopped it (seen at a Sentinel failover); a connection error lets Celery reconnect, and the
     messages come back by the fleet's recovery or the visibility timeout.
     """
-    if channel.connection.client is None:
-        raise RedisConnectionError("the broker connection is closed")
+
+    connection: Any
+
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
+        if self.connection.client is None:
+            raise RedisConnectionError("the broker connection is closed")
+        params: dict[str, Any] = super()._connparams(asynchronous)  # type: ignore[misc]
+        return params
 
 
 def _plain_connection_class(pool: Any) -> Any:
@@ -282,7 +288,7 @@ def _plain_connection_class(pool: Any) -> Any:
     return pool.connection_class
 
 
-class Channel(kombu_redis.Channel):
+class Channel(_OpenConnectionParams, kombu_redis.Channel):
     """kombu's Redis channel with an atomic fetch, ownership and wake-ups, one reusable client, and junk kept."""
 
     QoS = QoS
@@ -319,14 +325,10 @@ class Channel(kombu_redis.Channel):
 
     def basic_get(self, queue: str, no_ack: bool = False, **kwargs: Any) -> Any:
         """kombu's get; without acknowledgements the fetch's bookkeeping is undone at once."""
-        if not no_ack:
-            return super().basic_get(queue, no_ack, **kwargs)
-        self._no_ack.add(queue)
-        try:
-            return super().basic_get(queue, no_ack, **kwargs)
-        finally:
-            if queue not in self._tag_to_queue.values():
-                self._no_ack.discard(queue)
+        message = super().basic_get(queue, no_ack, **kwargs)
+        if no_ack and message is not None and self._fetched.pop(message.delivery_tag, False):
+            self.qos._forget(message.delivery_tag)
+        return message
 
     @property
     def consumer(self) -> str:
@@ -342,11 +344,6 @@ class Channel(kombu_redis.Channel):
     @property
     def _held_key(self) -> str:
         return ownership.HELD + self.consumer
-
-    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
-        _check_open(self)
-        params: dict[str, Any] = super()._connparams(asynchronous)
-        return params
 
     @cached_property
     def _fetch_script(self) -> str:
@@ -640,13 +637,8 @@ class Transport(kombu_redis.Transport):
         self.cycle = _Poller()  # type: ignore[assignment]  # kombu's cycle, polled the fleet's way
 
 
-class SentinelChannel(kombu_redis.SentinelChannel):
+class SentinelChannel(_OpenConnectionParams, kombu_redis.SentinelChannel):
     """kombu's Sentinel channel (its own fetch: no ownership), surviving a close after the master died."""
-
-    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
-        _check_open(self)
-        params: dict[str, Any] = super()._connparams(asynchronous)
-        return params
 
 
 class SentinelTransport(kombu_redis.SentinelTransport):
