@@ -156,10 +156,31 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
             )
         yield Fleet(up, api, token, f"http://127.0.0.1:{flower_port}", hand_worker)
     finally:
-        if hand_worker is not None:
-            hand_worker.terminate()
-            hand_worker.wait(60)
-        up.stop()
+        try:
+            if hand_worker is not None:
+                _stop_hand_worker(hand_worker, tmp / "hand-worker.out")
+        finally:
+            up.stop()
+
+
+def _stop_hand_worker(worker: subprocess.Popen[bytes], output: Path) -> None:
+    """SIGTERM, as a supervisor stops it; a worker that hangs is killed and the test fails with its output.
+
+    SIGUSR1 first: Celery writes every thread's stack to its output, which says where the shutdown hung.
+    """
+    worker.terminate()
+    try:
+        worker.wait(60)
+        return
+    except subprocess.TimeoutExpired:
+        worker.send_signal(signal.SIGUSR1)
+        try:
+            worker.wait(3)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(10)
+    tail = output.read_text(errors="replace")[-6000:]
+    raise AssertionError(f"the by-hand worker did not stop within 60 s of SIGTERM:\n{tail}")
 
 
 def _answers(url: str) -> bool:
