@@ -40,7 +40,7 @@ def seed(executions: int, day_end: datetime, seed_value: int = 7) -> None:
     from beat.aggregates import bucket_index, empty_buckets
     from worker.db import session_scope
     from worker.migrate import upgrade
-    from worker.models.reports import HostMinute, MetricMinute, StatusReport
+    from worker.reports.models import HostMinute, MetricMinute, StatusReport
     from worker.settings import get_settings
 
     upgrade(get_settings().database_url)
@@ -117,7 +117,8 @@ def _peak_mb() -> float:
 def child(day: str, end: str) -> None:
     """Make one report in this process and print seconds and peak RSS as JSON."""
     from beat.components import Probe
-    from worker import evidence, reporting
+    from worker.reports import evidence
+    from worker.reports import service as reporting
 
     # Workers do not run here: a fixed probe keeps the 1 s ping timeout out of the generation figure.
     evidence.probe = lambda *a, **k: Probe(broker_ms=0.3, database_ms=0.5, workers=("w1", "w2"), expected_workers=2)

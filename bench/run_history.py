@@ -25,7 +25,7 @@ GOAL = "< 200 ms p95"
 
 def seed(engine: Any, runs: int, seed_value: int = 7) -> datetime:
     """`runs` runs over the last 30 days (statuses, keys, modes and inputs mixed); the newest run's time."""
-    from worker.models.agents import AgentRun
+    from worker.agents.models import AgentRun
 
     rng = random.Random(seed_value)
     now = datetime.now(UTC)

@@ -34,7 +34,7 @@ BACKOFF_MAX_S = 60.0
 
 
 class Message(Protocol):
-    """What a channel sends: an alert's Notification, or an approval request (worker/approval_notify.py)."""
+    """What a channel sends: an alert's Notification, or an approval request (worker/agents/approval_notify.py)."""
 
     @property
     def type(self) -> str:

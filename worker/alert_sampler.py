@@ -153,8 +153,8 @@ def _prometheus_text() -> bytes:
 
 def _report_missing() -> float:
     from beat.schedule import missed_report_due
-    from worker import reporting
-    from worker.stores import reports as store
+    from worker.reports import service as reporting
+    from worker.reports import store
 
     ctx = reporting.context()
     now_local = datetime.now(UTC).astimezone(ctx.zone)
@@ -166,8 +166,8 @@ def _report_missing() -> float:
 def sample(config: AlertsConfig, redis_client: Any, app: Any, ping_timeout: float = 1.0) -> Sample:
     """One sample of everything the built-in rules read, plus every exported metric for the custom rules."""
     from worker import db
+    from worker.ledger.models import LedgerAlert
     from worker.models.core import DeadLetter
-    from worker.models.ledger import LedgerAlert
 
     now = time.time()
     out: Sample = {}

@@ -15,7 +15,7 @@ from celery.local import Proxy
 from worker import alerts, dead_letters, metrics, otel, patches, signals, telemetry, watchdog
 
 # Task modules: each package's thin adapters. Later packages add theirs here.
-TASK_MODULES = ["worker.tasks", "ledger.tasks", "agents.tasks", "beat.tasks"]
+TASK_MODULES = ["worker.tasks", "worker.ledger.tasks", "worker.agents.tasks", "worker.reports.tasks"]
 
 _app: Celery | None = None
 # Every task declared with `task()`: registered on the app when it is built (or at once if it is built already).

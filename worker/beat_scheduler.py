@@ -1,7 +1,7 @@
 """Beat with failover: RedBeat's Redis lock elects one active beat; the others wait to take over.
 
 The fleet's own entries come from config (celeryconfig.beat_schedule); users' entries from SQL
-(worker.stores.schedules), read again every loop so that adding, pausing or removing one needs no restart.
+(worker.reports.schedules), read again every loop so that adding, pausing or removing one needs no restart.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class FleetScheduler(RedBeatScheduler):  # type: ignore[misc]
 
     def _send_missed_report(self) -> None:
         """Only the beat holding the lock checks, once: today's report is sent (late) if the fleet missed it."""
-        from worker import reporting
+        from worker.reports import service as reporting
 
         try:
             day = reporting.missed_report_check()
@@ -57,7 +57,7 @@ class FleetScheduler(RedBeatScheduler):  # type: ignore[misc]
 
     def sync_user_schedules(self) -> None:
         """Make the Redis entries match the enabled SQL schedules; a database outage keeps the current ones."""
-        from worker.stores.schedules import as_crontab, enabled_specs
+        from worker.reports.schedules import as_crontab, enabled_specs
 
         try:
             specs = {USER_PREFIX + spec.name: spec for spec in enabled_specs()}

@@ -61,7 +61,7 @@ for _queue in QUEUES:  # exported at zero from the start: an alert on its rate n
     MESSAGES_RESTORED.labels(queue=_queue, reason="worker_lost")
 DB_DURATION = Histogram("fleet_db_query_duration_seconds", "SQL statement latency.", ["verb"], buckets=BUCKETS)
 
-# Agent workflow metrics, for the agents adapters (agents/tasks.py).
+# Agent workflow metrics, for the agents adapters (worker/agents/tasks.py).
 AGENT_REQUESTS = Counter("agent_requests", "Workflow requests by mode and final status.", ["mode", "status"])
 AGENT_TOOL_CALLS = Counter("agent_tool_calls", "Tool calls by tool and outcome.", ["tool", "status"])
 AGENT_STAGE_DURATION = Histogram(
@@ -69,7 +69,7 @@ AGENT_STAGE_DURATION = Histogram(
 )
 AGENT_TOKENS = Counter("agent_tokens_used", "Tokens used by stage and kind (prompt, completion).", ["stage", "kind"])
 
-# Ledger quick-run metrics, for the ledger runtime (worker/ledger_service.py).
+# Ledger quick-run metrics, for the ledger runtime (worker/ledger/service.py).
 LEDGER_EVENTS = Counter("ledger_events", "Ledger events processed, by status and deciding code.", ["status", "code"])
 LEDGER_QUICK_RUN_SECONDS = Histogram(
     "ledger_quick_run_duration_seconds",
@@ -134,8 +134,8 @@ def _breakers() -> GaugeMetricFamily:
     from redis.exceptions import RedisError
 
     from agents.breaker import STATUS_VALUE
-    from worker.stores.agent_ports import agents_config
-    from worker.stores.breakers import statuses
+    from worker.agents.breakers import statuses
+    from worker.agents.ports import agents_config
 
     gauge = GaugeMetricFamily(
         "agent_provider_breaker_state",
@@ -176,8 +176,8 @@ def _key_usage() -> Iterator[GaugeMetricFamily]:
     """Each API key's model tokens and cost today (UTC), summed from the stored stages at scrape time."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    from worker.agents.usage import spent_today
     from worker.errors import FleetError
-    from worker.stores.usage import spent_today
 
     tokens = GaugeMetricFamily("agent_key_tokens_today", "Model tokens spent today (UTC) by API key.", labels=["key"])
     cost = GaugeMetricFamily("agent_key_cost_today", "Model cost spent today (UTC) by API key.", labels=["key"])

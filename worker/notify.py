@@ -11,8 +11,8 @@ import httpx
 
 from beat.config import NotificationsConfig, notifications_config
 from beat.errors import NotificationFailed, ReportNotFound
+from worker.reports import store
 from worker.settings import get_settings
-from worker.stores import reports as store
 
 log = logging.getLogger("fleet.reports")
 # Slack cuts messages near 40k characters; the report file has the rest.

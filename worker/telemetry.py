@@ -2,7 +2,7 @@
 
 Each process adds to an in-memory table keyed by (minute, kind, name, group); a daemon thread flushes
 it every few seconds (or every N operations) as HINCRBY/HINCRBYFLOAT on one Redis hash per minute, in
-one pipeline round trip. `reports.collect_metrics` moves the hashes into SQL (`worker/stores/reports.py`).
+one pipeline round trip. `reports.collect_metrics` moves the hashes into SQL (`worker/reports/store.py`).
 """
 
 from __future__ import annotations

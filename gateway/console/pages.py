@@ -21,8 +21,8 @@ from gateway.services import agents as agent_service
 from gateway.services import approvals, dead_letters, failed_tasks, history, ledger_lookup, runs
 from gateway.services import reports as report_service
 from gateway.services.errors import OperationError
+from worker.agents.ports import stream_key
 from worker.redis_client import get_redis
-from worker.stores.agent_ports import stream_key
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 Text = Annotated[str, Query(max_length=200)]

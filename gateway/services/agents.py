@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
-from agents import actions, canvas
+from agents import actions
 from agents import replay as replays
 from agents.errors import (
     AgentError,
@@ -32,8 +32,9 @@ from agents.snapshot import diff
 from agents.tools import ToolContext
 from gateway.keys import SCOPES
 from worker import otel
+from worker.agents import canvas
+from worker.agents.ports import TERMINAL_EVENT, build_ports, start_run
 from worker.application import get_app
-from worker.stores.agent_ports import TERMINAL_EVENT, build_ports, start_run
 
 log = logging.getLogger("fleet.agents")
 
@@ -99,7 +100,7 @@ def submit(
 
 def _own_conversation(conversation_id: str, owner: str) -> None:
     """A key adds turns only to its own conversations (a turn sees the earlier ones): 404 for another's."""
-    from worker.stores import conversations
+    from worker.agents import conversations
 
     if conversations.get(conversation_id)["owner"] != owner:
         raise ConversationNotFound(f"no conversation {conversation_id}")
@@ -108,7 +109,7 @@ def _own_conversation(conversation_id: str, owner: str) -> None:
 def _admitted(request: WorkflowRequest, owner: str, budgets: Any) -> WorkflowRequest:
     """The request as admission leaves it for the key's budget; BudgetExceeded when it is refused."""
     from agents.gatekeeper import admit
-    from worker.stores.usage import spending
+    from worker.agents.usage import spending
 
     if budgets.for_key(owner) is None:
         return request
@@ -122,7 +123,7 @@ def key_spending(key_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Each key's model spending today (UTC) against its budget (`agent keys list`)."""
     from agents.budgets import Spending
     from agents.models import Usage
-    from worker.stores.usage import spent_today
+    from worker.agents.usage import spent_today
 
     budgets = build_ports().config.budgets
     spent = spent_today(key_ids)

@@ -15,8 +15,8 @@ from gateway.keys import ANONYMOUS, Principal
 from gateway.services import agents as agent_service
 from gateway.services.errors import PlanChanged, SelfApproval
 from worker import audit
+from worker.agents.ports import build_ports
 from worker.db import session_scope
-from worker.stores.agent_ports import build_ports
 
 LEDGER_TOOL = "ledger.quick_run"
 
@@ -33,7 +33,7 @@ def ledger_preview(record: RunRecord) -> list[dict[str, Any]]:
     if not subtasks:
         return []
     from ledger.quickrun import preview
-    from worker.ledger_service import ledger_config, ledger_store
+    from worker.ledger.service import ledger_config, ledger_store
 
     # The ledger's own settings and store, as its worker builds them, without loading its tasks.
     config, store = ledger_config(), ledger_store()

@@ -10,9 +10,9 @@ from agents.conversation import turn_of
 from agents.errors import ConversationNotFound
 from agents.models import WorkflowRequest
 from gateway.services import agents as runs
-from worker.stores import conversations as store
-from worker.stores.agent_ports import build_ports
-from worker.stores.agents import SqlRunStore
+from worker.agents import conversations as store
+from worker.agents.ports import build_ports
+from worker.agents.store import SqlRunStore
 
 # The most turns a conversation's read returns (the newest); its runs' own records hold everything.
 MAX_TURNS = 200

@@ -36,8 +36,8 @@ def fleet_status(timeout: float = 1.0) -> dict[str, Any]:
     if report["database"]["ok"]:
         report["dead_letters"] = recent(hours=24)
     if report["broker"]["ok"]:
-        from worker.stores.agent_ports import agents_config
-        from worker.stores.breakers import statuses
+        from worker.agents.breakers import statuses
+        from worker.agents.ports import agents_config
 
         report["model_endpoints"] = statuses(agents_config().breaker)
 

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import select
 
 from worker.db import get_engine
-from worker.models.ledger import LedgerAlert
-from worker.models.reports import StatusReport
+from worker.ledger.models import LedgerAlert
+from worker.reports.models import StatusReport
 
 REPORTS, ALERTS = StatusReport.__table__, LedgerAlert.__table__
 

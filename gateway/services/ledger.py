@@ -20,7 +20,7 @@ from ledger.config import LedgerConfig, load_config
 from ledger.versions import VersionStats, compare
 from worker import logging as fleet_logging
 from worker.db import get_engine
-from worker.models.ledger import LedgerEventRecord, LedgerSnapshot, LedgerVersionCount
+from worker.ledger.models import LedgerEventRecord, LedgerSnapshot, LedgerVersionCount
 from worker.settings import get_settings
 
 EVENTS = LedgerEventRecord.__table__

@@ -11,7 +11,7 @@ from sqlalchemy import func, or_, select
 from gateway.services.errors import AccountNotFound
 from gateway.services.runs import utc
 from worker.db import get_engine
-from worker.models.ledger import LedgerAccount, LedgerEventRecord, LedgerSnapshot
+from worker.ledger.models import LedgerAccount, LedgerEventRecord, LedgerSnapshot
 
 EVENTS, SNAPSHOTS, ACCOUNTS = LedgerEventRecord.__table__, LedgerSnapshot.__table__, LedgerAccount.__table__
 

@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 from beat.errors import ReportNotFound
 from beat.html import report_html
 from beat.schedule import check_report_date
-from worker import reporting
+from worker.reports import service as reporting
+from worker.reports import store
 from worker.settings import get_settings
-from worker.stores import reports as store
 
 
 def check_date(day: date) -> date:

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents import canvas
 from agents.models import RunRecord, WorkflowRequest
 from agents.runner import plan_of
 from gateway.services import agents as agent_service
 from gateway.services.errors import NotResumable
 from worker import audit
+from worker.agents import canvas
+from worker.agents.ports import build_ports
 from worker.application import get_app
 from worker.db import session_scope
-from worker.stores.agent_ports import build_ports
 
 # Stages a failed run may resume from, and the status it takes to do so (the canvas sends what follows it).
 RESUME_STATUS = {"analyze": "pending", "gate": "pending", "execute": "gated", "verify": "verifying"}

@@ -15,8 +15,8 @@ from agents.errors import InvalidTransition
 from agents.models import TERMINAL_STATUSES
 from gateway.services import agents as agent_service
 from gateway.services.errors import CountChanged, InvalidCursor
+from worker.agents.models import AgentRun
 from worker.db import get_engine
-from worker.models.agents import AgentRun
 
 RUNS = AgentRun.__table__
 # The most runs one bulk cancel acts on: a larger match is narrowed by its filter first.

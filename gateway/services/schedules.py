@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from beat.user_schedules import ScheduleSpec
+from worker.reports import schedules as store
 from worker.settings import get_settings
-from worker.stores import schedules as store
 
 
 def list_all() -> dict[str, Any]:

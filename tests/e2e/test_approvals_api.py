@@ -16,8 +16,8 @@ from tests.e2e.conftest import ApiServer
 from tests.e2e.test_api_security import bearer, create_key, revoke
 from tests.ledger_cases import event, ts
 from tests.support import wait_for
+from worker.agents.models import AgentStage
 from worker.db import session_scope
-from worker.models.agents import AgentStage
 from worker.models.core import AuditEvent
 
 pytestmark = pytest.mark.e2e

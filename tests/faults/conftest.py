@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import pytest
 
 from tests.support import PostgresServer
+from worker.agents.ports import build_ports
 from worker.db import get_engine
 from worker.settings import get_settings
-from worker.stores.agent_ports import build_ports
 
 
 @dataclass

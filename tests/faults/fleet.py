@@ -59,7 +59,7 @@ def segments(stream: list[dict[str, Any]], size: int, mixed_every: int = 2) -> l
 def stored_statuses(database_url: str, prefix: str) -> dict[str, str]:
     """Event id -> stored status of every ledger result whose id starts with the prefix."""
     from worker.db import get_engine
-    from worker.models.ledger import LedgerEventRecord
+    from worker.ledger.models import LedgerEventRecord
 
     table = LedgerEventRecord.__table__
     with get_engine(database_url).connect() as connection:
@@ -70,7 +70,7 @@ def stored_statuses(database_url: str, prefix: str) -> dict[str, str]:
 def stored_balances(database_url: str, prefix: str) -> dict[str, Decimal]:
     """Account -> shadow balance of every account whose name starts with the prefix."""
     from worker.db import get_engine
-    from worker.models.ledger import LedgerAccount
+    from worker.ledger.models import LedgerAccount
 
     table = LedgerAccount.__table__
     with get_engine(database_url).connect() as connection:

@@ -26,7 +26,7 @@ def test_a_ten_megabyte_event_is_rejected_as_too_large_and_the_worker_keeps_cons
 
     # Then it is rejected as too large, the rejection is stored, and the worker still answers
     from worker.db import get_engine
-    from worker.models.ledger import LedgerEventRecord
+    from worker.ledger.models import LedgerEventRecord
 
     table = LedgerEventRecord.__table__
     with get_engine(database_url).connect() as connection:

@@ -130,7 +130,7 @@ def test_failures_counted_at_once_by_many_callers_are_all_kept(redis_server) -> 
     import redis as redis_client
 
     from agents.breaker import BreakerSettings
-    from worker.stores.breakers import breaker
+    from worker.agents.breakers import breaker
 
     client = redis_client.Redis.from_url(redis_server.url, decode_responses=True)
     shared = breaker(BreakerSettings(failures=1000, window_s=600, reset_s=60), client)

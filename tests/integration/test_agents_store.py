@@ -10,8 +10,8 @@ import pytest
 from agents.errors import RunNotFound
 from agents.models import Plan, StageOutput, Subtask, SubtaskResult, WorkflowRequest
 from agents.ports import SubtaskState
+from worker.agents.store import SqlRunStore
 from worker.db import make_engine
-from worker.stores.agents import SqlRunStore
 
 pytestmark = pytest.mark.integration
 
@@ -79,7 +79,7 @@ def url(request: pytest.FixtureRequest) -> str:
 
 def test_the_sql_tool_connection_reads_but_cannot_write_even_past_the_parser(url: str) -> None:
     from agents.errors import ToolError
-    from worker.stores.agent_ports import ReadOnlySql
+    from worker.agents.ports import ReadOnlySql
 
     runner = ReadOnlySql(url)
     try:
@@ -94,7 +94,7 @@ def test_the_sql_tool_connection_refuses_a_table_outside_the_allow_list_even_pas
     database_url: str,
 ) -> None:
     from agents.errors import ToolError
-    from worker.stores.agent_ports import ReadOnlySql
+    from worker.agents.ports import ReadOnlySql
 
     runner = ReadOnlySql(database_url, tables=("agent_runs",))
     try:
@@ -113,7 +113,7 @@ def test_the_sql_tool_connection_refuses_a_table_outside_the_allow_list_even_pas
 def test_a_string_grown_by_concatenation_stops_at_the_size_limit_not_at_the_timeout(database_url: str) -> None:
     from agents.errors import ToolError
     from agents.tools.sql import check_select
-    from worker.stores.agent_ports import ReadOnlySql
+    from worker.agents.ports import ReadOnlySql
 
     # Given CTEs that each repeat the string before eight times (16 bytes to 32 MB in seven steps): the parser
     # accepts them, there is no recursion
@@ -137,7 +137,7 @@ def test_a_string_grown_by_concatenation_stops_at_the_size_limit_not_at_the_time
 
 def test_a_result_larger_than_the_limit_is_refused_not_returned(url: str) -> None:
     from agents.errors import ToolError
-    from worker.stores.agent_ports import ReadOnlySql
+    from worker.agents.ports import ReadOnlySql
 
     runner = ReadOnlySql(url, max_bytes=2_000)
 

@@ -15,10 +15,10 @@ from agents.memory import MemoryEvents
 from agents.models import WorkflowRequest
 from agents.profiles import LocalProfile
 from agents.tools import default_registry
+from worker.agents.store import SqlRunStore
 from worker.db import make_engine
 from worker.migrate import upgrade
 from worker.models.core import AuditEvent
-from worker.stores.agents import SqlRunStore
 
 pytestmark = pytest.mark.integration
 

@@ -20,13 +20,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, insert, null, select, text
 
+from worker.agents.models import AgentRun
 from worker.backup import BackupInvalid, SchemaMismatch, backup, restore
 from worker.db import make_engine
+from worker.ledger.models import LedgerAccount
 from worker.migrate import upgrade
-from worker.models.agents import AgentRun
 from worker.models.core import AuditEvent, DeadLetter
-from worker.models.ledger import LedgerAccount
-from worker.models.reports import StatusReport
+from worker.reports.models import StatusReport
 
 pytestmark = pytest.mark.integration
 

@@ -34,7 +34,7 @@ def _agent(env: dict[str, str], *args: str) -> Any:
 
 def _balances(url: str) -> dict[str, tuple[str, int, bool]]:
     from worker.db import make_engine
-    from worker.models.ledger import LedgerAccount
+    from worker.ledger.models import LedgerAccount
 
     engine = make_engine(url)
     try:

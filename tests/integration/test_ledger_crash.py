@@ -23,7 +23,7 @@ EVENTS = 20_000
 
 def _count(database_url: str, prefix: str) -> int:
     from worker.db import get_engine
-    from worker.models.ledger import LedgerEventRecord
+    from worker.ledger.models import LedgerEventRecord
 
     table = LedgerEventRecord.__table__
     with get_engine(database_url).connect() as connection:
@@ -33,7 +33,7 @@ def _count(database_url: str, prefix: str) -> int:
 
 def _balances(database_url: str, prefix: str) -> dict[str, Decimal]:
     from worker.db import get_engine
-    from worker.models.ledger import LedgerAccount
+    from worker.ledger.models import LedgerAccount
 
     table = LedgerAccount.__table__
     with get_engine(database_url).connect() as connection:

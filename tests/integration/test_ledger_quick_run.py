@@ -22,7 +22,7 @@ def _send(app: Any, event: Any, priority: int = 5, queue: str = "ledger") -> Any
 
 def _stored(database_url: str, event_id: str) -> Any:
     from worker.db import get_engine
-    from worker.models.ledger import LedgerEventRecord
+    from worker.ledger.models import LedgerEventRecord
 
     with get_engine(database_url).connect() as connection:
         table = LedgerEventRecord.__table__

@@ -26,7 +26,7 @@ def store_url(request: pytest.FixtureRequest, database_url: str) -> str:
 
 
 def test_every_code_round_trips_through_the_store(store_url: str) -> None:
-    from worker.stores.ledger import SqlLedgerStore
+    from worker.ledger.store import SqlLedgerStore
 
     # Given the setup stream applied in one batch
     prefix = f"st{uuid.uuid4().hex[:6]}"
@@ -51,7 +51,7 @@ def _transfer(prefix: str, name: str, amount: str, at: float = 100) -> dict[str,
 
 
 def test_concurrent_delivery_of_one_event_applies_it_once(store_url: str) -> None:
-    from worker.stores.ledger import SqlLedgerStore
+    from worker.ledger.store import SqlLedgerStore
 
     prefix = f"cc{uuid.uuid4().hex[:6]}"
     run(setup(prefix), SqlLedgerStore(store_url), LedgerConfig(), NOW)
@@ -78,7 +78,7 @@ def test_a_minute_whose_rejection_rate_jumps_raises_one_alert(database_url: str)
     from sqlalchemy import text
 
     from worker.db import get_engine
-    from worker.stores.ledger import SqlLedgerStore
+    from worker.ledger.store import SqlLedgerStore
 
     # Given forty quiet minutes and then a minute where most events were rejected (in 2020, apart from other tests)
     year = 2020 + uuid.uuid4().int % 1000
@@ -111,7 +111,7 @@ def test_snapshots_older_than_the_retention_are_purged_and_results_kept(database
 
     from ledger.events import decode
     from worker.db import get_engine
-    from worker.stores.ledger import SqlLedgerStore
+    from worker.ledger.store import SqlLedgerStore
 
     # Given a snapshot written three days ago, with a retention of two days
     body = f"not json {uuid.uuid4().hex}"
@@ -128,7 +128,7 @@ def test_snapshots_older_than_the_retention_are_purged_and_results_kept(database
 
 
 def test_a_config_change_is_stored_and_applies_to_later_chunks(store_url: str) -> None:
-    from worker.stores.ledger import SqlLedgerStore
+    from worker.ledger.store import SqlLedgerStore
 
     # Given accounts, and an accepted change of the amount limit to 5 (its own chunk)
     prefix = f"cf{uuid.uuid4().hex[:6]}"
@@ -164,7 +164,7 @@ def test_a_config_change_is_stored_and_applies_to_later_chunks(store_url: str) -
 
 
 def test_a_timestamp_with_an_offset_is_stored_as_the_same_instant(store_url: str) -> None:
-    from worker.stores.ledger import SqlLedgerStore
+    from worker.ledger.store import SqlLedgerStore
 
     # Given an account opened at 12:00+02:00 (10:00 UTC), in its own transaction
     prefix = f"tz{uuid.uuid4().hex[:6]}"
@@ -207,7 +207,7 @@ def _chunk_spending(prefix: str, amount: str) -> list[dict[str, Any]]:
 
 
 def test_a_chunk_validated_while_another_writer_commits_is_validated_again(store_url: str) -> None:
-    from worker.stores.ledger import SqlLedgerStore
+    from worker.ledger.store import SqlLedgerStore
 
     # Given account a at EUR 490 with an overdraft of 100, and a chunk that moves 500 out of it
     prefix = f"il{uuid.uuid4().hex[:6]}"
@@ -249,8 +249,8 @@ def _break(store_url: str, tx: Any) -> None:
 def test_a_connection_failing_mid_transaction_is_retried_and_the_store_goes_on(store_url: str) -> None:
     from sqlalchemy.exc import OperationalError
 
-    from ledger.tasks import quick_run
-    from worker.stores.ledger import INSERT_TRANSACTION, SqlLedgerStore
+    from worker.ledger.store import INSERT_TRANSACTION, SqlLedgerStore
+    from worker.ledger.tasks import quick_run
 
     # Given a write transaction whose connection fails before its first write
     prefix = f"cf{uuid.uuid4().hex[:6]}"

@@ -47,7 +47,7 @@ def _opening(prefix: str, name: str) -> dict[str, Any]:
 
 def _stored(url: str, event_id: str) -> Any:
     from worker.db import get_engine
-    from worker.models.ledger import LedgerEventRecord
+    from worker.ledger.models import LedgerEventRecord
 
     table = LedgerEventRecord.__table__
     with get_engine(url).connect() as connection:
@@ -57,7 +57,7 @@ def _stored(url: str, event_id: str) -> Any:
 def test_a_batch_with_unstorable_text_in_the_sql_store_rejects_those_events_and_applies_the_others(
     store_url: str,
 ) -> None:
-    from worker.stores.ledger import SqlLedgerStore
+    from worker.ledger.store import SqlLedgerStore
 
     store = SqlLedgerStore(store_url)
 

@@ -109,7 +109,7 @@ def _forget_report(day: str) -> None:
     from sqlalchemy import delete
 
     from worker.db import session_scope
-    from worker.models.reports import Alert, StatusReport
+    from worker.reports.models import Alert, StatusReport
 
     with session_scope() as session:
         session.execute(delete(Alert).where(Alert.report_date == datetime.fromisoformat(day).date()))
@@ -120,7 +120,7 @@ def _reports_of(day: str) -> list:
     from sqlalchemy import select
 
     from worker.db import session_scope
-    from worker.models.reports import StatusReport
+    from worker.reports.models import StatusReport
 
     with session_scope() as session:
         return list(
@@ -176,7 +176,7 @@ def test_two_real_beats_started_after_a_missed_report_time_make_one_late_report(
     today = datetime.now(UTC).date().isoformat()
     _forget_report(today)
     from beat.aggregates import HostSample
-    from worker.stores import reports as store
+    from worker.reports import store
 
     yesterday = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(days=1)
     store.save_host_sample(HostSample(minute=yesterday))

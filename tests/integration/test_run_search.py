@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.services.runs import RunFilter, search
+from worker.agents.models import AgentRun
 from worker.db import session_scope
-from worker.models.agents import AgentRun
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from celery.canvas import Signature, _chain, _chord
 
-from agents import canvas
+from worker.agents import canvas
 
 
 def test_the_pipeline_chains_the_four_stages_each_with_a_task_id_of_its_own() -> None:

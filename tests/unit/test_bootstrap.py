@@ -61,8 +61,8 @@ FIND_APP = """
 from celery.app.utils import find_app
 app = find_app("worker")  # what `celery -A worker ...` does
 again = find_app("worker")
-import agents.tasks, beat.tasks, ledger.tasks, worker.tasks
-found = {"same": app is again, "main": app.main, "task": ledger.tasks.quick_run.app is app}
+import worker.agents.tasks, worker.reports.tasks, worker.ledger.tasks, worker.tasks
+found = {"same": app is again, "main": app.main, "task": worker.ledger.tasks.quick_run.app is app}
 print(json.dumps({**installed(), **found, "matplotlib": "matplotlib" in sys.modules}))
 """
 

@@ -26,10 +26,11 @@ from gateway.problems import ApiProblem
 from gateway.services.health import Component, SharedProbe
 from gateway.services.keys import KeyCache
 from gateway.waits import WaitSlots
-from worker import evidence, telemetry
+from worker import telemetry
+from worker.agents.ports import stream_key
 from worker.constants import PRIORITY_SEP, PRIORITY_STEPS, QUEUES, REDIS_KEY_PREFIX
 from worker.errors import SettingsError
-from worker.stores.agent_ports import stream_key
+from worker.reports import evidence
 
 # Keys Celery and kombu write on the broker themselves: a queue must never be named like one of them either.
 CELERY_KEYS = re.compile(r"^(unacked|unacked_index|unacked_mutex|_kombu\..*|celery-task(set)?-meta-.*|celery)$")

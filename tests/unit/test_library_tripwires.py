@@ -46,7 +46,7 @@ FLOWER = "worker/flower_auth.py (Flower's /metrics route replaced)"
 CONSUMER = "worker/task_events.py FleetConsumer (Celery's task-event flush batched)"
 BACKEND = "worker/backend.py (Celery's Redis result backend, stored in one script call)"
 WATCHDOG = "worker/watchdog.py (Celery's worker state read and told to stop)"
-CANVAS = "agents/canvas.py and agents/tasks.py (Celery's canvas classes and task replacement)"
+CANVAS = "worker/agents/canvas.py and worker/agents/tasks.py (Celery's canvas classes and task replacement)"
 LOGGING = "worker/logging.py (Celery's per-task lines silenced by logger name, their `data` field dropped)"
 
 # (owner, attribute, the signature written against, the patch that relies on it)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from worker.agents.models import AgentRun, AgentStage
 from worker.db import make_engine, session_scope
+from worker.ledger.models import LedgerAlert, LedgerEventRecord
 from worker.migrate import upgrade
-from worker.models.agents import AgentRun, AgentStage
-from worker.models.ledger import LedgerAlert, LedgerEventRecord
-from worker.stores.reports import agent_figures, ledger_figures
+from worker.reports.store import agent_figures, ledger_figures
 
 START, END = datetime(2026, 11, 20, 10, tzinfo=UTC), datetime(2026, 11, 21, 10, tzinfo=UTC)
 INSIDE, OUTSIDE = datetime(2026, 11, 21, 9, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)

@@ -6,9 +6,9 @@ import pytest
 from celery.utils.time import get_exponential_backoff_interval
 from sqlalchemy.exc import OperationalError
 
-import agents.tasks  # noqa: F401  (registers the tasks)
-import beat.tasks  # noqa: F401
-import ledger.tasks  # noqa: F401
+import worker.agents.tasks
+import worker.ledger.tasks
+import worker.reports.tasks  # noqa: F401
 from worker.application import app
 
 TASKS = [

@@ -14,7 +14,7 @@ from beat.errors import ScheduleInvalid
 from beat.user_schedules import ScheduleSpec, check_target, cron_fields
 from tests.support import ROOT
 from worker.constants import QUEUES, TASK_NAMES
-from worker.stores.schedules import as_crontab
+from worker.reports.schedules import as_crontab
 
 CRON_CHARS = st.sampled_from([*"0123456789*/,-", "mon", "jan", "L", "?", "#", "99", "60", "-1"])
 CRON_FIELD = st.lists(CRON_CHARS, min_size=1, max_size=6).map("".join)

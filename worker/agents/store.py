@@ -33,8 +33,8 @@ from agents.models import TERMINAL_STATUSES, Plan, RunRecord, StageOutput, Subta
 from agents.ports import SubtaskState
 from agents.snapshot import snapshot_id_of
 from worker import audit
+from worker.agents.models import AgentIdempotencyKey, AgentRun, AgentSnapshot, AgentStage, AgentSubtaskResult, AgentTask
 from worker.db import get_engine, session_scope
-from worker.models.agents import AgentIdempotencyKey, AgentRun, AgentSnapshot, AgentStage, AgentSubtaskResult, AgentTask
 from worker.models.core import AuditEvent
 
 AUDITED = TERMINAL_STATUSES | {"awaiting_approval"}

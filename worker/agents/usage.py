@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 
 from agents.budgets import BudgetsConfig, Spending
 from agents.models import Usage
+from worker.agents.models import AgentRun, AgentStage
 from worker.db import session_scope
-from worker.models.agents import AgentRun, AgentStage
 
 
 def day_start(now: datetime | None = None) -> datetime:

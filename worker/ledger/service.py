@@ -14,10 +14,10 @@ from typing import Any
 from ledger.config import LedgerConfig, load_config
 from ledger.quickrun import run
 from worker import otel
+from worker.ledger.store import SqlLedgerStore
 from worker.masking import mask_identifier
 from worker.metrics import LEDGER_EVENTS, LEDGER_QUICK_RUN_SECONDS
 from worker.settings import get_settings
-from worker.stores.ledger import SqlLedgerStore
 
 log = logging.getLogger("fleet.ledger")
 

@@ -10,8 +10,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
 
 from beat.errors import NotificationFailed
-from worker import notify, reporting
+from worker import notify
 from worker.application import task
+from worker.reports import service as reporting
 
 log = logging.getLogger("fleet.reports")
 

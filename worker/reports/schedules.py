@@ -13,7 +13,7 @@ from beat.user_schedules import ScheduleSpec, check_target, cron_fields
 from worker.constants import QUEUES, TASK_NAMES
 from worker.db import session_scope
 from worker.models.core import utcnow
-from worker.models.reports import UserSchedule
+from worker.reports.models import UserSchedule
 
 
 def _record(row: UserSchedule, timezone: str) -> dict[str, Any]:

@@ -10,14 +10,15 @@ from celery.exceptions import SoftTimeLimitExceeded
 from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 
-from agents import canvas, runner, subtask
+from agents import runner, subtask
 from agents.errors import AgentError, RequestInvalid, SubtaskRefused, ToolTransientError
 from agents.models import TERMINAL_STATUSES, WorkflowRequest
-from worker import approval_notify, otel
 from worker import logging as fleet_logging
+from worker import otel
+from worker.agents import approval_notify, canvas
+from worker.agents.ports import build_ports, start_run
 from worker.application import get_app, task
 from worker.metrics import AGENT_REQUESTS, AGENT_STAGE_DURATION, AGENT_TOKENS, AGENT_TOOL_CALLS
-from worker.stores.agent_ports import build_ports, start_run
 
 log = logging.getLogger("fleet.agents")
 

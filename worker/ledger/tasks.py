@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 
 from worker.application import task
-from worker.ledger_service import ledger_config, process
+from worker.ledger.service import ledger_config, process
 from worker.signals import correlation_of
 
 

@@ -30,12 +30,12 @@ from agents.profiles import Profile, make_profile
 from agents.runner import Ports
 from agents.tools import Registry, Tool, ToolContext, default_registry
 from agents.tools.sql import sqlite_authorizer
+from worker.agents import breakers
+from worker.agents.store import SqlRunStore
 from worker.constants import REDIS_KEY_PREFIX
 from worker.db import make_engine, normalise_url
 from worker.redis_client import get_redis
 from worker.settings import get_settings
-from worker.stores import breakers
-from worker.stores.agents import SqlRunStore
 
 log = logging.getLogger("fleet.agents")
 STREAM_MAXLEN = 1000
@@ -189,7 +189,7 @@ class LedgerAdapter:
 
     def quick_run(self, event_body: dict[str, Any]) -> dict[str, Any]:
         """The quick-run result of one event."""
-        from worker.ledger_service import process  # the ledger's runtime, loaded by the first ledger tool call
+        from worker.ledger.service import process  # the ledger's runtime, loaded by the first ledger tool call
 
         results = process([event_body], event_body.get("correlation_id"))
         return dict(results[0])

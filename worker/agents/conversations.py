@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from agents.errors import ConversationNotFound
 from worker import audit
+from worker.agents.models import AgentConversation
 from worker.db import session_scope
-from worker.models.agents import AgentConversation
 
 
 def _row(row: AgentConversation) -> dict[str, Any]:

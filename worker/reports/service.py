@@ -15,13 +15,12 @@ from beat.chart import render_chart
 from beat.config import ReportsConfig, reports_config
 from beat.report import Report, ReportInputs, build_briefing, build_report
 from beat.schedule import check_report_date, in_offline_window, is_late, missed_report_due, report_period
-from worker import evidence
 from worker.alerts import incidents_between
 from worker.application import get_app
 from worker.db import get_engine
 from worker.redis_client import get_redis
+from worker.reports import evidence, store
 from worker.settings import get_settings
-from worker.stores import reports as store
 from worker.telemetry import RECORDER, minute_of, muted, request_flush
 
 log = logging.getLogger("fleet.reports")

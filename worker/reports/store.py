@@ -14,11 +14,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from beat.aggregates import HostSample, MinuteAggregate
+from worker.agents.models import AgentRun, AgentStage
 from worker.db import session_scope
-from worker.models.agents import AgentRun, AgentStage
-from worker.models.ledger import LedgerAlert
-from worker.models.ledger import LedgerEventRecord as Event
-from worker.models.reports import Alert, HostMinute, MetricMinute, StatusReport
+from worker.ledger.models import LedgerAlert
+from worker.ledger.models import LedgerEventRecord as Event
+from worker.reports.models import Alert, HostMinute, MetricMinute, StatusReport
 from worker.telemetry import KEY_PREFIX, MINUTES_KEY, parse_hash
 
 log = logging.getLogger("fleet.reports")
