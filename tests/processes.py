@@ -92,6 +92,20 @@ class FleetProcess:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
 
+    def wait_exit(self, timeout: float) -> int:
+        """Its exit code once it exits; one that hangs past the timeout is killed and the test fails with its output.
+
+        SIGUSR1 first: a Celery worker writes every thread's stack to its output, which says where it hung.
+        """
+        assert self.process is not None
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGUSR1)
+            time.sleep(3)
+            self.kill()
+        raise AssertionError(f"{self.command[2:6]} did not exit within {timeout} s:\n{self.tail(200)}")
+
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM (a warm shutdown), then kill if it does not exit in time."""
         if self.process is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 from typing import Any
@@ -12,6 +13,30 @@ from typing import Any
 WRITE_INTERVAL_S = 0.02
 # What `stop()` queues: everything before it is written, then the thread ends.
 _STOP = object()
+# Held by a writer thread while it writes a record (re-entrantly: a handler may flush), and by a fork while it
+# happens: a forked child (a pool process) never inherits a stream lock held by a writer, held there for good.
+# The fork waits at most FORK_WAIT_S (a writer blocked on a full stderr pipe must not stop the pool forking).
+FORK_WAIT_S = 5.0
+_writing = threading.RLock()
+_fork_waited = False
+
+
+def _before_fork() -> None:
+    global _fork_waited
+    _fork_waited = _writing.acquire(timeout=FORK_WAIT_S)
+
+
+def _after_fork_in_parent() -> None:
+    if _fork_waited:
+        _writing.release()
+
+
+def _after_fork_in_child() -> None:
+    global _writing
+    _writing = threading.RLock()
+
+
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)
 
 
 class Listener:
@@ -24,6 +49,7 @@ class Listener:
 
     def __init__(self, records: queue.SimpleQueue[Any], handlers: list[logging.Handler]) -> None:
         self.records, self.handlers = records, handlers
+        self.pid = os.getpid()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fleet-log-writer", daemon=True)
 
@@ -44,8 +70,9 @@ class Listener:
         if isinstance(item, threading.Event):
             item.set()  # a flush marker: everything queued before it is written
         else:
-            for handler in self.handlers:
-                handler.handle(item)
+            with _writing:
+                for handler in self.handlers:
+                    handler.handle(item)
         return True
 
     def _write_queued(self) -> bool:
@@ -57,8 +84,15 @@ class Listener:
             if not self._write(item):
                 return False
 
+    @property
+    def inherited(self) -> bool:
+        """True in a process forked from the one that started it: its queue and handlers are the parent's."""
+        return self.pid != os.getpid()
+
     def drain(self, timeout: float = 5.0) -> None:
         """Write every queued record now (by the writer thread when it runs, so lines keep their order)."""
+        if self.inherited:
+            return  # what it holds was queued by the parent, whose own thread writes it
         if not self._thread.is_alive() or threading.current_thread() is self._thread:
             self._write_queued()  # no writer thread here, or this is it (a handler flushing): write in place
             return
@@ -67,11 +101,9 @@ class Listener:
         written.wait(timeout)
 
     def stop(self) -> None:
-        """Write what is queued and stop the thread.
-
-        In a forked process the thread is not running: what the queue holds there was queued by the parent,
-        whose own thread writes it.
-        """
+        """Write what is queued and stop the thread (nothing in a forked process: see `inherited`)."""
+        if self.inherited:
+            return
         self._stopping.set()
         if self._thread.is_alive():
             self.records.put(_STOP)

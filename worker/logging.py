@@ -27,6 +27,9 @@ from worker.settings import get_settings
 __all__ = ["bind", "bound", "clear", "configure", "configure_process", "configured", "current", "flush", "stop"]
 
 _listener: Listener | None = None
+# A forked process's listener from its parent, never closed there: the parent's queued lines are the parent's
+# to write, and a fork that could not wait for the writer may have left a stream lock held (log_writer).
+_inherited: list[Listener] = []
 # Celery's per-task INFO lines ("received", "succeeded in") print arguments and return values in clear
 # (account ids, amounts) and cost a line per task: the fleet logs its own structured line instead. These
 # loggers are set to WARNING, so Celery does not even build those records: it reads the level once, when the
@@ -120,6 +123,9 @@ def stop() -> None:
     global _listener
     if _listener is not None:
         listener, _listener = _listener, None
-        listener.stop()
-        for handler in listener.handlers:
-            handler.close()
+        if listener.inherited:
+            _inherited.append(listener)
+        else:
+            listener.stop()
+            for handler in listener.handlers:
+                handler.close()

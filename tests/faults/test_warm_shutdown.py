@@ -47,8 +47,7 @@ def test_a_warm_shutdown_mid_batch_finishes_what_runs_and_requeues_the_rest(
 
     running = wait_for(half_written, timeout=60, interval=0.02, what="a batch half written")
     first.signal(signal.SIGTERM)
-    assert first.process is not None
-    exit_code = first.process.wait(60)
+    exit_code = first.wait_exit(60)
     done_by_first = sum(len(stored_statuses(database_url, p)) for p in [*streams, f"{prefix}o"])
     requeued = broker_holds(celery_app, queue)
 

@@ -7,6 +7,7 @@ import enum
 import json
 import logging
 import queue
+import subprocess
 import sys
 import threading
 import uuid
@@ -16,6 +17,7 @@ from decimal import Decimal
 import pytest
 from pythonjsonlogger.json import JsonFormatter
 
+from tests.processes import ROOT
 from worker.errors import SettingsError
 from worker.log_format import json_formatter
 from worker.log_writer import WRITE_INTERVAL_S, Listener
@@ -200,3 +202,51 @@ def test_a_flush_from_a_handler_on_the_writer_thread_writes_in_place_without_wai
         assert sorted(written.messages) == ["after", "first", "flush"]
     finally:
         listener.stop()
+
+
+_FORKS = 30
+_FORKING = """
+import logging, os, signal, sys, threading
+from pathlib import Path
+from worker.logging import LogFiles, configure, flush
+
+logs = Path(sys.argv[1])
+configure("parent", logs, files=LogFiles(max_bytes=1_000_000, backup_count=1))
+log = logging.getLogger("fleet.test")
+line = "x" * 2000
+
+
+def chatter() -> None:
+    while True:
+        log.info(line)
+
+
+for _ in range(2):
+    threading.Thread(target=chatter, daemon=True).start()
+hung = 0
+for n in range(int(sys.argv[2])):
+    pid = os.fork()
+    if pid == 0:  # as a pool child does (worker_process_init, then os._exit); or a plain exit, with atexit
+        signal.alarm(5)
+        configure(f"child-{n}", logs)
+        logging.getLogger("fleet.test").info("child %d up", n)
+        flush()
+        os._exit(0) if n % 2 else sys.exit(0)
+    _, status = os.waitpid(pid, 0)
+    hung += os.WIFSIGNALED(status)
+print(hung)
+"""
+
+
+def test_a_process_forked_while_the_log_writer_writes_configures_its_own_logging_and_logs(tmp_path) -> None:
+    # Given a process whose writer thread is busy writing to its file when it forks (as a worker forks its pool)
+    # When each forked child configures its own logging, as a pool child does, and logs a line
+    # (its stderr, a flood of lines, is dropped; the files are read)
+    done = subprocess.run([sys.executable, "-c", _FORKING, str(tmp_path), str(_FORKS)], stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL, text=True, cwd=ROOT, timeout=600)  # fmt: skip
+    assert done.returncode == 0
+    # Then no child hung on a stream lock its parent's writer held at the fork, and each wrote its own line
+    assert done.stdout.split()[-1] == "0", f"children hung: {done.stdout}"
+    for n in range(_FORKS):
+        [record] = [json.loads(row) for row in (tmp_path / f"child-{n}.jsonl").read_text().splitlines()]
+        assert record["message"] == f"child {n} up"
