@@ -120,8 +120,16 @@ def child(day: str, end: str) -> None:
     from worker.reports import evidence
     from worker.reports import service as reporting
 
-    # Workers do not run here: a fixed probe keeps the 1 s ping timeout out of the generation figure.
+    # Workers do not run here: a fixed probe and worker count keep the 1 s ping timeouts (the probe's and the
+    # host sample's) out of the generation figure. matplotlib is imported first, as it was when the chart
+    # module imported it at load: the figure is the report's work, not the process's start.
     evidence.probe = lambda *a, **k: Probe(broker_ms=0.3, database_ms=0.5, workers=("w1", "w2"), expected_workers=2)
+    evidence.workers_online = lambda *a, **k: {"w1": [], "w2": []}
+    import matplotlib
+
+    matplotlib.use("Agg")  # as beat.chart does, before pyplot
+    import matplotlib.pyplot
+
     started = time.perf_counter()
     result = reporting.generate(date.fromisoformat(day), now=datetime.fromisoformat(end))
     seconds = time.perf_counter() - started
