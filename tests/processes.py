@@ -41,6 +41,24 @@ def wait_for(condition: Callable[[], Any], timeout: float = 30.0, interval: floa
         time.sleep(interval)
 
 
+def exit_or_fail(
+    process: subprocess.Popen[Any], timeout: float, what: str, output: Callable[[], str], kill: Callable[[], None]
+) -> int:
+    """The exit code once it exits; one that hangs past the timeout is killed and the test fails with its output.
+
+    SIGUSR1 first: a Celery worker writes every thread's stack to its output, which says where it hung.
+    """
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGUSR1)
+        try:
+            process.wait(3)
+        except subprocess.TimeoutExpired:
+            kill()
+    raise AssertionError(f"{what} did not exit within {timeout} s:\n{output()}")
+
+
 def documented_env(**settings: str) -> dict[str, str]:
     """PATH, HOME and the given settings as FLEET_* variables (`broker_url=...` -> FLEET_BROKER_URL), nothing else."""
     env = {name: os.environ[name] for name in ("PATH", "HOME") if name in os.environ}
@@ -93,18 +111,9 @@ class FleetProcess:
             self.process.wait(10)
 
     def wait_exit(self, timeout: float) -> int:
-        """Its exit code once it exits; one that hangs past the timeout is killed and the test fails with its output.
-
-        SIGUSR1 first: a Celery worker writes every thread's stack to its output, which says where it hung.
-        """
+        """Its exit code; one that hangs past the timeout fails the test with its threads and output (exit_or_fail)."""
         assert self.process is not None
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.signal(signal.SIGUSR1)
-            time.sleep(3)
-            self.kill()
-        raise AssertionError(f"{self.command[2:6]} did not exit within {timeout} s:\n{self.tail(200)}")
+        return exit_or_fail(self.process, timeout, " ".join(self.command[2:6]), lambda: self.tail(200), self.kill)
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM (a warm shutdown), then kill if it does not exit in time."""

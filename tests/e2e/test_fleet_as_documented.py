@@ -24,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.client import FleetHttpClient, make_app, submit_ledger_events
 from ledger.generate import generate
+from tests.processes import exit_or_fail
 from tests.support import ROOT, wait_for
 from tests.unit.test_deploy_files import deploy_metric_names
 from worker.redis_server import answers, free_port
@@ -164,23 +165,16 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
 
 
 def _stop_hand_worker(worker: subprocess.Popen[bytes], output: Path) -> None:
-    """SIGTERM, as a supervisor stops it; a worker that hangs is killed and the test fails with its output.
-
-    SIGUSR1 first: Celery writes every thread's stack to its output, which says where the shutdown hung.
-    """
+    """SIGTERM, as a supervisor stops it; a worker that hangs is killed and the test fails with its output."""
     worker.terminate()
-    try:
-        worker.wait(60)
-        return
-    except subprocess.TimeoutExpired:
-        worker.send_signal(signal.SIGUSR1)
-        try:
-            worker.wait(3)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(10)
-    tail = output.read_text(errors="replace")[-6000:]
-    raise AssertionError(f"the by-hand worker did not stop within 60 s of SIGTERM:\n{tail}")
+
+    def kill() -> None:
+        worker.kill()
+        worker.wait(10)
+
+    exit_or_fail(
+        worker, 60, "the by-hand worker, after SIGTERM,", lambda: output.read_text(errors="replace")[-6000:], kill
+    )
 
 
 def _answers(url: str) -> bool:
